@@ -1,0 +1,1 @@
+"""The `faceid-jobs` command line (installed as `faceid_jobs.cli`): thin wrappers over the library."""

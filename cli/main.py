@@ -1,0 +1,27 @@
+"""Root of the `faceid-jobs` command: builds the app from one module per command."""
+
+from __future__ import annotations
+
+import typer
+from faceid_jobs.cli import doctor, process, search
+
+app = typer.Typer(
+    name="faceid-jobs",
+    help="Find people in video archives by their faces.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    # Locals can hold keys and tokens: never print them in tracebacks.
+    pretty_exceptions_show_locals=False,
+)
+app.command("process")(process.process)
+app.command("search")(search.search)
+app.command("doctor")(doctor.doctor)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""`faceid-jobs process`: footage → faces → Parquet → index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from faceid_jobs.cli.common import (
+    ConfigOpt,
+    DeviceOpt,
+    JsonOpt,
+    StoreOpt,
+    WeightsOpt,
+    err,
+    exits_on_user_error,
+    out,
+    print_json,
+    settings_from,
+    setup_logging,
+)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from faceid_jobs.errors import ExitCode
+
+
+@exits_on_user_error
+def process(
+    sources: Annotated[list[str], typer.Argument(help="Video files, folders (searched recursively) or globs.",
+                                                 show_default=False)],
+    sample_fps: Annotated[float | None, typer.Option(
+        "--sample-fps", help="Frames per second to analyse; 0 = every frame [default: 4].",
+        show_default=False)] = None,
+    chunk_seconds: Annotated[float | None, typer.Option(
+        "--chunk-seconds", help="Seconds of video per chunk (unit of work and resume) [default: 30].",
+        show_default=False)] = None,
+    no_index: Annotated[bool, typer.Option("--no-index", help="Store faces but do not rebuild the index.")]
+    = False,
+    json_out: JsonOpt = False,
+    store: StoreOpt = None,
+    weights_dir: WeightsOpt = None,
+    device: DeviceOpt = None,
+    config: ConfigOpt = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output.")] = 0,
+) -> None:
+    """Detect, score and embed every face in the given videos, store them, and rebuild the index.
+
+    Re-running skips chunks already stored with the same models and settings.
+
+    Example: [bold]faceid-jobs process ~/footage --sample-fps 4[/bold]
+    """
+    setup_logging(verbose)
+    from faceid_jobs.models import load_models
+    from faceid_jobs.pipeline.process import process_sources
+    from faceid_jobs.storage import open_store
+
+    settings = settings_from(config, store=store, weights_dir=weights_dir, device=device,
+                             sample_fps=sample_fps, chunk_seconds=chunk_seconds)
+    models = load_models(settings)
+    target = open_store(settings.store)
+    show_progress = not json_out and err.is_terminal
+    with _RichObserver(enabled=show_progress) as observer:
+        summary = process_sources(list(sources), settings, target, models,
+                                  build=not no_index, observer=observer)
+    if json_out:
+        print_json(summary.to_json())
+    else:
+        _print_summary(summary, target.uri)
+        for failure in summary.failures:
+            err.print(f"[red]failed:[/red] {failure.error}", highlight=False, soft_wrap=True)
+    if summary.failures:
+        raise typer.Exit(int(ExitCode.FAILURES))
+
+
+def _print_summary(summary, store_uri: str) -> None:
+    table = Table(title="faceid-jobs process", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("videos", str(summary.videos))
+    table.add_row("chunks done / skipped / failed",
+                  f"{summary.chunks_done} / {summary.chunks_skipped} / {summary.chunks_failed}")
+    table.add_row("frames sampled", str(summary.frames_sampled))
+    table.add_row("faces found", str(summary.faces))
+    table.add_row("faces in store (these videos)", str(summary.faces_in_store))
+    table.add_row("indexed vectors", "-" if summary.indexed_vectors is None else str(summary.indexed_vectors))
+    table.add_row("video seconds / wall second", f"{summary.speed:.2f}")
+    table.add_row("wall time", f"{summary.wall_seconds:.1f} s")
+    table.add_row("store", store_uri)
+    out.print(table)
+
+
+class _RichObserver:
+    """Progress bars on stderr: overall frames and the current video."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}", justify="left"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=not enabled,
+            transient=False,
+        )
+        self.videos: TaskID | None = None
+        self.current: TaskID | None = None
+
+    def __enter__(self) -> _RichObserver:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def videos_found(self, count: int) -> None:
+        self.videos = self.progress.add_task("videos", total=count)
+
+    def video_started(self, plan) -> None:
+        name = Path(plan.uri).name
+        self.current = self.progress.add_task(f"  {name[:40]}", total=plan.info.frame_count)
+
+    def chunk_finished(self, plan, frames: int, result) -> None:
+        if self.current is not None:
+            self.progress.advance(self.current, frames)
+
+    def video_finished(self, uri: str) -> None:
+        if self.videos is not None:
+            self.progress.advance(self.videos)
+        if self.current is not None:
+            self.progress.remove_task(self.current)
+            self.current = None
+
+    def failure(self, failure) -> None:
+        if self.enabled:
+            self.progress.console.print(f"[yellow]skipping:[/yellow] {failure.error}",
+                                        highlight=False, soft_wrap=True)
+
+    def indexing(self) -> None:
+        if self.enabled:
+            self.progress.console.print("building index…")

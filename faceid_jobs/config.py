@@ -1,0 +1,211 @@
+"""Settings: defaults, TOML profiles, `FACEID_JOBS_<NAME>` env vars, then flags.
+
+Reading files and the environment happens in `load_settings` only; `Settings`
+itself is a plain frozen dataclass that the pipeline passes around.
+Precedence, lowest first: built-in defaults < TOML file (`--config` or
+`FACEID_JOBS_CONFIG`) < environment < explicit overrides (CLI flags).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from faceid_jobs.errors import ConfigError
+
+__all__ = ["ENV_PREFIX", "Settings", "default_weights_dirs", "load_settings"]
+
+ENV_PREFIX = "FACEID_JOBS_"
+_DEVICES = ("auto", "cpu", "cuda", "tensorrt")
+_FINGERPRINTS = ("sampled", "full")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of faceid-jobs. Each field can be set as `FACEID_JOBS_<NAME>`."""
+
+    # Where records, indexes and manifests live: a directory (or s3://bucket/prefix).
+    store: str = "./faceid-data"
+    # Folder with the .onnx files; empty = FACEID_JOBS_WEIGHTS_DIR, then the defaults.
+    weights_dir: str = ""
+    # Model files by role; for detector and embedder the first file that exists
+    # in weights_dir is used (official name first, then known variants).
+    detector: tuple[str, ...] = ("det_500m.onnx",)
+    embedder: tuple[str, ...] = ("w600k_mbf.onnx", "w600k_mbf_int8w.onnx")
+    # Fused by averaging softmax; empty disables liveness scoring.
+    liveness: tuple[str, ...] = ("minifasnet_v2_2.7_80x80.onnx", "minifasnet_v1se_4.0_80x80.onnx")
+    device: str = "auto"
+    # onnxruntime intra-op threads per session; 0 = one per core.
+    threads: int = 0
+    # Detector input (square side, multiple of 32): larger finds smaller faces, slower.
+    det_size: int = 640
+    det_threshold: float = 0.5
+    nms_threshold: float = 0.4
+    # Faces whose shorter box side is below this many pixels are dropped.
+    min_face_px: float = 16.0
+    # Frames per second to analyse; 0 = every frame.
+    sample_fps: float = 4.0
+    chunk_seconds: float = 30.0
+    embed_batch: int = 64
+    liveness_batch: int = 64
+    # Decoded frames buffered ahead of inference.
+    decode_queue: int = 16
+    threshold: float = 0.4
+    top_k: int = 20
+    # How a video's identity is hashed: "sampled" (size + head/tail + 16 blocks) or "full".
+    fingerprint: str = "sampled"
+
+    def __post_init__(self) -> None:
+        if self.device not in _DEVICES:
+            raise ConfigError(f"device must be one of {', '.join(_DEVICES)}, got {self.device!r}")
+        if self.fingerprint not in _FINGERPRINTS:
+            raise ConfigError(f"fingerprint must be sampled or full, got {self.fingerprint!r}")
+        if self.det_size <= 0 or self.det_size % 32:
+            raise ConfigError(f"det_size must be a positive multiple of 32, got {self.det_size}")
+        if self.sample_fps < 0:
+            raise ConfigError(f"sample_fps must be >= 0, got {self.sample_fps}")
+        if self.chunk_seconds <= 0:
+            raise ConfigError(f"chunk_seconds must be > 0, got {self.chunk_seconds}")
+        for name in ("embed_batch", "liveness_batch", "decode_queue", "top_k"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.threads < 0:
+            raise ConfigError(f"threads must be >= 0, got {self.threads}")
+        for name in ("det_threshold", "nms_threshold"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed; `None` values are ignored (unset flags)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def resolved_weights_dir(self) -> Path:
+        """The weights folder to use: the setting, else the first default that exists."""
+        if self.weights_dir:
+            return Path(self.weights_dir).expanduser()
+        candidates = default_weights_dirs()
+        for c in candidates:
+            if c.is_dir():
+                return c
+        return candidates[0]
+
+    def analysis_fingerprint(self, model_ids: Mapping[str, str]) -> str:
+        """Hash of everything that changes the face rows of a video.
+
+        Two runs with the same hash produce the same rows, so a chunk stored
+        under it can be skipped; anything else (store, threads, batch sizes)
+        only changes speed and is left out.
+        """
+        relevant = {
+            "models": dict(sorted(model_ids.items())),
+            "det_size": self.det_size,
+            "det_threshold": round(self.det_threshold, 6),
+            "nms_threshold": round(self.nms_threshold, 6),
+            "min_face_px": round(self.min_face_px, 6),
+            "sample_fps": round(self.sample_fps, 6),
+            "chunk_seconds": round(self.chunk_seconds, 6),
+        }
+        blob = json.dumps(relevant, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def default_weights_dirs() -> list[Path]:
+    """Where weights are looked for when no setting names a folder, in order."""
+    data_home = Path(os.environ.get("XDG_DATA_HOME", "~/.local/share")).expanduser()
+    repo_weights = Path(__file__).resolve().parent.parent / "weights" / "files"
+    return [repo_weights, data_home / "faceid-jobs" / "weights"]
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build `Settings` from defaults, a TOML file, the environment and overrides.
+
+    Args:
+        config_file: TOML file whose top-level keys are setting names; when None,
+            `FACEID_JOBS_CONFIG` is used if set.
+        overrides: explicit values (CLI flags); `None` values are ignored.
+        environ: the environment to read (defaults to `os.environ`).
+
+    Raises:
+        ConfigError: unknown key, wrong type, unreadable file or invalid value.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = config_file or env.get(ENV_PREFIX + "CONFIG")
+    if path:
+        values.update(_read_toml(Path(path)))
+    types = _field_types()
+    for name, typ in types.items():
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is not None and raw != "":
+            values[name] = _parse(name, raw, typ)
+    for name, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if name not in types:
+            raise ConfigError(f"unknown setting {name!r}")
+        values[name] = value
+    return Settings(**{k: _coerce(k, v, types[k]) for k, v in values.items()})
+
+
+def _field_types() -> dict[str, Any]:
+    hints = typing.get_type_hints(Settings)
+    return {f.name: hints[f.name] for f in fields(Settings)}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.__class__.__name__})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+    types = _field_types()
+    unknown = sorted(set(data) - set(types))
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}")
+    return data
+
+
+def _parse(name: str, raw: str, typ: Any) -> Any:
+    """Parse an environment string into the field's type."""
+    try:
+        if typ is int:
+            return int(raw)
+        if typ is float:
+            return float(raw)
+        if typ is bool:
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        if typing.get_origin(typ) is tuple:
+            return tuple(p.strip() for p in raw.split(",") if p.strip())
+        return raw
+    except ValueError:
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()}: expected {typ.__name__}, got {raw!r}") from None
+
+
+def _coerce(name: str, value: Any, typ: Any) -> Any:
+    """Check a TOML/override value against the field type (ints pass as floats)."""
+    if typing.get_origin(typ) is tuple:
+        if isinstance(value, str):
+            value = [value] if value else []
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"setting {name!r} must be a list of strings")
+        return tuple(value)
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise ConfigError(f"setting {name!r} must be {typ.__name__}, got {value!r}")
+    return value

@@ -1,0 +1,162 @@
+"""Process one chunk of one video: decode → detect → align → liveness → embed → write.
+
+`run_chunk` is the unit of work: plain, picklable inputs (`ChunkJob`) and
+outputs (`ChunkResult`), models looked up from a per-process cache, the
+result written to the store atomically under a key that depends only on the
+video's content and the analysis settings. Running it twice skips the
+second time; a killed run leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from faceid_jobs.config import Settings
+from faceid_jobs.models import ModelSet
+from faceid_jobs.models.align import align_faces
+from faceid_jobs.pipeline.prefetch import prefetch
+from faceid_jobs.records import ChunkContext, faces_to_table, table_to_parquet
+from faceid_jobs.storage.base import Store
+from faceid_jobs.storage.layout import record_key
+from faceid_jobs.types import Faces
+from faceid_jobs.video import Chunk, iter_chunk_frames
+
+__all__ = ["ChunkAnalysis", "ChunkJob", "ChunkResult", "analyse_chunk", "run_chunk"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChunkJob:
+    """Everything needed to process one chunk, as plain values."""
+
+    video_uri: str
+    path: str  # a local file holding the video
+    fingerprint: str
+    fps: float
+    frame_count: int
+    chunk: Chunk
+    is_last: bool
+    analysis_id: str
+
+
+@dataclass(frozen=True)
+class ChunkAnalysis:
+    """Faces of one chunk (with embeddings and liveness) and what it cost."""
+
+    faces: Faces
+    frames_sampled: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """Outcome of `run_chunk`: "done" (written now) or "skipped" (already stored)."""
+
+    video_uri: str
+    chunk_index: int
+    status: str
+    key: str
+    frames_sampled: int = 0
+    faces: int = 0
+    seconds: float = 0.0
+
+
+def analyse_chunk(job: ChunkJob, models: ModelSet, settings: Settings) -> ChunkAnalysis:
+    """Find, score and embed every face in the sampled frames of a chunk.
+
+    Decoding runs one step ahead in a thread; aligned crops and liveness
+    crops are collected across frames and sent to the embedder and the
+    liveness models in batches of `embed_batch` / `liveness_batch`, so each
+    model call sees many faces, and each frame is dropped once its faces are
+    cropped.
+    """
+    started = time.perf_counter()
+    frames = iter_chunk_frames(
+        Path(job.path), job.chunk, job.fps, settings.sample_fps,
+        is_last=job.is_last, uri=job.video_uri,
+    )
+    batch = _FaceBatcher(models, settings)
+    sampled = 0
+    for frame_idx, image in prefetch(frames, settings.decode_queue):
+        sampled += 1
+        faces = models.detector.detect(image, frame_idx=frame_idx)
+        if len(faces):
+            batch.add(image, faces)
+    faces = batch.finish()
+    return ChunkAnalysis(faces=faces, frames_sampled=sampled, seconds=time.perf_counter() - started)
+
+
+class _FaceBatcher:
+    """Collects faces across frames and runs embedding and liveness in batches."""
+
+    def __init__(self, models: ModelSet, settings: Settings) -> None:
+        self.models = models
+        self.batch = max(settings.embed_batch, settings.liveness_batch)
+        self.settings = settings
+        self.pending: list[Faces] = []
+        self.crops: list[np.ndarray] = []
+        self.live_crops: list[np.ndarray] = []
+        self.done: list[Faces] = []
+        self.count = 0
+
+    def add(self, image: np.ndarray, faces: Faces) -> None:
+        self.pending.append(faces)
+        self.crops.append(align_faces(image, faces.kps))
+        if self.models.liveness is not None:
+            self.live_crops.append(self.models.liveness.crops(image, faces.xyxy))
+        self.count += len(faces)
+        if self.count >= self.batch:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.pending:
+            return
+        faces = Faces.merge(self.pending)
+        emb = self.models.embedder.embed(np.concatenate(self.crops), batch_size=self.settings.embed_batch)
+        liveness = None
+        if self.models.liveness is not None:
+            live = [np.concatenate(parts) for parts in zip(*self.live_crops, strict=True)]
+            liveness = self.models.liveness.score_crops(live, batch_size=self.settings.liveness_batch)
+        self.done.append(faces.with_fields(embedding=emb, liveness=liveness))
+        self.pending, self.crops, self.live_crops, self.count = [], [], [], 0
+
+    def finish(self) -> Faces:
+        self._flush()
+        if not self.done:
+            return Faces.empty(self.models.embedder.dim)
+        return Faces.merge(self.done)
+
+
+def run_chunk(job: ChunkJob, models: ModelSet, store: Store, settings: Settings) -> ChunkResult:
+    """Process a chunk unless the store already holds its records.
+
+    Raises:
+        VideoError: the chunk's frames cannot be decoded; nothing is written.
+    """
+    key = record_key(job.analysis_id, job.fingerprint, job.chunk.index)
+    if store.exists(key):
+        return ChunkResult(job.video_uri, job.chunk.index, "skipped", key)
+    result = analyse_chunk(job, models, settings)
+    ctx = ChunkContext(
+        video_uri=job.video_uri,
+        video_fingerprint=job.fingerprint,
+        chunk_index=job.chunk.index,
+        fps=job.fps,
+        detector_id=models.ids["detector"],
+        embedder_id=models.ids["embedder"],
+        liveness_id=models.liveness_id,
+        analysis_id=job.analysis_id,
+    )
+    store.put(key, table_to_parquet(faces_to_table(result.faces, ctx)))
+    log.debug("%s chunk %d: %d faces in %d frames", job.video_uri, job.chunk.index,
+              len(result.faces), result.frames_sampled)
+    return ChunkResult(
+        job.video_uri, job.chunk.index, "done", key,
+        frames_sampled=result.frames_sampled, faces=len(result.faces), seconds=result.seconds,
+    )

@@ -1,0 +1,63 @@
+"""Turn user-given sources (files, folders, globs) into a list of video URIs (I/O: lists folders)."""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterable
+from pathlib import Path
+
+__all__ = ["VIDEO_EXTENSIONS", "discover_videos"]
+
+VIDEO_EXTENSIONS = frozenset(
+    [".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg",
+     ".ts", ".mts", ".m2ts", ".wmv", ".flv", ".3gp", ".ogv"]
+)
+
+
+def discover_videos(sources: Iterable[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Expand sources into video paths, in a stable order, without duplicates.
+
+    Files named explicitly are taken whatever their extension (a bad one then
+    fails with a clear decode error); inside folders and globs only known
+    video extensions are taken, recursively.
+
+    Returns:
+        (videos, problems): problems are (source, reason) for sources that
+        match nothing.
+    """
+    videos: list[str] = []
+    problems: list[tuple[str, str]] = []
+    seen: set[str] = set()
+
+    def add(path: Path) -> None:
+        key = str(path.resolve())
+        if key not in seen:
+            seen.add(key)
+            videos.append(str(path))
+
+    for source in sources:
+        path = Path(source).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and _is_video_name(p))
+            if not found:
+                problems.append((source, "folder holds no video files"))
+            for p in found:
+                add(p)
+        elif path.exists():
+            add(path)
+        elif glob.has_magic(source):
+            found = sorted(
+                Path(p) for p in glob.glob(str(path), recursive=True)
+                if Path(p).is_file() and _is_video_name(Path(p))
+            )
+            if not found:
+                problems.append((source, "pattern matches no video files"))
+            for p in found:
+                add(p)
+        else:
+            problems.append((source, "file not found"))
+    return videos, problems
+
+
+def _is_video_name(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_EXTENSIONS and not path.name.startswith(".")

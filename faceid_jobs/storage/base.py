@@ -1,0 +1,66 @@
+"""The store interface: a flat key space of immutable-by-convention objects.
+
+Keys are '/'-separated relative paths (no leading '/', no '..'). Every put is
+atomic: a reader sees the whole new object or the old one, never a part.
+Implementations: `LocalStore` (a directory; the default) and, with the
+storage issue, S3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
+
+from faceid_jobs.errors import StoreError
+
+__all__ = ["Store", "check_key", "open_store"]
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What the pipeline needs from storage."""
+
+    uri: str
+
+    def get(self, key: str) -> bytes:
+        """The object's bytes; raises KeyError when absent."""
+        ...
+
+    def put(self, key: str, data: bytes) -> None:
+        """Write (or replace) an object atomically."""
+        ...
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Write only if no object has the key; False when one already did."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Keys under `prefix` (a key prefix, not only a folder), sorted."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove an object; absent keys are fine."""
+        ...
+
+    def check(self) -> None:
+        """Raise StoreError if the store cannot be reached or written."""
+        ...
+
+
+def check_key(key: str) -> str:
+    """Validate a store key and return it."""
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise StoreError(f"invalid store key {key!r}")
+    return key
+
+
+def open_store(uri: str) -> Store:
+    """The store for `uri`: a local directory path (or file:// URI)."""
+    if uri.startswith("s3://"):
+        raise StoreError(f"{uri}: S3 stores are not supported by this build yet")
+    from faceid_jobs.storage.local import LocalStore
+
+    return LocalStore(uri)

@@ -1,0 +1,111 @@
+"""Open videos and read their properties (I/O: OpenCV's FFmpeg backend).
+
+Openers are pluggable: `open_video` maps a URI to a local path through the
+registered opener for its scheme, so S3 (or any other source) can hand OpenCV
+a local file without the decode code knowing where it came from.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+
+from faceid_jobs.errors import VideoError
+
+__all__ = ["VideoInfo", "capture", "local_path", "probe_video", "register_opener"]
+
+# scheme -> context manager yielding a local, seekable file path for the URI
+Opener = Callable[[str], AbstractContextManager[Path]]
+_OPENERS: dict[str, Opener] = {}
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about a video.
+
+    Attributes:
+        uri: where it was read from.
+        fps: frames per second (> 0).
+        frame_count: frames in the stream as reported by the container (> 0).
+        width, height: frame size in pixels.
+    """
+
+    uri: str
+    fps: float
+    frame_count: int
+    width: int
+    height: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.frame_count / self.fps
+
+
+def register_opener(scheme: str, opener: Opener) -> None:
+    """Teach `local_path` a URI scheme (e.g. "s3"): `opener(uri)` yields a local Path."""
+    _OPENERS[scheme] = opener
+
+
+@contextmanager
+def _plain_file(uri: str):
+    path = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
+    yield path
+
+
+def local_path(uri: str) -> AbstractContextManager[Path]:
+    """A context manager yielding a local file path for `uri`."""
+    scheme = uri.split("://", 1)[0] if "://" in uri else ""
+    if scheme in ("", "file"):
+        return _plain_file(uri)
+    try:
+        return _OPENERS[scheme](uri)
+    except KeyError:
+        raise VideoError(f"{uri}: no reader for {scheme}:// sources") from None
+
+
+def capture(path: Path, uri: str | None = None) -> cv2.VideoCapture:
+    """Open `path` with OpenCV, or raise VideoError naming the file."""
+    name = uri or str(path)
+    if not path.exists():
+        raise VideoError(f"{name}: file not found")
+    if path.is_dir():
+        raise VideoError(f"{name}: is a directory, not a video")
+    if not os.access(path, os.R_OK):
+        raise VideoError(f"{name}: permission denied")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{name}: empty file")
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    if not cap.isOpened():
+        cap.release()
+        raise VideoError(f"{name}: not a readable video (unknown format or corrupt header)")
+    return cap
+
+
+def probe_video(path: Path, uri: str | None = None) -> VideoInfo:
+    """Read fps, frame count and size, checking that the first frame decodes.
+
+    Raises:
+        VideoError: missing, empty, not a video, no frames or no usable fps.
+    """
+    name = uri or str(path)
+    cap = capture(path, name)
+    try:
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
+        height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        if not math.isfinite(fps) or fps <= 0 or fps > 1000:
+            raise VideoError(f"{name}: no usable frame rate ({fps})")
+        if count <= 0 or width <= 0 or height <= 0:
+            raise VideoError(f"{name}: no video frames")
+        if not cap.grab():
+            raise VideoError(f"{name}: first frame cannot be decoded")
+        return VideoInfo(uri=name, fps=fps, frame_count=count, width=width, height=height)
+    finally:
+        cap.release()
