@@ -32,7 +32,7 @@ test-fast: ## unit tests only (no real models)
 	$(PY) -m pytest -q -m "not models and not slow"
 
 lint:
-	$(VENV)/bin/ruff check faceid_jobs cli tests bench
+	$(VENV)/bin/ruff check faceid_jobs cli flows tests bench
 
 # InsightFace (the peer `make bench` compares with) without its dependencies: they would
 # pull the CPU onnxruntime and opencv-python over onnxruntime-gpu / opencv-python-headless.

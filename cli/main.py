@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import typer
-from faceid_jobs.cli import doctor, process, search
+from faceid_jobs.cli import doctor, export, flows_cmd, index_cmd, keys, process, search
 
 app = typer.Typer(
     name="faceid-jobs",
@@ -16,6 +16,11 @@ app = typer.Typer(
 app.command("process")(process.process)
 app.command("search")(search.search)
 app.command("doctor")(doctor.doctor)
+app.command("export")(export.export)
+app.command("deploy")(flows_cmd.deploy)
+app.command("serve")(flows_cmd.serve)
+app.add_typer(index_cmd.app, name="index")
+app.add_typer(keys.app, name="keys")
 
 
 def main() -> None:

@@ -50,51 +50,65 @@ def process(
     weights_dir: WeightsOpt = None,
     device: DeviceOpt = None,
     config: ConfigOpt = None,
+    dask_address: Annotated[str | None, typer.Option(
+        "--dask-address", help="Run the chunk tasks on this Dask scheduler (tcp://host:8786).",
+        rich_help_panel="Scale-out", show_default=False)] = None,
+    dask_local: Annotated[int, typer.Option(
+        "--dask-local", min=0, help="Start a local Dask cluster of N worker processes for this run.",
+        rich_help_panel="Scale-out", show_default=False)] = 0,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output.")] = 0,
 ) -> None:
     """Detect, score and embed every face in the given videos, store them, and rebuild the index.
 
-    Re-running skips chunks already stored with the same models and settings.
+    Re-running skips chunks already stored with the same models and settings. Runs as the
+    Prefect flow [bold]reprocess-archive[/bold]: on your Prefect server when PREFECT_API_URL is
+    set, else on Prefect's embedded server.
 
     Example: [bold]faceid-jobs process ~/footage --sample-fps 4[/bold]
     """
     setup_logging(verbose)
-    from faceid_jobs.models import load_models
-    from faceid_jobs.pipeline.process import process_sources
-    from faceid_jobs.storage import open_store
+    from faceid_jobs.flows.runner import run_reprocess
+
+    from faceid_jobs.workspace import open_workspace
 
     settings = settings_from(config, store=store, weights_dir=weights_dir, device=device,
                              sample_fps=sample_fps, chunk_seconds=chunk_seconds)
-    models = load_models(settings)
-    target = open_store(settings.store)
+    ws = open_workspace(settings, create_key=True)
+    if ws.created_key:
+        err.print(f"created encryption key file {ws.created_key} (mode 0600): back it up, "
+                  "without it the index cannot be read", highlight=False)
     show_progress = not json_out and err.is_terminal
     with _RichObserver(enabled=show_progress) as observer:
-        summary = process_sources(list(sources), settings, target, models,
-                                  build=not no_index, observer=observer)
+        summary = run_reprocess(list(sources), settings, build=not no_index, dask_address=dask_address,
+                                dask_local=dask_local, console_level="WARNING" if verbose == 0 else "INFO",
+                                observer=observer)
     if json_out:
-        print_json(summary.to_json())
+        print_json(summary)
     else:
-        _print_summary(summary, target.uri)
-        for failure in summary.failures:
-            err.print(f"[red]failed:[/red] {failure.error}", highlight=False, soft_wrap=True)
-    if summary.failures:
+        _print_summary(summary, ws.store.uri)
+        for failure in summary["failures"]:
+            err.print(f"[red]failed:[/red] {failure['error']}", highlight=False, soft_wrap=True)
+    if summary["failures"]:
         raise typer.Exit(int(ExitCode.FAILURES))
 
 
-def _print_summary(summary, store_uri: str) -> None:
+def _print_summary(summary: dict, store_uri: str) -> None:
+    chunks = summary["chunks"]
     table = Table(title="faceid-jobs process", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column(justify="right")
-    table.add_row("videos", str(summary.videos))
+    table.add_row("videos", str(summary["videos"]))
     table.add_row("chunks done / skipped / failed",
-                  f"{summary.chunks_done} / {summary.chunks_skipped} / {summary.chunks_failed}")
-    table.add_row("frames sampled", str(summary.frames_sampled))
-    table.add_row("faces found", str(summary.faces))
-    table.add_row("faces in store (these videos)", str(summary.faces_in_store))
-    table.add_row("indexed vectors", "-" if summary.indexed_vectors is None else str(summary.indexed_vectors))
-    table.add_row("video seconds / wall second", f"{summary.speed:.2f}")
-    table.add_row("wall time", f"{summary.wall_seconds:.1f} s")
+                  f"{chunks['done']} / {chunks['skipped']} / {chunks['failed']}")
+    table.add_row("frames sampled", str(summary["frames_sampled"]))
+    table.add_row("faces found", str(summary["faces"]))
+    table.add_row("faces in store (these videos)", str(summary["faces_in_store"]))
+    vectors = summary["indexed_vectors"]
+    table.add_row("indexed vectors", "-" if vectors is None else str(vectors))
+    table.add_row("video seconds / wall second", f"{summary['video_seconds_per_second']:.2f}")
+    table.add_row("wall time", f"{summary['wall_seconds']:.1f} s")
     table.add_row("store", store_uri)
+    table.add_row("Prefect flow run", summary["flow_run_id"])
     out.print(table)
 
 

@@ -36,6 +36,15 @@ def search(
     face_index: Annotated[int | None, typer.Option(
         "--face-index", help="Which face of the photo to use, 0 = largest [default: largest].",
         show_default=False, min=0)] = None,
+    index_version: Annotated[int | None, typer.Option(
+        "--index-version", help="Search this index version [default: the newest].",
+        show_default=False, min=1)] = None,
+    min_liveness: Annotated[float | None, typer.Option(
+        "--min-liveness", help="Leave out hits whose P(live) is lower, e.g. faces on posters or "
+        "screens [default: 0 = keep all].", show_default=False, min=0.0, max=1.0)] = None,
+    require_live: Annotated[bool, typer.Option(
+        "--require-live", help="Refuse (exit 3) a photo whose face does not look live "
+        "(P(live) below the live_threshold setting, 0.5).")] = False,
     json_out: JsonOpt = False,
     store: StoreOpt = None,
     weights_dir: WeightsOpt = None,
@@ -46,31 +55,50 @@ def search(
 
     Example: [bold]faceid-jobs search ross.jpg --top-k 10 --json[/bold]
     """
+    from faceid_jobs.errors import IndexMissingError
     from faceid_jobs.images import read_photo
-    from faceid_jobs.index import load_index
+    from faceid_jobs.index import list_versions, open_index
     from faceid_jobs.models import load_models
-    from faceid_jobs.search import make_query, search_index
+    from faceid_jobs.search import check_live, make_query, search_index
     from faceid_jobs.storage import open_store
+    from faceid_jobs.workspace import open_workspace
 
     settings = settings_from(config, store=store, weights_dir=weights_dir, device=device,
-                             top_k=top_k, threshold=threshold)
-    target = open_store(settings.store)
+                             top_k=top_k, threshold=threshold, min_liveness=min_liveness)
     image = read_photo(photo)
-    models = load_models(settings, liveness=False)
+    # Liveness models only when the query face itself must be checked; hits carry stored scores.
+    models = load_models(settings, liveness=require_live)
     query = make_query(image, str(photo), models, face_index)
-    result = search_index(query, load_index(target), top_k=settings.top_k,
-                          threshold=settings.threshold)
+    if require_live:
+        check_live(query, settings.live_threshold)  # before the index is opened
+    store_ = open_store(settings.store)
+    if index_version is None and not list_versions(store_):
+        raise IndexMissingError(f"{store_.uri}: no index yet (run `faceid-jobs process` on some footage first)")
+    ws = open_workspace(settings, store=store_)
+    index = open_index(ws.store, ws.keys, index_version, cache_dir=settings.shard_cache or None,
+                       nprobe=settings.nprobe)
+    result = search_index(query, index, top_k=settings.top_k, threshold=settings.threshold,
+                          min_liveness=settings.min_liveness, appearance_gap_s=settings.appearance_gap_s)
     if json_out:
         print_json(result.to_json())
         return
     q = result.query
+    tracks = result.mode == "track"
+    what = "appearances" if tracks else "hits"
+    live = "" if q.liveness is None else f", live {q.liveness:.2f}"
     table = Table(title=f"{photo.name}: face {q.face_index} of {q.faces_in_photo} "
-                        f"(det {q.det_score:.2f}) — {len(result.hits)} hits ≥ {settings.threshold} "
-                        f"in {result.index.vectors} faces", title_justify="left")
-    for name, justify in (("#", "right"), ("similarity", "right"), ("video", "left"),
-                          ("time", "right"), ("frame", "right"), ("bbox", "left")):
+                        f"(det {q.det_score:.2f}{live}) — {len(result.hits)} {what} ≥ {settings.threshold} "
+                        f"in {result.index.vectors} vectors", title_justify="left")
+    columns = [("#", "right"), ("similarity", "right"), ("video", "left")]
+    columns += [("from", "right"), ("to", "right"), ("best", "right")] if tracks else [("time", "right")]
+    columns += [("frame", "right"), ("live", "right"), ("bbox", "left")]
+    for name, justify in columns:
         table.add_column(name, justify=justify)
     for rank, hit in enumerate(result.hits, 1):
-        table.add_row(str(rank), f"{hit.similarity:.3f}", Path(hit.video).name, fmt_time(hit.timestamp_s),
-                      str(hit.frame), " ".join(f"{v:.0f}" for v in hit.bbox))
+        times = [fmt_time(hit.timestamp_s)]
+        if tracks:
+            times = [fmt_time(hit.start_s or 0.0), fmt_time(hit.end_s or 0.0), *times]
+        table.add_row(str(rank), f"{hit.similarity:.3f}", Path(hit.video).name, *times, str(hit.frame),
+                      "-" if hit.liveness is None else f"{hit.liveness:.2f}",
+                      " ".join(f"{v:.0f}" for v in hit.bbox))
     out.print(table)

@@ -62,6 +62,37 @@ class Settings:
     top_k: int = 20
     # How a video's identity is hashed: "sampled" (size + head/tail + 16 blocks) or "full".
     fingerprint: str = "sampled"
+    # Key-encryption key: an AWS KMS key id/ARN, else FACEID_JOBS_KEY (base64), else
+    # this key file (empty: <config dir>/faceid-jobs/key.json, created on first write).
+    kms_key_id: str = ""
+    key_file: str = ""
+    # Index shards: exact search up to exact_max vectors, IVF (HNSW coarse quantizer) above.
+    exact_max: int = 50000
+    ivf_codec: str = "flat"
+    nprobe: int = 32
+    shard_max: int = 500000
+    # Local cache of encrypted shards for repeated searches; empty = no cache.
+    shard_cache: str = ""
+
+    # Tracks (within a chunk): a face continues a track only if its box overlaps the
+    # track's last box (IoU) and its embedding agrees (cosine); a track may skip this
+    # many seconds of missed detections. These change the stored track ids.
+    track_min_iou: float = 0.2
+    track_min_cosine: float = 0.35
+    track_max_gap_s: float = 1.0
+    # What the index holds: "track" (a few best-quality faces per track) or "face" (all).
+    index_by: str = "track"
+    # Most vectors per track; a track gets one per track_vector_seconds of its length.
+    per_track: int = 3
+    track_vector_seconds: float = 2.5
+    # Faces (tracks) with P(live) or quality below these are not indexed / not returned
+    # by search; 0 = keep all. The records keep every face and its scores.
+    min_liveness: float = 0.0
+    min_quality: float = 0.0
+    # search --require-live refuses a query face whose P(live) is below this.
+    live_threshold: float = 0.5
+    # Search in track mode joins hits of one video at most this many seconds apart.
+    appearance_gap_s: float = 1.0
 
     def __post_init__(self) -> None:
         if self.device not in _DEVICES:
@@ -77,8 +108,25 @@ class Settings:
         for name in ("embed_batch", "liveness_batch", "decode_queue", "top_k"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.ivf_codec not in ("flat", "sq8", "pq"):
+            raise ConfigError(f"ivf_codec must be flat, sq8 or pq, got {self.ivf_codec!r}")
+        for name in ("exact_max", "nprobe", "shard_max"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.threads < 0:
             raise ConfigError(f"threads must be >= 0, got {self.threads}")
+        if self.index_by not in ("face", "track"):
+            raise ConfigError(f"index_by must be face or track, got {self.index_by!r}")
+        if self.per_track < 1:
+            raise ConfigError(f"per_track must be >= 1, got {self.per_track}")
+        for name in ("track_vector_seconds", "track_max_gap_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.appearance_gap_s < 0:
+            raise ConfigError(f"appearance_gap_s must be >= 0, got {self.appearance_gap_s}")
+        for name in ("track_min_iou", "track_min_cosine", "min_liveness", "min_quality", "live_threshold"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         for name in ("det_threshold", "nms_threshold"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -97,6 +145,13 @@ class Settings:
                 return c
         return candidates[0]
 
+    def resolved_key_file(self) -> Path:
+        """The key file to use: the setting, else the user's config dir."""
+        if self.key_file:
+            return Path(self.key_file).expanduser()
+        config_home = Path(os.environ.get("XDG_CONFIG_HOME", "~/.config")).expanduser()
+        return config_home / "faceid-jobs" / "key.json"
+
     def analysis_fingerprint(self, model_ids: Mapping[str, str]) -> str:
         """Hash of everything that changes the face rows of a video.
 
@@ -112,6 +167,13 @@ class Settings:
             "min_face_px": round(self.min_face_px, 6),
             "sample_fps": round(self.sample_fps, 6),
             "chunk_seconds": round(self.chunk_seconds, 6),
+            # Records carry quality and track ids: their formulas' versions and
+            # the tracking thresholds change rows too.
+            "quality": 1,
+            "tracking": 1,
+            "track_min_iou": round(self.track_min_iou, 6),
+            "track_min_cosine": round(self.track_min_cosine, 6),
+            "track_max_gap_s": round(self.track_max_gap_s, 6),
         }
         blob = json.dumps(relevant, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

@@ -17,6 +17,7 @@ __all__ = [
     "ModelError",
     "NoFaceError",
     "PhotoError",
+    "SpoofError",
     "StoreError",
     "VideoError",
 ]
@@ -53,6 +54,12 @@ class PhotoError(FaceIdError):
 
 class NoFaceError(FaceIdError):
     """A photo holds no detectable face."""
+
+
+class SpoofError(FaceIdError):
+    """A query face failed the liveness check (a photo of a photo or a screen)."""
+
+    exit_code = ExitCode.SPOOF
 
 
 class VideoError(FaceIdError):

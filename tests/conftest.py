@@ -65,3 +65,70 @@ def models(cpu_settings):
     from faceid_jobs.models import load_models
 
     return load_models(cpu_settings)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_config_home(tmp_path_factory):
+    """Key files and caches made by tests land in a temp dir, never in ~/.config."""
+    old = os.environ.get("XDG_CONFIG_HOME")
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config-home"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CONFIG_HOME", None)
+    else:
+        os.environ["XDG_CONFIG_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def make_workspace(tmp_path_factory):
+    """Factory: a fresh store with its own key file -> Workspace."""
+
+    def make(store=None, key_file=None):
+        from faceid_jobs.config import Settings
+        from faceid_jobs.storage import LocalStore
+        from faceid_jobs.workspace import open_workspace
+
+        base = tmp_path_factory.mktemp("ws")
+        settings = Settings(key_file=str(key_file or base / "key.json"))
+        return open_workspace(settings, create_key=True, store=store or LocalStore(base / "store"))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 (and KMS) HTTP endpoint on 127.0.0.1: moto's threaded server."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_MAX_ATTEMPTS": "3",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield env
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    server.stop()
+
+
+@pytest.fixture()
+def s3_bucket(s3_server, request):
+    """A fresh, empty bucket; yields its name."""
+    import re
+    import uuid
+
+    from faceid_jobs.storage.s3 import make_client
+
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") + "-" + uuid.uuid4().hex[:8]
+    make_client().create_bucket(Bucket=name)
+    return name

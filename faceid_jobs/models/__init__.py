@@ -34,6 +34,7 @@ __all__ = [
     "liveness_crop_box",
     "load_model",
     "load_models",
+    "resolve_model_path",
     "similarity_transform",
 ]
 
@@ -113,6 +114,11 @@ def _resolve(folder: Path, names: str | Sequence[str], role: str) -> Path:
     else:
         what = "none of " + ", ".join(Path(n).name for n in candidates) + " found"
     raise ModelError(f"{what} in {first.parent} (set FACEID_JOBS_WEIGHTS_DIR or run `make weights`)")
+
+
+def resolve_model_path(settings: Settings, role: str) -> Path:
+    """The file `load_models` would use for "detector" or "embedder", without loading it."""
+    return _resolve(settings.resolved_weights_dir(), getattr(settings, role), role)
 
 
 def _typed(cls: type[_M], model: object) -> _M:

@@ -1,4 +1,4 @@
-"""Process one chunk of one video: decode → detect → align → liveness → embed → write.
+"""Process one chunk of one video: decode → detect → align → liveness → embed → track → write.
 
 `run_chunk` is the unit of work: plain, picklable inputs (`ChunkJob`) and
 outputs (`ChunkResult`), models looked up from a per-process cache, the
@@ -20,11 +20,13 @@ from faceid_jobs.config import Settings
 from faceid_jobs.models import ModelSet
 from faceid_jobs.models.align import align_faces
 from faceid_jobs.pipeline.prefetch import prefetch
+from faceid_jobs.quality import face_quality
 from faceid_jobs.records import ChunkContext, faces_to_table, table_to_parquet
-from faceid_jobs.storage.base import Store
 from faceid_jobs.storage.layout import record_key
+from faceid_jobs.tracking import track_faces
 from faceid_jobs.types import Faces
 from faceid_jobs.video import Chunk, iter_chunk_frames
+from faceid_jobs.workspace import Workspace
 
 __all__ = ["ChunkAnalysis", "ChunkJob", "ChunkResult", "analyse_chunk", "run_chunk"]
 
@@ -68,13 +70,15 @@ class ChunkResult:
 
 
 def analyse_chunk(job: ChunkJob, models: ModelSet, settings: Settings) -> ChunkAnalysis:
-    """Find, score and embed every face in the sampled frames of a chunk.
+    """Find, score, embed and track every face in the sampled frames of a chunk.
 
     Decoding runs one step ahead in a thread; aligned crops and liveness
     crops are collected across frames and sent to the embedder and the
     liveness models in batches of `embed_batch` / `liveness_batch`, so each
     model call sees many faces, and each frame is dropped once its faces are
-    cropped.
+    cropped. Quality (`faceid_jobs.quality`) is computed per batch from the
+    aligned crops; once every face has its embedding the chunk's faces are
+    linked into tracks (`faceid_jobs.tracking`).
     """
     started = time.perf_counter()
     frames = iter_chunk_frames(
@@ -88,7 +92,13 @@ def analyse_chunk(job: ChunkJob, models: ModelSet, settings: Settings) -> ChunkA
         faces = models.detector.detect(image, frame_idx=frame_idx)
         if len(faces):
             batch.add(image, faces)
-    faces = batch.finish()
+    faces = track_faces(
+        batch.finish(),
+        chunk_index=job.chunk.index,
+        max_gap_frames=round(settings.track_max_gap_s * job.fps),
+        min_iou=settings.track_min_iou,
+        min_cosine=settings.track_min_cosine,
+    )
     return ChunkAnalysis(faces=faces, frames_sampled=sampled, seconds=time.perf_counter() - started)
 
 
@@ -118,12 +128,14 @@ class _FaceBatcher:
         if not self.pending:
             return
         faces = Faces.merge(self.pending)
-        emb = self.models.embedder.embed(np.concatenate(self.crops), batch_size=self.settings.embed_batch)
+        crops = np.concatenate(self.crops)
+        emb = self.models.embedder.embed(crops, batch_size=self.settings.embed_batch)
+        quality = face_quality(crops, faces.xyxy, faces.score, faces.kps)
         liveness = None
         if self.models.liveness is not None:
             live = [np.concatenate(parts) for parts in zip(*self.live_crops, strict=True)]
             liveness = self.models.liveness.score_crops(live, batch_size=self.settings.liveness_batch)
-        self.done.append(faces.with_fields(embedding=emb, liveness=liveness))
+        self.done.append(faces.with_fields(embedding=emb, liveness=liveness, quality=quality))
         self.pending, self.crops, self.live_crops, self.count = [], [], [], 0
 
     def finish(self) -> Faces:
@@ -133,14 +145,17 @@ class _FaceBatcher:
         return Faces.merge(self.done)
 
 
-def run_chunk(job: ChunkJob, models: ModelSet, store: Store, settings: Settings) -> ChunkResult:
+def run_chunk(job: ChunkJob, models: ModelSet, ws: Workspace, settings: Settings) -> ChunkResult:
     """Process a chunk unless the store already holds its records.
+
+    The records are written encrypted (Parquet modular encryption) with the
+    workspace's keys.
 
     Raises:
         VideoError: the chunk's frames cannot be decoded; nothing is written.
     """
     key = record_key(job.analysis_id, job.fingerprint, job.chunk.index)
-    if store.exists(key):
+    if ws.store.exists(key):
         return ChunkResult(job.video_uri, job.chunk.index, "skipped", key)
     result = analyse_chunk(job, models, settings)
     ctx = ChunkContext(
@@ -153,7 +168,7 @@ def run_chunk(job: ChunkJob, models: ModelSet, store: Store, settings: Settings)
         liveness_id=models.liveness_id,
         analysis_id=job.analysis_id,
     )
-    store.put(key, table_to_parquet(faces_to_table(result.faces, ctx)))
+    ws.store.put(key, table_to_parquet(faces_to_table(result.faces, ctx), ws.cipher))
     log.debug("%s chunk %d: %d faces in %d frames", job.video_uri, job.chunk.index,
               len(result.faces), result.frames_sampled)
     return ChunkResult(

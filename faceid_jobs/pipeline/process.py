@@ -8,26 +8,26 @@ and only replaces the loop.
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import pyarrow.parquet as pq
-
+from faceid_jobs.appearances import settings_selector
 from faceid_jobs.config import Settings
 from faceid_jobs.errors import FaceIdError
-from faceid_jobs.index import IndexInfo, build_index
+from faceid_jobs.index import MergeResult, index_params, merge_index
 from faceid_jobs.models import ModelSet
 from faceid_jobs.pipeline.chunk import ChunkResult, run_chunk
 from faceid_jobs.pipeline.plan import VideoPlan, plan_video
 from faceid_jobs.pipeline.sources import discover_videos
+from faceid_jobs.records.parquet import open_parquet
 from faceid_jobs.storage.base import Store
 from faceid_jobs.storage.catalog import VideoEntry, load_entry, save_entry
 from faceid_jobs.storage.layout import record_key
 from faceid_jobs.video import local_path
+from faceid_jobs.workspace import Workspace
 
 __all__ = [
     "Failure",
@@ -35,6 +35,7 @@ __all__ = [
     "ProcessSummary",
     "count_stored_faces",
     "finish_video",
+    "merge_for",
     "process_sources",
 ]
 
@@ -66,7 +67,7 @@ class ProcessSummary:
     processed_video_seconds: float = 0.0
     wall_seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
-    index: IndexInfo | None = None
+    index: MergeResult | None = None
 
     @property
     def ok(self) -> bool:
@@ -122,15 +123,23 @@ class ProcessObserver:
     def indexing(self) -> None: ...
 
 
-def count_stored_faces(store: Store, plan: VideoPlan) -> int:
+def merge_for(ws: Workspace, settings: Settings, embedder_id: str) -> MergeResult:
+    """Merge pending records into a new index version the way the settings ask
+    (rows chosen by `index_by`, shard parameters)."""
+    return merge_index(ws.store, ws.keys, embedder_id, cipher=ws.cipher, params=index_params(settings),
+                       select=settings_selector(settings), index_by=settings.index_by)
+
+
+def count_stored_faces(ws: Workspace, plan: VideoPlan) -> int:
     """Rows stored for a video's current analysis (from Parquet footers)."""
     total = 0
     for job in plan.jobs:
         key = record_key(plan.analysis_id, plan.fingerprint, job.chunk.index)
         try:
-            total += pq.ParquetFile(io.BytesIO(store.get(key))).metadata.num_rows
+            data = ws.store.get(key)
         except KeyError:
             continue
+        total += open_parquet(data, key, ws.cipher).metadata.num_rows
     return total
 
 
@@ -168,7 +177,7 @@ def finish_video(store: Store, plan: VideoPlan, embedder_id: str, failed: list[i
 def process_sources(
     sources: list[str],
     settings: Settings,
-    store: Store,
+    ws: Workspace,
     models: ModelSet,
     *,
     build: bool = True,
@@ -179,7 +188,7 @@ def process_sources(
     Args:
         sources: files, folders (recursive) or glob patterns.
         settings: analysis and runtime settings.
-        store: where records, catalog and index go.
+        ws: the store (records, catalog, index) with its keys.
         models: the loaded models.
         build: build the index afterwards.
         observer: progress hooks.
@@ -191,7 +200,7 @@ def process_sources(
     obs = observer or ProcessObserver()
     started = time.perf_counter()
     summary = ProcessSummary()
-    store.check()
+    ws.store.check()
     videos, problems = discover_videos(sources)
     for source, reason in problems:
         _fail(summary, obs, Failure(source, None, f"{source}: {reason}"))
@@ -202,13 +211,13 @@ def process_sources(
         try:
             with local_path(uri) as path:
                 plan = plan_video(uri, path, settings, analysis_id)
-                _process_video(plan, settings, store, models, summary, obs)
+                _process_video(plan, settings, ws, models, summary, obs)
         except FaceIdError as exc:
             _fail(summary, obs, Failure(uri, None, str(exc)))
         obs.video_finished(uri)
     if build:
         obs.indexing()
-        summary.index = build_index(store, models.ids["embedder"])
+        summary.index = merge_for(ws, settings, models.ids["embedder"])
         summary.indexed_vectors = summary.index.vectors
     summary.wall_seconds = time.perf_counter() - started
     return summary
@@ -217,7 +226,7 @@ def process_sources(
 def _process_video(
     plan: VideoPlan,
     settings: Settings,
-    store: Store,
+    ws: Workspace,
     models: ModelSet,
     summary: ProcessSummary,
     obs: ProcessObserver,
@@ -228,7 +237,7 @@ def _process_video(
     for job in plan.jobs:
         result: ChunkResult | None = None
         try:
-            result = run_chunk(job, models, store, settings)
+            result = run_chunk(job, models, ws, settings)
             summary.add(result, job.chunk.frames / job.fps)
         except FaceIdError as exc:
             failed.append(job.chunk.index)
@@ -239,8 +248,8 @@ def _process_video(
             message = f"{plan.uri}: chunk {job.chunk.index}: internal error ({type(exc).__name__}: {exc})"
             _fail(summary, obs, Failure(plan.uri, job.chunk.index, message), chunk=True)
         obs.chunk_finished(plan, job.chunk.frames, result)
-    finish_video(store, plan, models.ids["embedder"], failed)
-    summary.faces_in_store += count_stored_faces(store, plan)
+    finish_video(ws.store, plan, models.ids["embedder"], failed)
+    summary.faces_in_store += count_stored_faces(ws, plan)
 
 
 def _fail(summary: ProcessSummary, obs: ProcessObserver, failure: Failure, chunk: bool = False) -> None:

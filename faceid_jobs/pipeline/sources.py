@@ -36,6 +36,17 @@ def discover_videos(sources: Iterable[str]) -> tuple[list[str], list[tuple[str, 
             videos.append(str(path))
 
     for source in sources:
+        if source.startswith("s3://"):
+            from faceid_jobs.storage.s3 import list_s3_videos
+
+            found_s3 = list_s3_videos(source, VIDEO_EXTENSIONS)
+            if not found_s3:
+                problems.append((source, "no video objects under this prefix"))
+            for uri in found_s3:
+                if uri not in seen:
+                    seen.add(uri)
+                    videos.append(uri)
+            continue
         path = Path(source).expanduser()
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and _is_video_name(p))
@@ -57,6 +68,16 @@ def discover_videos(sources: Iterable[str]) -> tuple[list[str], list[tuple[str, 
         else:
             problems.append((source, "file not found"))
     return videos, problems
+
+
+def _register_s3_opener() -> None:
+    from faceid_jobs.storage.s3 import s3_local_copy
+    from faceid_jobs.video import register_opener
+
+    register_opener("s3", s3_local_copy)
+
+
+_register_s3_opener()
 
 
 def _is_video_name(path: Path) -> bool:

@@ -9,7 +9,7 @@ storage issue, S3.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from faceid_jobs.errors import StoreError
 
@@ -28,6 +28,14 @@ class Store(Protocol):
 
     def put(self, key: str, data: bytes) -> None:
         """Write (or replace) an object atomically."""
+        ...
+
+    def put_stream(self, key: str, stream: BinaryIO, size: int | None = None) -> None:
+        """Write an object from a file object (large objects), atomically."""
+        ...
+
+    def open_read(self, key: str) -> BinaryIO:
+        """A streaming reader over an object; raises KeyError when absent."""
         ...
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
@@ -58,9 +66,11 @@ def check_key(key: str) -> str:
 
 
 def open_store(uri: str) -> Store:
-    """The store for `uri`: a local directory path (or file:// URI)."""
+    """The store for `uri`: s3://bucket/prefix, or a local directory path (or file:// URI)."""
     if uri.startswith("s3://"):
-        raise StoreError(f"{uri}: S3 stores are not supported by this build yet")
+        from faceid_jobs.storage.s3 import S3Store
+
+        return S3Store(uri)
     from faceid_jobs.storage.local import LocalStore
 
     return LocalStore(uri)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from faceid_jobs.errors import StoreError
 from faceid_jobs.storage.base import check_key
@@ -71,6 +73,32 @@ class LocalStore:
                 tmp.unlink()
             raise StoreError(f"{path}: cannot write ({exc.strerror})") from None
         _fsync_dir(path.parent)
+
+    def put_stream(self, key: str, stream: BinaryIO, size: int | None = None) -> None:
+        """Copy a file object into place atomically, without holding it in memory."""
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.parent / f"{_TMP}{uuid.uuid4().hex}"
+            with open(tmp, "xb") as f:
+                shutil.copyfileobj(stream, f, 4 << 20)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError, UnboundLocalError):
+                tmp.unlink()
+            raise StoreError(f"{path}: cannot write ({exc.strerror})") from None
+        _fsync_dir(path.parent)
+
+    def open_read(self, key: str) -> BinaryIO:
+        """A reader over the object (streams; nothing loaded up front)."""
+        try:
+            return open(self._path(key), "rb")
+        except FileNotFoundError:
+            raise KeyError(key) from None
+        except OSError as exc:
+            raise StoreError(f"{self.uri}/{key}: cannot read ({exc.strerror})") from None
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         path = self._path(key)

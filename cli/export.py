@@ -1,0 +1,33 @@
+"""`faceid-jobs export --plaintext DIR`: decrypted Parquet copies of the records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from faceid_jobs.cli.common import ConfigOpt, StoreOpt, err, exits_on_user_error, out, settings_from
+
+from faceid_jobs.errors import ConfigError
+
+
+@exits_on_user_error
+def export(
+    folder: Annotated[Path, typer.Argument(help="Output folder (created 0700).", show_default=False)],
+    plaintext: Annotated[bool, typer.Option("--plaintext", help="Required: confirms the output is "
+                                            "unencrypted biometric data.")] = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write decrypted copies of every current record file, for DuckDB/pandas.
+
+    Example: [bold]faceid-jobs export --plaintext ./records-plain[/bold]
+    """
+    if not plaintext:
+        raise ConfigError("export writes unencrypted biometric data: pass --plaintext to confirm")
+    from faceid_jobs.export import export_plaintext
+    from faceid_jobs.workspace import open_workspace
+
+    result = export_plaintext(open_workspace(settings_from(config, store=store)), folder)
+    out.print(f"wrote {result.files} files, {result.rows} face rows to {result.folder}")
+    err.print("these files are plaintext biometric data: keep them on an encrypted disk", highlight=False)

@@ -1,0 +1,121 @@
+"""`faceid-jobs deploy` and `faceid-jobs serve`: the Prefect deployments (see docs/PREFECT.md)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from faceid_jobs.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    StoreOpt,
+    err,
+    exits_on_user_error,
+    out,
+    print_json,
+    setup_logging,
+)
+
+SourcesOpt = Annotated[
+    list[str] | None,
+    typer.Option("--source", "-s", envvar="FACEID_JOBS_ARCHIVE", show_default=False,
+                 help="Footage the nightly reprocess reads (folder, file or glob, as the workers see it); "
+                      "repeatable; env FACEID_JOBS_ARCHIVE."),
+]
+ReprocessCronOpt = Annotated[
+    str | None, typer.Option("--reprocess-cron", help="Cron of the nightly reprocess [default: 0 2 * * *].",
+                             rich_help_panel="Schedules", show_default=False),
+]
+IndexCronOpt = Annotated[
+    str | None, typer.Option("--index-cron", help="Cron of the fallback index rebuild [default: 30 5 * * *].",
+                             rich_help_panel="Schedules", show_default=False),
+]
+TimezoneOpt = Annotated[
+    str | None, typer.Option("--timezone", help="Time zone of the crons [default: UTC].",
+                             rich_help_panel="Schedules", show_default=False),
+]
+
+
+def _spec(sources, store, config, reprocess_cron, index_cron, timezone):
+    from faceid_jobs.flows.deploy import spec_from
+
+    return spec_from(
+        sources or [],
+        store=store,
+        config=str(Path(config).expanduser().resolve()) if config else None,
+        reprocess_cron=reprocess_cron,
+        index_cron=index_cron,
+        timezone=timezone,
+    )
+
+
+@exits_on_user_error
+def deploy(
+    sources: SourcesOpt = None,
+    work_pool: Annotated[str, typer.Option(
+        "--work-pool", "-p", help="Work pool whose workers run the flows.")] = "faceid",
+    create_pool: Annotated[bool, typer.Option(
+        "--create-pool/--no-create-pool",
+        help="Create a process work pool of that name if none exists.")] = True,
+    gpu_limit: Annotated[int | None, typer.Option(
+        "--gpu-limit", min=1, show_default=False,
+        help="Set the concurrency limit on the `gpu` tag: chunk tasks running at once, over all workers.")]
+    = None,
+    reprocess_cron: ReprocessCronOpt = None,
+    index_cron: IndexCronOpt = None,
+    timezone: TimezoneOpt = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Register the deployments on your Prefect server (PREFECT_API_URL).
+
+    [bold]reprocess-archive/nightly[/bold] (cron) and [bold]rebuild-index/on-enrollment[/bold]
+    (event faceid.enrollment.changed, nightly fallback). Start a worker to run them:
+    [bold]prefect worker start --pool faceid[/bold]. Same as [bold]prefect --no-prompt deploy --all[/bold]
+    with the repository's prefect.yaml.
+    """
+    setup_logging(0)
+    from faceid_jobs.flows.deploy import deploy_all
+    from faceid_jobs.flows.runner import quiet_prefect
+
+    spec = _spec(sources, store, config, reprocess_cron, index_cron, timezone)
+    with quiet_prefect("WARNING"):
+        names = deploy_all(spec, work_pool, create_pool=create_pool, gpu_limit=gpu_limit)
+    if json_out:
+        print_json({"deployments": names, "work_pool": work_pool})
+        return
+    for name in names:
+        out.print(f"deployed [bold]{name}[/bold] to work pool [bold]{work_pool}[/bold]", highlight=False)
+    err.print(f"start a worker: prefect worker start --pool {work_pool}", highlight=False)
+
+
+@exits_on_user_error
+def serve(
+    sources: SourcesOpt = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, show_default=False,
+                                              help="Most flow runs at once [default: no limit].")] = None,
+    dask_address: Annotated[str | None, typer.Option(
+        "--dask-address", show_default=False,
+        help="Run the flows' tasks on this Dask scheduler (tcp://host:8786).")] = None,
+    reprocess_cron: ReprocessCronOpt = None,
+    index_cron: IndexCronOpt = None,
+    timezone: TimezoneOpt = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the deployments' schedules and trigger on this machine until Ctrl-C (prefect.serve).
+
+    Uses the Prefect server of PREFECT_API_URL (needed for the event trigger), else the embedded one.
+    """
+    setup_logging(0)
+    from faceid_jobs.flows.common import DASK_ADDRESS_ENV
+
+    if dask_address:
+        # Read when the flow modules load, here and in the runs serve starts.
+        os.environ[DASK_ADDRESS_ENV] = dask_address
+    from faceid_jobs.flows.deploy import serve_all
+
+    serve_all(_spec(sources, store, config, reprocess_cron, index_cron, timezone), limit=limit)

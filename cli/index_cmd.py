@@ -1,0 +1,115 @@
+"""`faceid-jobs index`: list, inspect, merge and garbage-collect index versions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from faceid_jobs.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    StoreOpt,
+    WeightsOpt,
+    exits_on_user_error,
+    out,
+    print_json,
+    settings_from,
+)
+from rich.table import Table
+
+app = typer.Typer(help="Index versions: list, show, build, gc.", no_args_is_help=True)
+
+
+def _workspace(config, store):
+    from faceid_jobs.workspace import open_workspace
+
+    return open_workspace(settings_from(config, store=store))
+
+
+@app.command("list")
+@exits_on_user_error
+def list_(json_out: JsonOpt = False, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Every published index version, oldest first."""
+    from faceid_jobs.index import list_versions, load_manifest
+
+    ws = _workspace(config, store)
+    rows = []
+    for v in list_versions(ws.store):
+        m = load_manifest(ws.store, ws.keys, v)
+        rows.append({"version": v, "parent": m.parent, "created_at": m.created_at, "shards": len(m.shards),
+                     "vectors": m.vectors, "index_by": m.index_by, "kek_id": m.kek_id, "note": m.note})
+    if json_out:
+        print_json(rows)
+        return
+    table = Table(title=f"index versions in {ws.store.uri}", title_justify="left")
+    for col in ("version", "created_at", "shards", "vectors", "index_by", "kek_id", "note"):
+        table.add_column(col, justify="right" if col in ("version", "shards", "vectors") else "left")
+    for r in rows:
+        table.add_row(*(str(r[c]) for c in ("version", "created_at", "shards", "vectors", "index_by",
+                                             "kek_id", "note")))
+    out.print(table)
+
+
+@app.command("show")
+@exits_on_user_error
+def show(version: Annotated[int | None, typer.Argument(help="Version [default: newest].")] = None,
+         json_out: JsonOpt = False, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """One version's manifest: its shards, their sizes, checksums and sources."""
+    from faceid_jobs.index import load_manifest
+
+    ws = _workspace(config, store)
+    m = load_manifest(ws.store, ws.keys, version)
+    if json_out:
+        print_json(m.body())
+        return
+    out.print(f"version {m.version} (parent {m.parent}) created {m.created_at}: {m.vectors} vectors, "
+              f"dim {m.dim}, embedder {m.embedder_id}, index_by {m.index_by}, key {m.kek_id}")
+    table = Table(title_justify="left")
+    for col in ("shard", "kind", "vectors", "bytes", "sha256", "sources"):
+        table.add_column(col)
+    for s in m.shards:
+        table.add_row(s.shard_id[:12], s.kind, str(s.vectors), str(s.size), s.sha256[:16] + "…",
+                      str(len(s.sources)))
+    out.print(table)
+
+
+@app.command("build")
+@exits_on_user_error
+def build(json_out: JsonOpt = False, store: StoreOpt = None, weights_dir: WeightsOpt = None,
+          config: ConfigOpt = None) -> None:
+    """Merge records not yet indexed into a new version (what `process` does at its end)."""
+    from dataclasses import asdict
+
+    from faceid_jobs.models import resolve_model_path
+    from faceid_jobs.pipeline.process import merge_for
+    from faceid_jobs.runtime import ModelFile
+    from faceid_jobs.workspace import open_workspace
+
+    settings = settings_from(config, store=store, weights_dir=weights_dir)
+    ws = open_workspace(settings)
+    embedder = ModelFile.from_path(resolve_model_path(settings, "embedder")).id
+    result = merge_for(ws, settings, embedder)
+    if json_out:
+        print_json(asdict(result))
+    else:
+        out.print(f"index version {result.version}: {result.vectors} vectors, "
+                  f"{result.shards_added} new shards, {result.shards_kept} kept"
+                  + ("" if result.published else " (nothing changed)"))
+
+
+@app.command("gc")
+@exits_on_user_error
+def gc(keep: Annotated[int, typer.Option("--keep", help="Newest versions to keep.", min=1)] = 3,
+       json_out: JsonOpt = False, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Delete older versions and every shard no kept version references."""
+    from dataclasses import asdict
+
+    from faceid_jobs.index.gc import collect_garbage
+
+    ws = _workspace(config, store)
+    result = collect_garbage(ws.store, ws.keys, keep)
+    if json_out:
+        print_json(asdict(result))
+    else:
+        out.print(f"kept versions {list(result.versions_kept)}; deleted {len(result.versions_deleted)} "
+                  f"versions and {result.shards_deleted} shards")

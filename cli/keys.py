@@ -1,0 +1,91 @@
+"""`faceid-jobs keys`: create and rotate the key that protects the store's biometric data."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from faceid_jobs.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    StoreOpt,
+    exits_on_user_error,
+    out,
+    print_json,
+    settings_from,
+)
+
+app = typer.Typer(help="Create, show and rotate the encryption key.", no_args_is_help=True)
+
+
+@app.command("init")
+@exits_on_user_error
+def init(
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing key file (data under it "
+                                        "becomes unreadable).")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Create a new key file (mode 0600) at FACEID_JOBS_KEY_FILE or ~/.config/faceid-jobs/key.json."""
+    from faceid_jobs.keyadmin import init_key
+
+    kek, path = init_key(settings_from(config), force=force)
+    out.print(f"created key {kek.key_id} at {path} (mode 0600): back it up somewhere safe")
+
+
+@app.command("show")
+@exits_on_user_error
+def show(json_out: JsonOpt = False, config: ConfigOpt = None) -> None:
+    """Which key is configured (its id and source, never the key itself)."""
+    from faceid_jobs.workspace import load_keyring
+
+    settings = settings_from(config)
+    keyring, _ = load_keyring(settings)
+    source = ("kms" if settings.kms_key_id else "env" if keyring.primary.key_id.startswith("local")
+              and _env_key() else "file")
+    info = {"key_id": keyring.primary.key_id, "source": source}
+    if source == "file":
+        info["file"] = str(settings.resolved_key_file())
+    if json_out:
+        print_json(info)
+    else:
+        out.print(" ".join(f"{k}={v}" for k, v in info.items()))
+
+
+def _env_key() -> bool:
+    import os
+
+    from faceid_jobs.workspace import KEY_ENV
+
+    return bool(os.environ.get(KEY_ENV))
+
+
+@app.command("rotate")
+@exits_on_user_error
+def rotate(
+    to_kms: Annotated[str | None, typer.Option("--to-kms", help="Move to this AWS KMS key id/ARN "
+                                               "instead of a new key file.", show_default=False)] = None,
+    json_out: JsonOpt = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Re-wrap every data key under a new key and publish a new index version.
+
+    Nothing is re-encrypted. The old key file is kept as key.json.retired-<id>;
+    destroy it once searches work. Safe to run again if interrupted.
+    """
+    from dataclasses import asdict
+
+    from faceid_jobs.keyadmin import rotate_key
+    from faceid_jobs.storage import open_store
+
+    settings = settings_from(config, store=store)
+    result = rotate_key(settings, open_store(settings.store), to_kms=to_kms)
+    if json_out:
+        print_json(asdict(result))
+        return
+    out.print(f"rotated {result.old_key_id} -> {result.new_key_id}: {result.rewrapped} data keys "
+              f"re-wrapped ({result.already} already were); index version {result.index_version}")
+    if result.retired_file:
+        out.print(f"old key kept at {result.retired_file}: destroy it once searches work")
+    if to_kms:
+        out.print(f"set FACEID_JOBS_KMS_KEY_ID={to_kms} from now on")

@@ -1,0 +1,102 @@
+"""Data keys kept as small wrapped-key objects in the store (I/O via a Store).
+
+Each encrypted object (a record file, an index shard, a manifest MAC) names a
+data key by reference; the key itself lives at `keys/data/<ref>.json`,
+wrapped by a KEK. Keeping the wrapped keys outside the data is what lets
+`keys rotate` re-wrap every live key under a new KEK without rewriting any
+data, and what lets an old KEK be retired completely.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+
+from faceid_jobs.crypto.keys import Keyring, WrappedKey
+from faceid_jobs.errors import IntegrityError
+from faceid_jobs.storage.base import Store
+
+__all__ = ["DATA_KEYS_PREFIX", "DataKeys"]
+
+DATA_KEYS_PREFIX = "keys/data/"
+_FORMAT = 1
+
+
+class DataKeys:
+    """Create, fetch (cached in memory) and re-wrap data keys of one store."""
+
+    def __init__(self, store: Store, keyring: Keyring) -> None:
+        self.store = store
+        self.keyring = keyring
+        self._cache: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key_of(ref: str) -> str:
+        return f"{DATA_KEYS_PREFIX}{ref}.json"
+
+    def create(self) -> tuple[str, bytes]:
+        """A new data key: (reference, 32 key bytes); its wrapped form is stored first."""
+        dek, wrapped = self.keyring.new_data_key()
+        ref = uuid.uuid4().hex
+        self.store.put(self.key_of(ref), _encode(wrapped))
+        with self._lock:
+            self._cache[ref] = dek
+        return ref, dek
+
+    def get(self, ref: str, name: str = "") -> bytes:
+        """The data key `ref`, unwrapped by the keyring.
+
+        Raises:
+            IntegrityError: the key object is missing or damaged, or the
+                keyring does not hold the KEK it is wrapped with.
+        """
+        with self._lock:
+            if ref in self._cache:
+                return self._cache[ref]
+        try:
+            raw = self.store.get(self.key_of(ref))
+        except KeyError:
+            raise IntegrityError(f"{name or ref}: its data key {ref} is missing from the store") from None
+        dek = self.keyring.unwrap(_decode(raw, ref), name or self.key_of(ref))
+        with self._lock:
+            self._cache[ref] = dek
+        return dek
+
+    def kek_of(self, ref: str) -> str:
+        """Id of the KEK a data key is currently wrapped with."""
+        return _decode(self.store.get(self.key_of(ref)), ref).kek_id
+
+    def rewrap_all(self) -> tuple[int, int]:
+        """Re-wrap every data key not yet under the primary KEK.
+
+        Idempotent, so an interrupted rotation is finished by running it again.
+
+        Returns:
+            (re-wrapped, already under the primary KEK)
+        """
+        done = kept = 0
+        for key in self.store.list(DATA_KEYS_PREFIX):
+            ref = key[len(DATA_KEYS_PREFIX):].removesuffix(".json")
+            wrapped = _decode(self.store.get(key), ref)
+            if wrapped.kek_id == self.keyring.primary.key_id:
+                kept += 1
+                continue
+            self.store.put(key, _encode(self.keyring.rewrap(wrapped, key)))
+            done += 1
+        return done, kept
+
+
+def _encode(wrapped: WrappedKey) -> bytes:
+    return json.dumps({"format": _FORMAT, "wrapped": wrapped.encode()}).encode()
+
+
+def _decode(raw: bytes, ref: str) -> WrappedKey:
+    try:
+        body = json.loads(raw)
+        if body["format"] != _FORMAT:
+            raise ValueError
+        return WrappedKey.decode(body["wrapped"])
+    except (ValueError, KeyError, TypeError):
+        raise IntegrityError(f"data key {ref}: damaged key object") from None

@@ -1,0 +1,192 @@
+"""Merge stored face records into a new index version (I/O via a Store).
+
+Incremental and optimistic, after Delta Lake / Iceberg:
+
+1. read the newest manifest (the base) and the current record files of every
+   catalogued video;
+2. keep base shards whose sources are all still current; record files in no
+   kept shard are pending; if more than `max_small` small shards would remain,
+   they are compacted (their sources become pending too);
+3. build new shards from the pending records (streamed file by file), each
+   written under a fresh id, never over an existing object;
+4. publish version base+1 with put-if-absent. If another merge published it
+   first, start again from 1 on the new base (bounded); shards this attempt
+   wrote and nobody references are left for `index gc`.
+
+When nothing is pending, nothing is stale and no compaction is due, no
+version is published: a re-run changes nothing in the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from faceid_jobs.crypto.envelope import DataKeys
+from faceid_jobs.errors import IntegrityError, StoreError
+from faceid_jobs.index.manifest import Manifest, commit_manifest, list_versions, load_manifest, now
+from faceid_jobs.index.shard import IndexParams, ShardRef, build_faiss, write_shard
+from faceid_jobs.records import META_COLUMNS
+from faceid_jobs.records.parquet import parquet_to_table
+from faceid_jobs.storage.base import Store
+from faceid_jobs.storage.catalog import list_entries
+from faceid_jobs.storage.layout import record_prefix
+
+__all__ = ["MergeResult", "RowSelector", "all_rows", "current_sources", "merge_index"]
+
+log = logging.getLogger(__name__)
+
+# Turns one record table into (vectors (n, D) float32, metadata rows).
+RowSelector = Callable[[pa.Table], tuple[np.ndarray, pa.Table]]
+
+
+def all_rows(table: pa.Table) -> tuple[np.ndarray, pa.Table]:
+    """Every face row goes into the index (index_by = "face")."""
+    emb = table.column("embedding").combine_chunks()
+    dim = emb.type.list_size
+    vectors = np.asarray(emb.values.to_numpy(zero_copy_only=False), np.float32).reshape(-1, dim)
+    return vectors, table.select([c for c in META_COLUMNS if c in table.column_names])
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """What a merge did."""
+
+    version: int | None
+    published: bool
+    shards_added: int
+    shards_kept: int
+    vectors: int
+    attempts: int
+
+
+def current_sources(store: Store, embedder_id: str) -> tuple[dict[str, str], int]:
+    """Record file key → the video's current URI, for videos embedded by `embedder_id`."""
+    sources: dict[str, str] = {}
+    videos = 0
+    for entry in list_entries(store):
+        if entry.embedder_id != embedder_id:
+            log.warning("%s: analysed with embedder %s, not %s; not indexed",
+                        entry.uri, entry.embedder_id, embedder_id)
+            continue
+        videos += 1
+        for key in store.list(record_prefix(entry.analysis_id, entry.fingerprint)):
+            if key.endswith(".parquet"):
+                sources[key] = entry.uri
+    return sources, videos
+
+
+def merge_index(
+    store: Store,
+    keys: DataKeys,
+    embedder_id: str,
+    *,
+    cipher=None,
+    select: RowSelector = all_rows,
+    index_by: str = "face",
+    params: IndexParams | None = None,
+    max_small: int = 8,
+    attempts: int = 5,
+) -> MergeResult:
+    """Publish a new index version covering every current record file.
+
+    Args:
+        store: the store holding records, catalog and index.
+        keys: data keys (wrap new shard and manifest keys).
+        embedder_id: only videos embedded by this model are indexed.
+        cipher: decrypts encrypted record files.
+        select: which rows of a record table become vectors.
+        index_by: recorded in the manifest ("face" or "track").
+        params: shard index parameters.
+        max_small: more small shards than this are compacted into one.
+        attempts: tries before giving up on concurrent commits.
+
+    Raises:
+        StoreError: the commit kept losing to concurrent merges.
+    """
+    params = params or IndexParams()
+    for attempt in range(1, attempts + 1):
+        versions = list_versions(store)
+        base = load_manifest(store, keys, versions[-1]) if versions else None
+        version = (versions[-1] if versions else 0) + 1
+        sources, _ = current_sources(store, embedder_id)
+        # A base built with another embedder or row selection is rebuilt, not extended.
+        compatible = base is not None and base.embedder_id == embedder_id and base.index_by == index_by
+        base_shards = list(base.shards) if compatible else []
+        kept = [s for s in base_shards if set(s.sources) <= sources.keys()]
+        stale = len(base_shards) - len(kept)
+        small = [s for s in kept if s.vectors < params.shard_max // 4]
+        if len(small) > max_small:
+            kept = [s for s in kept if s not in small]
+        empty = sorted(set(base.empty_sources) & sources.keys()) if compatible else []
+        covered = {src for s in kept for src in s.sources} | set(empty)
+        pending = sorted(sources.keys() - covered)
+        unchanged = compatible and len(kept) == len(base_shards) and not stale
+        if base and unchanged and not pending:
+            return MergeResult(base.version, False, 0, len(kept), base.vectors, attempt)
+        new: list[ShardRef] = []
+        for item in _build_shards(store, keys, pending, sources, version, cipher, select, params):
+            if isinstance(item, ShardRef):
+                new.append(item)
+            else:
+                empty.append(item)
+        shards = tuple(kept + new)
+        dims = {s.dim for s in shards}
+        if len(dims) > 1:
+            raise IntegrityError(f"{store.uri}: records of one embedder have dimensions {sorted(dims)}")
+        manifest = Manifest(
+            version=version,
+            parent=base.version if base else None,
+            created_at=now(),
+            embedder_id=embedder_id,
+            dim=dims.pop() if dims else 0,
+            index_by=index_by,
+            shards=shards,
+            kek_id=keys.keyring.primary.key_id,
+            empty_sources=tuple(sorted(empty)),
+        )
+        if commit_manifest(store, keys, manifest):
+            return MergeResult(version, True, len(new), len(kept), manifest.vectors, attempt)
+        log.info("index version %d was published concurrently; merging again", version)
+    raise StoreError(f"{store.uri}: could not publish an index version after {attempts} attempts "
+                     "(concurrent merges); run the merge again")
+
+
+def _build_shards(store: Store, keys: DataKeys, pending: Iterable[str], uris: dict[str, str],
+                  version: int, cipher, select: RowSelector, params: IndexParams
+                  ) -> Iterable[ShardRef | str]:
+    """Shards of the pending records; record keys with no rows are yielded as plain keys."""
+    vectors: list[np.ndarray] = []
+    metas: list[pa.Table] = []
+    srcs: list[str] = []
+    count = 0
+
+    def flush() -> ShardRef:
+        nonlocal vectors, metas, srcs, count
+        index, kind = build_faiss(np.ascontiguousarray(np.concatenate(vectors), np.float32), params)
+        meta = pa.concat_tables(metas)
+        ref = write_shard(store, keys, index, meta, kind=kind, created_version=version, sources=tuple(srcs))
+        vectors, metas, srcs, count = [], [], [], 0
+        return ref
+
+    for key in pending:
+        table = parquet_to_table(store.get(key), key, cipher=cipher)
+        vec, meta = select(table)
+        if not len(vec):
+            yield key
+            continue
+        srcs.append(key)
+        # Show the video where it was last seen, not where it was processed.
+        uri = pa.array([uris[key]] * meta.num_rows, pa.string())
+        meta = meta.set_column(meta.schema.get_field_index("video_uri"), "video_uri", uri)
+        vectors.append(vec)
+        metas.append(meta)
+        count += len(vec)
+        if count >= params.shard_max:
+            yield flush()
+    if srcs:
+        yield flush()

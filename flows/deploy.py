@@ -1,0 +1,159 @@
+"""The deployments of faceid-jobs, built in Python (mirrors `prefect.yaml`).
+
+- ``reprocess-archive/nightly``: the archive every night (cron).
+- ``rebuild-index/on-enrollment``: on each ``faceid.enrollment.changed`` event,
+  plus a nightly fallback (a merge with nothing new publishes nothing).
+
+`deploy_all` registers them on the Prefect server named by `PREFECT_API_URL`
+(for workers of a work pool); `serve_all` runs them in this process with
+`prefect.serve`. Entrypoints are module paths (``faceid_jobs.flows.…``), so
+any machine with faceid-jobs installed (a process worker, a Docker image)
+can run them without pulling code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from faceid_jobs.errors import ConfigError
+
+if TYPE_CHECKING:
+    from prefect.deployments.runner import RunnerDeployment
+
+__all__ = [
+    "ENROLLMENT_EVENT",
+    "GPU_TAG",
+    "DeploySpec",
+    "build_deployments",
+    "deploy_all",
+    "serve_all",
+]
+
+ENROLLMENT_EVENT = "faceid.enrollment.changed"
+GPU_TAG = "gpu"
+REPROCESS_NAME = "nightly"
+INDEX_NAME = "on-enrollment"
+
+
+@dataclass(frozen=True)
+class DeploySpec:
+    """What the deployments run on and when."""
+
+    sources: tuple[str, ...]
+    store: str | None = None
+    config: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    reprocess_cron: str = "0 2 * * *"
+    index_cron: str = "30 5 * * *"
+    timezone: str = "UTC"
+    tags: tuple[str, ...] = ("faceid",)
+
+
+def build_deployments(spec: DeploySpec) -> list[RunnerDeployment]:
+    """The two deployments as `RunnerDeployment`s (not yet registered)."""
+    from faceid_jobs.flows.index import rebuild_index
+    from faceid_jobs.flows.reprocess import reprocess_archive
+    from prefect.events import DeploymentEventTrigger
+    from prefect.schedules import Cron
+    from prefect.types.entrypoint import EntrypointType
+
+    sources = [s for s in spec.sources if s]
+    if not sources:
+        raise ConfigError("deploy: give at least one source (--source) for the nightly reprocess")
+    common = {"store": spec.store or None, "config": spec.config or None, "settings": dict(spec.settings)}
+    reprocess = reprocess_archive.to_deployment(
+        name=REPROCESS_NAME,
+        schedules=[Cron(spec.reprocess_cron, timezone=spec.timezone)],
+        parameters={"sources": sources, **common},
+        description="Reprocess the footage archive: new or changed videos are analysed, the rest skipped.",
+        tags=list(spec.tags),
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )
+    index = rebuild_index.to_deployment(
+        name=INDEX_NAME,
+        schedules=[Cron(spec.index_cron, timezone=spec.timezone)],
+        triggers=[DeploymentEventTrigger(name="enrollment changed", expect={ENROLLMENT_EVENT})],
+        parameters=common,
+        concurrency_limit=1,
+        description="Merge new records into the face index when enrollment changes, and nightly.",
+        tags=list(spec.tags),
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )
+    return [reprocess, index]
+
+
+def deploy_all(
+    spec: DeploySpec,
+    work_pool: str,
+    *,
+    create_pool: bool = True,
+    gpu_limit: int | None = None,
+) -> list[str]:
+    """Register the deployments on the configured Prefect server.
+
+    Args:
+        spec: sources, store and schedules.
+        work_pool: work pool whose workers run the flows.
+        create_pool: create a ``process`` pool of that name if none exists
+            (Docker, Kubernetes and ECS pools are created with `prefect work-pool create`).
+        gpu_limit: set the tag concurrency limit on ``gpu`` (chunk tasks) to this.
+
+    Returns:
+        ``flow-name/deployment-name`` of each registered deployment.
+
+    Raises:
+        ConfigError: no Prefect server configured (`PREFECT_API_URL`).
+    """
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
+        raise ConfigError(
+            "deploy needs a Prefect server: start one (`prefect server start`) and set PREFECT_API_URL "
+            "(e.g. `prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api`)"
+        )
+    deployments = build_deployments(spec)
+    if create_pool:
+        _ensure_process_pool(work_pool)
+    if gpu_limit is not None:
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            client.create_concurrency_limit(tag=GPU_TAG, concurrency_limit=gpu_limit)
+    names = []
+    for deployment in deployments:
+        deployment.apply(work_pool_name=work_pool)
+        names.append(f"{deployment.flow_name}/{deployment.name}")
+    return names
+
+
+def serve_all(spec: DeploySpec, *, limit: int | None = None) -> None:
+    """Run the deployments' schedules and trigger in this process until interrupted."""
+    from prefect import serve
+
+    serve(*build_deployments(spec), limit=limit)
+
+
+def _ensure_process_pool(name: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+    from prefect.workers.process import ProcessWorker
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(name)
+            return
+        except ObjectNotFound:
+            pass
+        client.create_work_pool(WorkPoolCreate(
+            name=name, type="process",
+            base_job_template=ProcessWorker.get_default_base_job_template(),
+            description="faceid-jobs flows (created by `faceid-jobs deploy`)",
+        ))
+
+
+def spec_from(sources: Sequence[str], **kwargs: Any) -> DeploySpec:
+    """A `DeploySpec`, dropping options left unset (None)."""
+    return DeploySpec(sources=tuple(sources), **{k: v for k, v in kwargs.items() if v is not None})

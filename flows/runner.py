@@ -1,0 +1,198 @@
+"""Run `reprocess-archive` from Python (what `faceid-jobs process` calls).
+
+Without `PREFECT_API_URL` (environment or Prefect profile) Prefect 3 starts
+its embedded server (SQLite under `PREFECT_HOME`) for the run and stops it at
+exit; with one, the run is recorded on that server and shows in its UI.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from faceid_jobs.config import Settings
+from faceid_jobs.errors import ConfigError
+
+__all__ = ["prefect_api_url", "quiet_prefect", "run_reprocess"]
+
+
+def run_reprocess(
+    sources: Sequence[str],
+    settings: Settings,
+    *,
+    build: bool = True,
+    dask_address: str | None = None,
+    dask_local: int = 0,
+    console_level: str | None = "WARNING",
+    retries: int = 3,
+    retry_delay_seconds: float = 10.0,
+    observer: Any = None,
+) -> dict[str, Any]:
+    """Run the `reprocess-archive` flow over `sources` and return its summary.
+
+    Args:
+        sources: video files, folders or globs.
+        settings: every setting of the run (passed to the flow as overrides,
+            so the flow sees exactly these).
+        build: merge new records into the index afterwards (no version is
+            published when nothing changed).
+        dask_address: run the tasks on this Dask scheduler (``tcp://host:8786``).
+        dask_local: > 0: start a local Dask cluster of this many worker processes.
+        console_level: lowest level of Prefect's (and Dask's) console log lines
+            on stderr, e.g. ``"WARNING"`` for the CLI, ``"INFO"`` with ``-v``;
+            above INFO the flow and task run lines are left off the console
+            (failures are in the summary). None leaves logging as configured.
+            Logs sent to the Prefect API are never affected.
+        retries, retry_delay_seconds: retries of a task after a transient error.
+        observer: progress hooks (a `faceid_jobs.pipeline.process.ProcessObserver`),
+            called from this process as chunks finish, video by video.
+
+    Returns:
+        `ProcessSummary.to_json()` plus ``flow_run_id``. The run's failures
+        are in ``failures`` (the flow run itself is then Failed).
+
+    Raises:
+        FaceIdError: the run could not start or stopped early (bad settings,
+            models missing, store unwritable; `PREFECT_API_URL` unreachable is
+            a `ConfigError`).
+    """
+    from faceid_jobs.flows.common import cores, make_task_runner, models_for, settings_overrides
+
+    runner = make_task_runner(dask_address, dask_local)
+    if settings.threads == 0 and not dask_address:
+        # What the flow's `fit_threads` would choose, fixed here so the model
+        # set loaded below is the one its tasks reuse.
+        settings = settings.replace(threads=max(1, cores() // (dask_local or cores())))
+    if not dask_address and not dask_local:
+        # Missing or broken models fail here, in one line, before any server
+        # starts; the thread-pool tasks of the run reuse this set.
+        with models_for(settings):
+            pass
+    elif dask_local:
+        from faceid_jobs.models import resolve_model_path
+
+        for role in ("detector", "embedder"):
+            resolve_model_path(settings, role)
+    with quiet_prefect(console_level):
+        from faceid_jobs.flows.reprocess import observing, reprocess_archive
+
+        _check_api()
+        flow = reprocess_archive.with_options(task_runner=runner)
+        with observing(observer):
+            state = flow(
+                sources=list(sources),
+                settings=settings_overrides(settings),
+                build_index=build,
+                retries=retries,
+                retry_delay_seconds=retry_delay_seconds,
+                return_state=True,
+            )
+        result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
+    if not isinstance(result, dict):  # pragma: no cover - a crashed or cancelled run
+        raise RuntimeError(f"reprocess-archive ended {state.type.value}: {state.message}")
+    return result
+
+
+def prefect_api_url() -> str | None:
+    """The Prefect API this process talks to, or None for the embedded server."""
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url or None
+
+
+def _check_api() -> None:
+    """Fail with one line when a configured Prefect server does not answer."""
+    url = prefect_api_url()
+    if not url:
+        return
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        error = client.api_healthcheck()
+    if error is not None:
+        raise ConfigError(f"Prefect server at {url} (PREFECT_API_URL) does not answer: "
+                          f"{type(error).__name__}: {error}")
+
+
+def _filter_root_handlers(console_filter: logging.Filter) -> None:
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(console_filter)
+
+
+class _ConsoleFilter(logging.Filter):
+    """Drops Prefect (and Dask) records below a level from console handlers, and the
+    HTTP client's request lines below WARNING.
+
+    Flow and task run records are dropped unless the level is INFO or lower:
+    the caller reports failures itself, and the runs' logs stay complete in
+    the Prefect API and UI (their API handler sits on their own loggers).
+    """
+
+    _RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+    _NOISY = ("prefect", "distributed", "dask")
+    _CHATTY = ("httpx", "httpcore")  # every request Prefect's client makes, at INFO
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        name = record.name
+        if name.startswith(self._RUN_LOGGERS):
+            return self.level <= logging.INFO and record.levelno >= self.level
+        if name.startswith(self._NOISY):
+            return record.levelno >= self.level
+        if name.startswith(self._CHATTY):
+            return record.levelno >= max(self.level, logging.WARNING)
+        return True
+
+
+@contextlib.contextmanager
+def quiet_prefect(level: str | None) -> Iterator[None]:
+    """Keep Prefect's console output to `level` and above, for the duration.
+
+    Applies to every handler of the root logger (Prefect's console handler,
+    or the caller's own when it configured logging first); see
+    `_ConsoleFilter`. Processes started meanwhile (the embedded server, local
+    Dask workers) get the level through `PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL`.
+    The embedded server also gets telemetry off unless the user set it, so it
+    never reaches out. None leaves logging alone.
+    """
+    if level is None:
+        yield
+        return
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ConfigError(f"unknown log level {level!r}")
+    env = {"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": level.upper()}
+    if "PREFECT_SERVER_ANALYTICS_ENABLED" not in os.environ:
+        env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    console_filter = _ConsoleFilter(numeric)
+    handlers = []
+    try:
+        import prefect  # noqa: F401  (sets up Prefect's logging, with the level above)
+
+        handlers = list(logging.getLogger().handlers)
+        for handler in handlers:
+            handler.addFilter(console_filter)
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(console_filter)
+        if handlers and not prefect_api_url():
+            # The embedded server is stopped at exit, with an INFO line; exit
+            # hooks run last-registered first, so this one silences it.
+            atexit.register(_filter_root_handlers, console_filter)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -1,0 +1,186 @@
+"""`search-photos`: a batch of query photos against the store's index.
+
+One `embed-photo` task per photo (detect, pick the largest face, align,
+embed), then one `search-index` task that loads the index once and matches
+every query. Results go to the store under ``queries/<flow run id>/``
+(``results.json``: every query with its hits; ``hits.parquet``: one row per
+hit) and are returned. The run ends Failed if any photo could not be
+searched (unreadable, no face), after searching the others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import TYPE_CHECKING, Any
+
+from faceid_jobs.flows.artifacts import publish_search
+from faceid_jobs.flows.common import (
+    backoff_delays,
+    default_task_runner,
+    describe_failure,
+    models_for,
+    resolve_settings,
+    retry_if_transient,
+    workspace_for,
+)
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from prefect.states import Failed
+
+from faceid_jobs.config import Settings
+
+if TYPE_CHECKING:
+    from faceid_jobs.search import Query
+
+__all__ = ["QUERIES_PREFIX", "embed_photo_task", "search_index_task", "search_photos", "write_results_task"]
+
+QUERIES_PREFIX = "queries/"
+
+_HIT_COLUMNS = ("photo", "rank", "similarity", "video", "timestamp_s", "start_s", "end_s", "frame", "bbox",
+                "face_id", "track_id", "liveness", "quality", "query_bbox", "query_det_score",
+                "index_build_id")
+
+
+def result_keys(run_id: str) -> dict[str, str]:
+    """Store keys of one search run's results."""
+    return {"json": f"{QUERIES_PREFIX}{run_id}/results.json",
+            "parquet": f"{QUERIES_PREFIX}{run_id}/hits.parquet"}
+
+
+def _photo_run_name() -> str:
+    from pathlib import Path
+
+    from prefect.runtime import task_run
+
+    return f"embed-photo-{Path(str(task_run.parameters['photo'])).name}"
+
+
+@task(name="embed-photo", cache_policy=NO_CACHE, task_run_name=_photo_run_name, retries=2,
+      retry_delay_seconds=backoff_delays(2, 2), retry_condition_fn=retry_if_transient)
+def embed_photo_task(photo: str, settings: Settings, face_index: int | None = None) -> Query:
+    from faceid_jobs.images import read_photo
+    from faceid_jobs.search import make_query
+
+    # Search needs no liveness models: a set without them loads faster.
+    with models_for(dataclasses.replace(settings, liveness=())) as models:
+        return make_query(read_photo(photo), photo, models, face_index)
+
+
+@task(name="search-index", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=backoff_delays(2, 2),
+      retry_condition_fn=retry_if_transient)
+def search_index_task(queries: list[Query], settings: Settings,
+                      index_version: int | None = None) -> list[dict[str, Any]]:
+    """Open the index version once (shards fetched and decrypted in memory), match every query."""
+    from faceid_jobs.errors import IndexMissingError
+    from faceid_jobs.index import list_versions, open_index
+    from faceid_jobs.search import search_index
+
+    ws = workspace_for(settings)
+    if index_version is None and not list_versions(ws.store):
+        raise IndexMissingError(
+            f"{ws.store.uri}: no index yet (run `faceid-jobs process` on some footage first)")
+    index = open_index(ws.store, ws.keys, index_version, cache_dir=settings.shard_cache or None,
+                       nprobe=settings.nprobe)
+    return [search_index(q, index, top_k=settings.top_k, threshold=settings.threshold).to_json()
+            for q in queries]
+
+
+@task(name="write-results", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=backoff_delays(2, 2),
+      retry_condition_fn=retry_if_transient)
+def write_results_task(settings: Settings, run_id: str, document: dict[str, Any]) -> dict[str, str]:
+    """Store the results as JSON (whole document) and Parquet (one row per hit).
+
+    Hits name videos, times and face ids, not embeddings, so they are stored
+    in the clear like the catalog, where any Parquet/JSON reader can open them.
+    """
+    store = workspace_for(settings).store
+    keys = result_keys(run_id)
+    store.put(keys["parquet"], hits_parquet(document["results"]))
+    store.put(keys["json"], json.dumps(document, indent=1, default=str).encode())
+    return keys
+
+
+def hits_parquet(results: list[dict[str, Any]]) -> bytes:
+    """zstd Parquet, one row per hit (a face, or an appearance when the index is by
+    track: then `start_s`, `end_s` and `track_id` are set), columns `_HIT_COLUMNS`."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    bbox = pa.list_(pa.float32(), 4)
+    schema = pa.schema([
+        ("photo", pa.string()), ("rank", pa.int32()), ("similarity", pa.float32()),
+        ("video", pa.string()), ("timestamp_s", pa.float64()), ("start_s", pa.float64()),
+        ("end_s", pa.float64()), ("frame", pa.int64()), ("bbox", bbox), ("face_id", pa.string()),
+        ("track_id", pa.int64()), ("liveness", pa.float32()), ("quality", pa.float32()),
+        ("query_bbox", bbox), ("query_det_score", pa.float32()), ("index_build_id", pa.string()),
+    ])
+    rows: dict[str, list[Any]] = {name: [] for name in _HIT_COLUMNS}
+    for result in results:
+        query = result["query"]
+        for rank, hit in enumerate(result["hits"], 1):
+            values = {**hit, "photo": query["photo"], "rank": rank, "query_bbox": query["bbox"],
+                      "query_det_score": query["det_score"], "index_build_id": result["index"]["build_id"]}
+            for name in _HIT_COLUMNS:
+                rows[name].append(values.get(name))
+    sink = io.BytesIO()
+    pq.write_table(pa.table(rows, schema=schema), sink, compression="zstd")
+    return sink.getvalue()
+
+
+@flow(name="search-photos", task_runner=default_task_runner())
+def search_photos(
+    photos: list[str],
+    store: str | None = None,
+    config: str | None = None,
+    settings: dict[str, Any] | None = None,
+    top_k: int | None = None,
+    threshold: float | None = None,
+    face_index: int | None = None,
+    index_version: int | None = None,
+) -> dict[str, Any]:
+    """Search the index for the face in each photo; store and return the hits.
+
+    Args:
+        photos: photo files, as seen by the workers.
+        store: store folder or ``s3://bucket/prefix``; default from `config`, the
+            environment, then ``./faceid-data``.
+        config: TOML profile on the machine running the flow.
+        settings: setting overrides (names as in `Settings`).
+        top_k: most hits per photo (default: the `top_k` setting).
+        threshold: lowest cosine similarity reported (default: the `threshold` setting).
+        face_index: which face of each photo, 0 = largest (default: the largest).
+        index_version: search this index version (default: the newest).
+
+    Returns:
+        ``{"flow_run_id", "store", "keys": {"json", "parquet"}, "results": [SearchResult.to_json()…],
+        "failures": [{"photo", "error"}…]}``.
+    """
+    log = get_run_logger()
+    cfg = resolve_settings(config, {**(settings or {}), "top_k": top_k, "threshold": threshold}, store)
+    futures = {photo: embed_photo_task.submit(photo, cfg, face_index) for photo in photos}
+    queries, failures = [], []
+    for photo, future in futures.items():
+        future.wait()
+        if future.state.is_completed():
+            queries.append(future.result())
+        else:
+            value = future.state.result(raise_on_failure=False)
+            error = describe_failure(value if isinstance(value, BaseException) else None, photo)
+            failures.append({"photo": photo, "error": error})
+    results = search_index_task(queries, cfg, index_version) if queries else []
+    run_id = str(flow_run.id)
+    document = {"flow_run_id": run_id, "store": cfg.store, "top_k": cfg.top_k,
+                "threshold": cfg.threshold, "results": results, "failures": failures}
+    keys = write_results_task(cfg, run_id, document)
+    result = document | {"keys": keys}
+    publish_search(result)
+    log.info("%d photos searched, %d hits, %d failed; results in %s/%s",
+             len(results), sum(len(r["hits"]) for r in results), len(failures), cfg.store, keys["json"])
+    if failures:
+        return Failed(message=f"{len(failures)} of {len(photos)} photo(s) could not be searched; "
+                              f"first: {failures[0]['error']}", data=result)
+    return result

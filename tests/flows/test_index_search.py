@@ -1,0 +1,78 @@
+"""`rebuild-index` and `search-photos` run for real on the Prefect test server."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.flows.util import artifacts, markdown_json, snapshot, table_rows
+
+pytestmark = [pytest.mark.models, pytest.mark.usefixtures("prefect_server")]
+
+
+def _overrides(settings):
+    from faceid_jobs.flows.common import settings_overrides
+
+    return settings_overrides(settings)
+
+
+def test_rebuild_index_publishes_only_what_changed(first_run, store_copy, flow_settings):
+    from faceid_jobs.flows.index import rebuild_index
+
+    before = snapshot(store_copy)
+    state = rebuild_index(store=str(store_copy), settings=_overrides(flow_settings), return_state=True)
+    result = state.result()
+    assert state.is_completed()
+    assert result["published"] is False
+    assert result["index"]["version"] == first_run["summary"]["index"]["version"]
+    assert snapshot(store_copy) == before
+
+    # An index lost entirely is rebuilt from the catalogued records.
+    shutil.rmtree(store_copy / "index")
+    rebuilt = rebuild_index(store=str(store_copy), settings=_overrides(flow_settings))
+    assert rebuilt["published"] is True
+    assert rebuilt["index"]["vectors"] == first_run["summary"]["indexed_vectors"]
+    found = artifacts(rebuilt["flow_run_id"])
+    assert table_rows(found["faceid-index-summary"])[0]["version"] == rebuilt["index"]["version"]
+    assert markdown_json(found["faceid-index-report"].data) == rebuilt
+
+
+def test_search_photos_stores_and_returns_the_hits(first_run, store_copy, flow_settings, portraits, tmp_path):
+    import pyarrow.parquet as pq
+    from faceid_jobs.flows.search import search_photos
+
+    blank = tmp_path / "wall.png"
+    cv2.imwrite(str(blank), np.full((400, 400, 3), 200, np.uint8))
+    photos = [str(portraits["Rachel"]), str(portraits["Chandler"]), str(blank)]
+    state = search_photos(photos=photos, store=str(store_copy), settings=_overrides(flow_settings),
+                          return_state=True)
+    result = state.result(raise_on_failure=False)
+    # The photo without a face fails alone; the run says so and ends Failed.
+    assert state.is_failed() and "1 of 3" in state.message
+    assert [f["photo"] for f in result["failures"]] == [str(blank)]
+    assert "no face" in result["failures"][0]["error"]
+    by_photo = {Path(r["query"]["photo"]).stem: r for r in result["results"]}
+    assert set(by_photo) == {"Rachel", "Chandler"}
+    # a.mp4 is shot 1 (Rachel and Joey), b.mp4 shot 2 (Monica and Chandler).
+    assert by_photo["Rachel"]["hits"] and Path(by_photo["Rachel"]["hits"][0]["video"]).name == "a.mp4"
+    assert by_photo["Chandler"]["hits"] and Path(by_photo["Chandler"]["hits"][0]["video"]).name == "b.mp4"
+
+    run_id = result["flow_run_id"]
+    assert result["keys"] == {"json": f"queries/{run_id}/results.json",
+                              "parquet": f"queries/{run_id}/hits.parquet"}
+    stored = json.loads((store_copy / result["keys"]["json"]).read_text())
+    assert stored["results"] == result["results"] and stored["failures"] == result["failures"]
+    hits = pq.read_table(store_copy / result["keys"]["parquet"])
+    assert hits.num_rows == sum(len(r["hits"]) for r in result["results"])
+    assert set(hits.column("photo").to_pylist()) == {photos[0], photos[1]}
+    best = by_photo["Rachel"]["hits"][0]["similarity"]
+    assert hits.column("similarity").to_pylist()[0] == pytest.approx(best, abs=1e-4)
+
+    found = artifacts(run_id)
+    assert len(table_rows(found["faceid-search-summary"])) == hits.num_rows
+    assert "wall.png" in found["faceid-search-report"].data

@@ -1,0 +1,165 @@
+"""The flows' plain parts, without a Prefect server or models."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from faceid_jobs.flows import artifacts, common
+
+from faceid_jobs.config import Settings
+from faceid_jobs.errors import ConfigError, IntegrityError, StoreError, VideoError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_flow_modules_import_without_numpy_onnxruntime_or_video():
+    code = ("import sys; import faceid_jobs.flows.reprocess, faceid_jobs.flows.index, "
+            "faceid_jobs.flows.search, faceid_jobs.flows.runner, faceid_jobs.flows.deploy, "
+            "faceid_jobs.cli.flows_cmd; "
+            "print([m for m in ('numpy', 'onnxruntime', 'cv2', 'faiss', 'pyarrow') if m in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_settings_travel_as_flow_parameters_unchanged(monkeypatch):
+    for name in [k for k in __import__("os").environ if k.startswith("FACEID_JOBS_")]:
+        monkeypatch.delenv(name)
+    settings = Settings(device="cpu", sample_fps=2.5, liveness=("a.onnx",), store="/data/s", threads=3)
+    params = common.settings_overrides(settings)
+    assert json.loads(json.dumps(params)) == params  # JSON-safe, as Prefect stores parameters
+    assert common.resolve_settings(None, params) == settings
+    assert common.resolve_settings(None, params, store="/other").store == "/other"
+    # An empty store (a deployment parameter templated from an unset variable) changes nothing.
+    assert common.resolve_settings(None, params, store="").store == "/data/s"
+
+
+@pytest.mark.parametrize(("error", "retry"), [
+    (OSError(5, "Input/output error"), True),
+    (StoreError("s3://b/k: cannot write"), True),
+    (TimeoutError("read timed out"), True),
+    (MemoryError(), True),
+    (VideoError("a.mp4: frame 9 cannot be decoded (corrupt data)"), False),
+    (IntegrityError("k: fails authentication"), False),
+    (ValueError("bug"), False),
+])
+def test_only_transient_errors_are_retried(error, retry):
+    from prefect.states import Failed
+
+    assert common.retry_if_transient(None, None, Failed(data=error)) is retry
+
+
+def test_backoff_doubles_and_zero_means_no_wait():
+    assert common.backoff_delays(10, 3) == [10.0, 20.0, 40.0]
+    assert common.backoff_delays(0, 2) == [0.0, 0.0]
+
+
+def test_failures_name_the_video_and_chunk():
+    assert common.describe_failure(VideoError("a.mp4: truncated"), "a.mp4", 3) == "a.mp4: truncated"
+    assert common.describe_failure(StoreError("disk gone"), "a.mp4", 1) == "a.mp4: chunk 1: disk gone"
+    assert common.describe_failure(OSError("EIO"), "a.mp4", 2) == \
+        "a.mp4: chunk 2: OSError: EIO (retries exhausted)"
+    assert common.describe_failure(KeyError("x"), "a.mp4", 0) == \
+        "a.mp4: chunk 0: internal error (KeyError: 'x')"
+
+
+def test_task_runners():
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect_dask import DaskTaskRunner
+
+    threads = common.make_task_runner()
+    assert isinstance(threads, ThreadPoolTaskRunner) and threads._max_workers == common.cores()
+    remote = common.make_task_runner(dask_address="tcp://10.0.0.5:8786")
+    assert isinstance(remote, DaskTaskRunner) and remote.address == "tcp://10.0.0.5:8786"
+    local = common.make_task_runner(dask_local=3)
+    assert isinstance(local, DaskTaskRunner) and local.cluster_kwargs["n_workers"] == 3
+    with pytest.raises(ConfigError):
+        common.make_task_runner(dask_address="tcp://h:8786", dask_local=2)
+
+
+def test_threads_are_left_alone_outside_a_flow_run():
+    settings = Settings(device="cpu")
+    assert common.fit_threads(settings) is settings
+
+
+def test_local_videos_are_used_in_place(tmp_path):
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"x")
+    with common.video_file(str(video), str(video)) as path:
+        assert path == video
+
+
+def test_reprocess_report_carries_the_summary():
+    summary = {"videos": 1, "chunks": {"done": 2, "skipped": 0, "failed": 1}, "frames_sampled": 8,
+               "faces": 5, "faces_in_store": 5, "indexed_vectors": 5, "video_seconds": 4.0,
+               "wall_seconds": 2.0, "video_seconds_per_second": 2.0, "index": None, "flow_run_id": "r1",
+               "failures": [{"video": "a|b.mp4", "chunk": 2, "error": "a|b.mp4: truncated"}]}
+    text = artifacts.reprocess_markdown(summary, [{"video": "a|b.mp4", "failed": 1}])
+    assert "a\\|b.mp4: truncated" in text  # table cells escaped
+    block = text[text.index("```json\n") + 8:text.rindex("\n```")]
+    assert json.loads(block) == summary
+
+
+def test_search_hits_become_parquet_rows():
+    import io
+
+    import pyarrow.parquet as pq
+    from faceid_jobs.flows.search import hits_parquet
+
+    hit = {"video": "a.mp4", "timestamp_s": 1.5, "frame": 36, "bbox": [1, 2, 3, 4], "similarity": 0.7,
+           "face_id": "f1", "liveness": None, "quality": 0.5}
+    result = {"query": {"photo": "p.jpg", "bbox": [0, 0, 9, 9], "det_score": 0.9},
+              "hits": [hit, hit | {"face_id": "f2", "similarity": 0.6}], "index": {"build_id": "v3"}}
+    table = pq.read_table(io.BytesIO(hits_parquet([result, result | {"hits": []}])))
+    assert table.num_rows == 2
+    assert table.column("rank").to_pylist() == [1, 2]
+    assert table.column("index_build_id").to_pylist() == ["v3", "v3"]
+    assert table.column("liveness").to_pylist() == [None, None]
+
+
+def test_prefect_yaml_mirrors_the_python_deployments():
+    import yaml
+    from faceid_jobs.flows.deploy import DeploySpec, build_deployments
+
+    config = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    by_name = {d["name"]: d for d in config["deployments"]}
+    for deployment in build_deployments(DeploySpec(sources=("x",))):
+        entry = by_name[deployment.name]
+        assert entry["entrypoint"] == deployment.entrypoint
+        assert [s["cron"] for s in entry["schedules"]] == [s.schedule.cron for s in deployment.schedules]
+
+
+def test_remote_videos_are_fetched_once_per_process_and_removed_when_evicted(tmp_path, monkeypatch):
+    import contextlib
+
+    from faceid_jobs.video import probe
+
+    fetched = []
+
+    @contextlib.contextmanager
+    def fake_download(uri):
+        path = tmp_path / f"dl-{len(fetched)}.mp4"
+        path.write_bytes(uri.encode())
+        fetched.append(uri)
+        try:
+            yield path
+        finally:
+            path.unlink()
+
+    monkeypatch.setitem(probe._OPENERS, "fake", fake_download)
+    cache = common._VideoCache(keep=1)
+    # The planning copy's path is never trusted for a remote video (the temp file is gone).
+    with cache.path("fake://b/one.mp4", "/tmp/gone.mp4") as first:
+        assert first.read_bytes() == b"fake://b/one.mp4"
+    with cache.path("fake://b/one.mp4", "/tmp/gone.mp4") as again:
+        assert again == first  # the second chunk reuses the download
+    assert fetched == ["fake://b/one.mp4"]
+    with cache.path("fake://b/two.mp4", "/tmp/gone.mp4") as second:
+        assert second.is_file()
+    assert not first.exists()  # the older idle copy was deleted
+    cache.clear()
+    assert not second.exists()
