@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from faceid_jobs.config import Settings
-from faceid_jobs.errors import ConfigError
+from faceid_jobs.errors import ConfigError, StoreError
 
 __all__ = ["prefect_api_url", "quiet_prefect", "run_reprocess"]
 
@@ -60,6 +60,9 @@ def run_reprocess(
             models missing, store unwritable; `PREFECT_API_URL` unreachable is
             a `ConfigError`).
     """
+    # Prefect's embedded server gets 20 s to start by default; on a loaded
+    # two-core machine (or beside another run) that is not always enough.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from faceid_jobs.flows.common import cores, make_task_runner, models_for, settings_overrides
 
     runner = make_task_runner(dask_address, dask_local)
@@ -83,14 +86,22 @@ def run_reprocess(
         _check_api()
         flow = reprocess_archive.with_options(task_runner=runner)
         with observing(observer):
-            state = flow(
-                sources=list(sources),
-                settings=settings_overrides(settings),
-                build_index=build,
-                retries=retries,
-                retry_delay_seconds=retry_delay_seconds,
-                return_state=True,
-            )
+            try:
+                state = flow(
+                    sources=list(sources),
+                    settings=settings_overrides(settings),
+                    build_index=build,
+                    retries=retries,
+                    retry_delay_seconds=retry_delay_seconds,
+                    return_state=True,
+                )
+            except RuntimeError as exc:
+                if "ephemeral Prefect API server" not in str(exc):
+                    raise
+                raise StoreError(
+                    "Prefect's embedded server did not start in time: raise "
+                    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS or set PREFECT_API_URL to a "
+                    "running server (`prefect server start`)") from None
         result = state.result(raise_on_failure=False)
     if isinstance(result, BaseException):
         raise result

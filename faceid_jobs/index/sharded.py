@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from faceid_jobs.crypto.envelope import DataKeys
-from faceid_jobs.errors import IntegrityError
+from faceid_jobs.errors import IntegrityError, StoreError
 from faceid_jobs.index.manifest import Manifest, load_manifest
 from faceid_jobs.index.shard import ShardRef, read_shard
 from faceid_jobs.storage.base import Store
@@ -119,7 +119,20 @@ class _Hashing(io.RawIOBase):
         return len(data)
 
 
-def _load_shard(store: Store, keys: DataKeys, ref: ShardRef, cache: Path | None) -> tuple[faiss.Index, pa.Table]:
+def _load_shard(store: Store, keys: DataKeys, ref: ShardRef, cache: Path | None,
+                attempts: int = 3) -> tuple[faiss.Index, pa.Table]:
+    """Fetch, verify and decrypt a shard; a connection lost mid-download is retried."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return _load_shard_once(store, keys, ref, cache)
+        except StoreError:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _load_shard_once(store: Store, keys: DataKeys, ref: ShardRef,
+                     cache: Path | None) -> tuple[faiss.Index, pa.Table]:
     cached = cache / f"{ref.sha256}.shard" if cache else None
     tmp = None
     if cached is not None and cached.is_file():

@@ -25,6 +25,30 @@ from faceid_jobs.storage.base import check_key
 __all__ = ["S3Store", "parse_s3_uri"]
 
 _MULTIPART_THRESHOLD = 64 << 20
+_BODY_ATTEMPTS = 4
+
+
+class _StreamErrors(io.RawIOBase):
+    """A body stream whose transport errors surface as StoreError (callers may retry)."""
+
+    def __init__(self, body: Any, name: str) -> None:
+        self._body = body
+        self._name = name
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            data = self._body.read(len(buffer))
+        except Exception as exc:  # botocore/urllib3 errors of a dropped connection
+            raise StoreError(f"{self._name}: connection lost while reading ({type(exc).__name__})") from None
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._body.close()
+        super().close()
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -70,14 +94,22 @@ class S3Store:
     def get(self, key: str) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        try:
-            return self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                raise KeyError(key) from None
-            raise self._error(exc, key, "read") from None
-        except BotoCoreError as exc:
-            raise self._error(exc, key, "read") from None
+        # botocore retries the request, not the body read that follows it: a
+        # connection dropped mid-download is retried here.
+        for attempt in range(1, _BODY_ATTEMPTS + 1):
+            try:
+                return self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                    raise KeyError(key) from None
+                raise self._error(exc, key, "read") from None
+            except BotoCoreError as exc:
+                if attempt == _BODY_ATTEMPTS:
+                    raise self._error(exc, key, "read") from None
+            except (OSError, ValueError) as exc:  # urllib3 protocol errors on a dropped body
+                if attempt == _BODY_ATTEMPTS:
+                    raise self._error(exc, key, "read") from None
+        raise AssertionError("unreachable")
 
     def get_range(self, key: str, start: int, length: int) -> bytes:
         """`length` bytes from offset `start` (fewer at the end of the object)."""
@@ -102,7 +134,8 @@ class S3Store:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            return self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+            return _StreamErrors(self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"],
+                                 f"{self.uri}/{key}")
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 raise KeyError(key) from None
