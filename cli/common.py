@@ -59,6 +59,23 @@ def setup_logging(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
+def working(message: str):
+    """A spinner with elapsed time on stderr while a long step runs (nothing when not a terminal).
+
+    Example: ``with working("merging records…"): merge(...)``
+    """
+    import contextlib
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    if not err.is_terminal:
+        return contextlib.nullcontext()
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                        console=err, transient=True)
+    progress.add_task(message, total=None)
+    return progress
+
+
 def fmt_time(seconds: float) -> str:
     """mm:ss.s (h:mm:ss.s past an hour)."""
     minutes, s = divmod(float(seconds), 60.0)

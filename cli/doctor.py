@@ -27,9 +27,12 @@ def doctor(
     device: DeviceOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Check the set-up: execution providers, model files (sha256, shapes), store access.
+    """Check the set-up: providers, models (sha256, shapes), video decoding, store, key, index, API.
 
-    Exits non-zero when a model cannot be loaded or the store is not writable.
+    Exits non-zero when a model cannot be loaded, the store is not writable or the
+    key or index cannot be read. Never prints key material or the API token.
+
+    Example: [bold]faceid-jobs doctor --json[/bold]
     """
     from faceid_jobs.models import describe_models, load_models
     from faceid_jobs.runtime import available_providers
@@ -57,6 +60,7 @@ def doctor(
     except FaceIdError as exc:
         problems.append(str(exc))
         report["store"] = {"uri": settings.store, "reachable": False}
+    report.update(_more_checks(settings, problems))
     report["problems"] = problems
 
     if json_out:
@@ -72,6 +76,11 @@ def doctor(
         head.add_row("embedding dim", str(report.get("embedding_dim", "-")))
         head.add_row("store", f"{report['store']['uri']} "
                      f"({'writable' if report['store']['reachable'] else 'NOT reachable'})")
+        head.add_row("video decoding", "OpenCV + FFmpeg" if report["video_decoding"] else "NO FFmpeg backend")
+        head.add_row("key", report["key"]["status"])
+        head.add_row("index", report["index"]["status"])
+        head.add_row("api token", "set" if report["api"]["token_set"] else "not set (FACEID_JOBS_API_TOKEN)")
+        head.add_row("versions", ", ".join(f"{k} {v}" for k, v in report["versions"].items()))
         out.print(head)
         if report["models"]:
             table = Table(title="models", title_justify="left")
@@ -85,3 +94,62 @@ def doctor(
             out.print(f"[red]problem:[/red] {p}", highlight=False, soft_wrap=True)
     if problems:
         raise typer.Exit(int(ExitCode.MODEL))
+
+
+def _more_checks(settings, problems: list[str]) -> dict:
+    """Video decoding, key, index, API token and package versions (no secret is ever shown)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    import cv2
+
+    from faceid_jobs.index import list_versions, load_manifest
+    from faceid_jobs.storage import open_store
+    from faceid_jobs.workspace import open_workspace
+
+    versions = {"python": platform.python_version()}
+    for pkg in ("faceid-jobs", "onnxruntime-gpu", "opencv-python-headless", "faiss-cpu", "numpy", "pyarrow",
+                "fastapi", "uvicorn", "prefect"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = "-"
+    ffmpeg = cv2.CAP_FFMPEG in cv2.videoio_registry.getBackends()
+    if not ffmpeg:
+        problems.append("OpenCV has no FFmpeg backend: videos cannot be decoded")
+    found = {"video_decoding": ffmpeg, "key": {"status": "-"}, "index": {"status": "-", "version": None},
+             "versions": versions, "api": {"token_set": bool(settings.api_token)}}
+    try:
+        store_ = open_store(settings.store)
+        newest = (list_versions(store_) or [None])[-1]
+    except FaceIdError:
+        return found  # the store check above reported it
+    index: dict = found["index"]
+    fresh = not (settings.kms_key_id or settings.resolved_key_file().exists()) and not _env_key()
+    if fresh:
+        key = {"status": f"none yet ({settings.resolved_key_file()} is created by the first process)"}
+    else:
+        try:
+            ws = open_workspace(settings, store=store_)
+            key_id = ws.keys.keyring.primary.key_id
+            key = {"status": f"{key_id} (readable)", "key_id": key_id}
+            if newest is not None:
+                m = load_manifest(ws.store, ws.keys, newest)
+                index = {"status": f"version {newest}: {m.vectors} vectors in {len(m.shards)} shards, "
+                                   f"by {m.index_by}", "version": newest, "vectors": m.vectors}
+        except FaceIdError as exc:
+            problems.append(str(exc))
+            key = key if key.get("key_id") else {"status": f"NOT readable: {exc}"}
+    if newest is None:
+        index = {"status": "none yet (run `faceid-jobs process`)", "version": None}
+    elif index["version"] is None and not fresh:
+        index = {"status": f"version {newest} (cannot be read)", "version": newest}
+    return found | {"key": key, "index": index}
+
+
+def _env_key() -> bool:
+    import os
+
+    from faceid_jobs.workspace import KEY_ENV
+
+    return bool(os.environ.get(KEY_ENV))

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from faceid_jobs.cli.common import ConfigOpt, StoreOpt, err, exits_on_user_error, out, settings_from
+from faceid_jobs.cli.common import ConfigOpt, StoreOpt, err, exits_on_user_error, out, settings_from, working
 
 from faceid_jobs.errors import ConfigError
 
@@ -28,6 +28,7 @@ def export(
     from faceid_jobs.export import export_plaintext
     from faceid_jobs.workspace import open_workspace
 
-    result = export_plaintext(open_workspace(settings_from(config, store=store)), folder)
+    with working("decrypting record files…"):
+        result = export_plaintext(open_workspace(settings_from(config, store=store)), folder)
     out.print(f"wrote {result.files} files, {result.rows} face rows to {result.folder}")
     err.print("these files are plaintext biometric data: keep them on an encrypted disk", highlight=False)

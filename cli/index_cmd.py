@@ -14,6 +14,7 @@ from faceid_jobs.cli.common import (
     out,
     print_json,
     settings_from,
+    working,
 )
 from rich.table import Table
 
@@ -29,7 +30,10 @@ def _workspace(config, store):
 @app.command("list")
 @exits_on_user_error
 def list_(json_out: JsonOpt = False, store: StoreOpt = None, config: ConfigOpt = None) -> None:
-    """Every published index version, oldest first."""
+    """Every published index version, oldest first.
+
+    Example: [bold]faceid-jobs index list --json[/bold]
+    """
     from faceid_jobs.index import list_versions, load_manifest
 
     ws = _workspace(config, store)
@@ -54,7 +58,10 @@ def list_(json_out: JsonOpt = False, store: StoreOpt = None, config: ConfigOpt =
 @exits_on_user_error
 def show(version: Annotated[int | None, typer.Argument(help="Version [default: newest].")] = None,
          json_out: JsonOpt = False, store: StoreOpt = None, config: ConfigOpt = None) -> None:
-    """One version's manifest: its shards, their sizes, checksums and sources."""
+    """One version's manifest: its shards, their sizes, checksums and sources.
+
+    Example: [bold]faceid-jobs index show 3[/bold]
+    """
     from faceid_jobs.index import load_manifest
 
     ws = _workspace(config, store)
@@ -77,7 +84,10 @@ def show(version: Annotated[int | None, typer.Argument(help="Version [default: n
 @exits_on_user_error
 def build(json_out: JsonOpt = False, store: StoreOpt = None, weights_dir: WeightsOpt = None,
           config: ConfigOpt = None) -> None:
-    """Merge records not yet indexed into a new version (what `process` does at its end)."""
+    """Merge records not yet indexed into a new version (what `process` does at its end).
+
+    Example: [bold]faceid-jobs process ~/footage --no-index && faceid-jobs index build[/bold]
+    """
     from dataclasses import asdict
 
     from faceid_jobs.models import resolve_model_path
@@ -88,7 +98,8 @@ def build(json_out: JsonOpt = False, store: StoreOpt = None, weights_dir: Weight
     settings = settings_from(config, store=store, weights_dir=weights_dir)
     ws = open_workspace(settings)
     embedder = ModelFile.from_path(resolve_model_path(settings, "embedder")).id
-    result = merge_for(ws, settings, embedder)
+    with working("merging records into a new index version…"):
+        result = merge_for(ws, settings, embedder)
     if json_out:
         print_json(asdict(result))
     else:
@@ -101,13 +112,17 @@ def build(json_out: JsonOpt = False, store: StoreOpt = None, weights_dir: Weight
 @exits_on_user_error
 def gc(keep: Annotated[int, typer.Option("--keep", help="Newest versions to keep.", min=1)] = 3,
        json_out: JsonOpt = False, store: StoreOpt = None, config: ConfigOpt = None) -> None:
-    """Delete older versions and every shard no kept version references."""
+    """Delete older versions and every shard no kept version references.
+
+    Example: [bold]faceid-jobs index gc --keep 3[/bold]
+    """
     from dataclasses import asdict
 
     from faceid_jobs.index.gc import collect_garbage
 
     ws = _workspace(config, store)
-    result = collect_garbage(ws.store, ws.keys, keep)
+    with working("deleting old versions and unreferenced shards…"):
+        result = collect_garbage(ws.store, ws.keys, keep)
     if json_out:
         print_json(asdict(result))
     else:

@@ -13,6 +13,7 @@ from faceid_jobs.cli.common import (
     out,
     print_json,
     settings_from,
+    working,
 )
 
 app = typer.Typer(help="Create, show and rotate the encryption key.", no_args_is_help=True)
@@ -25,7 +26,10 @@ def init(
                                         "becomes unreadable).")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Create a new key file (mode 0600) at FACEID_JOBS_KEY_FILE or ~/.config/faceid-jobs/key.json."""
+    """Create a new key file (mode 0600) at FACEID_JOBS_KEY_FILE or ~/.config/faceid-jobs/key.json.
+
+    Example: [bold]FACEID_JOBS_KEY_FILE=/secure/faceid.json faceid-jobs keys init[/bold]
+    """
     from faceid_jobs.keyadmin import init_key
 
     kek, path = init_key(settings_from(config), force=force)
@@ -35,7 +39,10 @@ def init(
 @app.command("show")
 @exits_on_user_error
 def show(json_out: JsonOpt = False, config: ConfigOpt = None) -> None:
-    """Which key is configured (its id and source, never the key itself)."""
+    """Which key is configured (its id and source, never the key itself).
+
+    Example: [bold]faceid-jobs keys show --json[/bold]
+    """
     from faceid_jobs.workspace import load_keyring
 
     settings = settings_from(config)
@@ -72,6 +79,8 @@ def rotate(
 
     Nothing is re-encrypted. The old key file is kept as key.json.retired-<id>;
     destroy it once searches work. Safe to run again if interrupted.
+
+    Examples: [bold]faceid-jobs keys rotate[/bold], [bold]faceid-jobs keys rotate --to-kms alias/faceid[/bold]
     """
     from dataclasses import asdict
 
@@ -79,7 +88,8 @@ def rotate(
     from faceid_jobs.storage import open_store
 
     settings = settings_from(config, store=store)
-    result = rotate_key(settings, open_store(settings.store), to_kms=to_kms)
+    with working("re-wrapping data keys…"):
+        result = rotate_key(settings, open_store(settings.store), to_kms=to_kms)
     if json_out:
         print_json(asdict(result))
         return

@@ -3,7 +3,23 @@
 from __future__ import annotations
 
 import typer
-from faceid_jobs.cli import doctor, export, flows_cmd, index_cmd, keys, process, search
+from faceid_jobs.cli import (
+    annotate,
+    doctor,
+    enroll,
+    export,
+    find,
+    flows_cmd,
+    forget,
+    identities,
+    index_cmd,
+    keys,
+    process,
+    relabel,
+    search,
+    verify,
+)
+from faceid_jobs.cli import api as api_cmd
 
 app = typer.Typer(
     name="faceid-jobs",
@@ -19,6 +35,14 @@ app.command("doctor")(doctor.doctor)
 app.command("export")(export.export)
 app.command("deploy")(flows_cmd.deploy)
 app.command("serve")(flows_cmd.serve)
+app.command("api")(api_cmd.api)
+app.command("enroll")(enroll.enroll)
+app.command("find")(find.find)
+app.command("verify")(verify.verify)
+app.command("forget")(forget.forget)
+app.command("relabel")(relabel.relabel)
+app.command("annotate")(annotate.annotate)
+app.add_typer(identities.app, name="identities")
 app.add_typer(index_cmd.app, name="index")
 app.add_typer(keys.app, name="keys")
 

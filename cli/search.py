@@ -16,11 +16,13 @@ from faceid_jobs.cli.common import (
     JsonOpt,
     StoreOpt,
     WeightsOpt,
+    err,
     exits_on_user_error,
     fmt_time,
     out,
     print_json,
     settings_from,
+    working,
 )
 from rich.table import Table
 
@@ -46,6 +48,9 @@ def search(
         "--require-live", help="Refuse (exit 3) a photo whose face does not look live "
         "(P(live) below the live_threshold setting, 0.5).")] = False,
     json_out: JsonOpt = False,
+    html: Annotated[Path | None, typer.Option(
+        "--html", help="Also write a self-contained HTML report with the faces cut from the videos.",
+        rich_help_panel="Output", show_default=False)] = None,
     store: StoreOpt = None,
     weights_dir: WeightsOpt = None,
     device: DeviceOpt = None,
@@ -53,7 +58,8 @@ def search(
 ) -> None:
     """Search the index for the face in PHOTO and list where it appears.
 
-    Example: [bold]faceid-jobs search ross.jpg --top-k 10 --json[/bold]
+    Examples: [bold]faceid-jobs search ross.jpg --top-k 10 --json[/bold],
+    [bold]faceid-jobs search ross.jpg --html ross.html[/bold] (open it in any browser, offline).
     """
     from faceid_jobs.errors import IndexMissingError
     from faceid_jobs.images import read_photo
@@ -79,6 +85,12 @@ def search(
                        nprobe=settings.nprobe)
     result = search_index(query, index, top_k=settings.top_k, threshold=settings.threshold,
                           min_liveness=settings.min_liveness, appearance_gap_s=settings.appearance_gap_s)
+    if html is not None:
+        from faceid_jobs.report import search_report, write_report
+
+        with working("reading faces from the videos…"):
+            page = write_report(html, search_report(result, image, threshold=settings.threshold))
+        err.print(f"report written to {page}", highlight=False, soft_wrap=True)
     if json_out:
         print_json(result.to_json())
         return

@@ -15,7 +15,7 @@ import os
 import tomllib
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,18 @@ class Settings:
     live_threshold: float = 0.5
     # Search in track mode joins hits of one video at most this many seconds apart.
     appearance_gap_s: float = 1.0
+    # Enrollment: faces are labelled with the best enrolled identity at or above this
+    # cosine similarity (and verify matches at it); enrollment photos need this quality.
+    identity_threshold: float = 0.4
+    enroll_min_quality: float = 0.5
+    # HTTP API (`faceid-jobs api`): bearer token clients must send (set it as
+    # FACEID_JOBS_API_TOKEN rather than in a file; never logged or passed to flows),
+    # largest request body, model sets serving requests in parallel, and how often
+    # to look for a newer index version.
+    api_token: str = field(default="", repr=False, metadata={"secret": True})
+    api_max_upload_mb: float = 20.0
+    api_model_sets: int = 1
+    api_index_refresh_s: float = 10.0
 
     def __post_init__(self) -> None:
         if self.device not in _DEVICES:
@@ -125,6 +137,11 @@ class Settings:
         if self.appearance_gap_s < 0:
             raise ConfigError(f"appearance_gap_s must be >= 0, got {self.appearance_gap_s}")
         for name in ("track_min_iou", "track_min_cosine", "min_liveness", "min_quality", "live_threshold"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.api_max_upload_mb <= 0 or self.api_model_sets < 1 or self.api_index_refresh_s < 0:
+            raise ConfigError("api_max_upload_mb must be > 0, api_model_sets >= 1, api_index_refresh_s >= 0")
+        for name in ("identity_threshold", "enroll_min_quality"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         for name in ("det_threshold", "nms_threshold"):

@@ -80,6 +80,7 @@ def settings_overrides(settings: Settings) -> dict[str, Any]:
     return {
         f.name: list(v) if isinstance(v, tuple) else v
         for f in dataclasses.fields(settings)
+        if not f.metadata.get("secret")  # e.g. api_token: never stored as a flow parameter
         for v in [getattr(settings, f.name)]
     }
 

@@ -3,6 +3,9 @@
 - ``reprocess-archive/nightly``: the archive every night (cron).
 - ``rebuild-index/on-enrollment``: on each ``faceid.enrollment.changed`` event,
   plus a nightly fallback (a merge with nothing new publishes nothing).
+- ``relabel/on-enrollment``: on the same event, labels the stored faces with
+  the new gallery (`faceid_jobs.flows.relabel`), plus the same nightly fallback
+  (files already labelled for the current gallery are skipped).
 
 `deploy_all` registers them on the Prefect server named by `PREFECT_API_URL`
 (for workers of a work pool); `serve_all` runs them in this process with
@@ -35,6 +38,7 @@ ENROLLMENT_EVENT = "faceid.enrollment.changed"
 GPU_TAG = "gpu"
 REPROCESS_NAME = "nightly"
 INDEX_NAME = "on-enrollment"
+RELABEL_NAME = "on-enrollment"
 
 
 @dataclass(frozen=True)
@@ -52,8 +56,9 @@ class DeploySpec:
 
 
 def build_deployments(spec: DeploySpec) -> list[RunnerDeployment]:
-    """The two deployments as `RunnerDeployment`s (not yet registered)."""
+    """The three deployments as `RunnerDeployment`s (not yet registered)."""
     from faceid_jobs.flows.index import rebuild_index
+    from faceid_jobs.flows.relabel import relabel
     from faceid_jobs.flows.reprocess import reprocess_archive
     from prefect.events import DeploymentEventTrigger
     from prefect.schedules import Cron
@@ -81,7 +86,18 @@ def build_deployments(spec: DeploySpec) -> list[RunnerDeployment]:
         tags=list(spec.tags),
         entrypoint_type=EntrypointType.MODULE_PATH,
     )
-    return [reprocess, index]
+    labels = relabel.to_deployment(
+        name=RELABEL_NAME,
+        schedules=[Cron(spec.index_cron, timezone=spec.timezone)],
+        triggers=[DeploymentEventTrigger(name="enrollment changed: relabel", expect={ENROLLMENT_EVENT})],
+        parameters=common,
+        concurrency_limit=1,
+        description="Label the stored faces with the gallery when enrollment changes (no video decoding), "
+                    "and nightly.",
+        tags=list(spec.tags),
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )
+    return [reprocess, index, labels]
 
 
 def deploy_all(

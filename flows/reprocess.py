@@ -4,7 +4,8 @@ The same steps as the local driver (`faceid_jobs.pipeline.process`), with the
 loop replaced by tasks: `plan-video` per video, `process-chunk` per chunk
 (tagged ``gpu``: a Prefect concurrency limit on that tag caps how many run at
 once), `finish-video` per video once all its chunks were attempted, then
-`merge-index`.
+`merge-index`, and `label-faces` (`faceid_jobs.flows.relabel`) when a gallery
+exists: the new record files get identity labels.
 
 Chunks whose records exist are skipped by `run_chunk`, so a re-run (or a run
 resumed after a kill) does no model work for them; a catalog entry is only
@@ -36,6 +37,7 @@ from faceid_jobs.flows.common import (
     workspace_for,
 )
 from faceid_jobs.flows.index import merge_index_task
+from faceid_jobs.flows.relabel import label_faces_task
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
@@ -273,6 +275,17 @@ def reprocess_archive(
             _fail(summary, obs, None, Failure(cfg.store, None, "index merge failed: " + describe_failure(
                 _exception(future), cfg.store)))
 
+    if _has_gallery(cfg):
+        # Only record files not yet labelled for the current gallery version are read.
+        future = label_faces_task.submit(cfg, ids["embedder"])
+        future.wait()
+        if future.state.is_completed():
+            labels = future.result()
+            log.info("labelled %d record files with gallery version %d", labels.files, labels.gallery_version)
+        else:
+            _fail(summary, obs, None, Failure(cfg.store, None, "labelling faces failed: " + describe_failure(
+                _exception(future), cfg.store)))
+
     summary.wall_seconds = time.perf_counter() - started
     result = summary.to_json() | {"flow_run_id": str(flow_run.id)}
     publish_reprocess(result, list(rows.values()))
@@ -282,6 +295,13 @@ def reprocess_archive(
     if summary.failures:
         return Failed(message=_failure_message(summary), data=result)
     return result
+
+
+def _has_gallery(settings: Settings) -> bool:
+    from faceid_jobs.gallery import list_gallery_versions
+    from faceid_jobs.storage import open_store
+
+    return bool(list_gallery_versions(open_store(settings.store)))
 
 
 def _exception(future: Any) -> BaseException | None:

@@ -4,9 +4,9 @@ Incremental and optimistic, after Delta Lake / Iceberg:
 
 1. read the newest manifest (the base) and the current record files of every
    catalogued video;
-2. keep base shards whose sources are all still current; record files in no
-   kept shard are pending; if more than `max_small` small shards would remain,
-   they are compacted (their sources become pending too);
+2. keep base shards whose sources are all still current and not marked
+   stale (below); record files in no kept shard are pending; if more than
+   `max_small` small shards would remain, they are compacted (their sources become pending too);
 3. build new shards from the pending records (streamed file by file), each
    written under a fresh id, never over an existing object;
 4. publish version base+1 with put-if-absent. If another merge published it
@@ -15,11 +15,21 @@ Incremental and optimistic, after Delta Lake / Iceberg:
 
 When nothing is pending, nothing is stale and no compaction is due, no
 version is published: a re-run changes nothing in the store.
+
+**Stale marks.** A record file rewritten under its own key (`faceid-jobs
+forget --purge-appearances` deletes faces from it) looks current to step 2.
+Whoever rewrites one calls `mark_stale` afterwards: a small object
+``index/stale/<time>-<uuid>.json`` naming the record keys. Every merge drops
+the shards holding a marked source, so those records are indexed again from
+their new content, and deletes the marks it read once its version is
+published (a mark written meanwhile stays for the next merge).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -36,7 +46,9 @@ from faceid_jobs.storage.base import Store
 from faceid_jobs.storage.catalog import list_entries
 from faceid_jobs.storage.layout import record_prefix
 
-__all__ = ["MergeResult", "RowSelector", "all_rows", "current_sources", "merge_index"]
+__all__ = ["STALE_PREFIX", "MergeResult", "RowSelector", "all_rows", "current_sources", "mark_stale", "merge_index"]
+
+STALE_PREFIX = "index/stale/"
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +92,33 @@ def current_sources(store: Store, embedder_id: str) -> tuple[dict[str, str], int
     return sources, videos
 
 
+def mark_stale(store: Store, sources: Iterable[str], reason: str = "") -> str | None:
+    """Tell the next merges that these record files changed under their keys; returns the mark's key."""
+    keys = sorted(set(sources))
+    if not keys:
+        return None
+    stamp = now().replace(":", "").replace("-", "").replace("+0000", "Z")
+    key = f"{STALE_PREFIX}{stamp}-{uuid.uuid4().hex}.json"
+    store.put(key, json.dumps({"format": 1, "sources": keys, "reason": reason, "created_at": now()}).encode())
+    return key
+
+
+def _stale_marks(store: Store) -> tuple[list[str], set[str]]:
+    """(mark keys, record keys they name)."""
+    marks, sources = [], set()
+    for key in store.list(STALE_PREFIX):
+        try:
+            raw = store.get(key)
+        except KeyError:
+            continue  # deleted by a merge meanwhile
+        try:
+            sources.update(str(k) for k in json.loads(raw)["sources"])
+        except (ValueError, TypeError, KeyError):
+            raise IntegrityError(f"{key}: damaged stale mark") from None
+        marks.append(key)
+    return marks, sources
+
+
 def merge_index(
     store: Store,
     keys: DataKeys,
@@ -114,15 +153,16 @@ def merge_index(
         base = load_manifest(store, keys, versions[-1]) if versions else None
         version = (versions[-1] if versions else 0) + 1
         sources, _ = current_sources(store, embedder_id)
+        marks, rewritten = _stale_marks(store)
         # A base built with another embedder or row selection is rebuilt, not extended.
         compatible = base is not None and base.embedder_id == embedder_id and base.index_by == index_by
         base_shards = list(base.shards) if compatible else []
-        kept = [s for s in base_shards if set(s.sources) <= sources.keys()]
+        kept = [s for s in base_shards if set(s.sources) <= sources.keys() and not rewritten & set(s.sources)]
         stale = len(base_shards) - len(kept)
         small = [s for s in kept if s.vectors < params.shard_max // 4]
         if len(small) > max_small:
             kept = [s for s in kept if s not in small]
-        empty = sorted(set(base.empty_sources) & sources.keys()) if compatible else []
+        empty = sorted((set(base.empty_sources) & sources.keys()) - rewritten) if compatible else []
         covered = {src for s in kept for src in s.sources} | set(empty)
         pending = sorted(sources.keys() - covered)
         unchanged = compatible and len(kept) == len(base_shards) and not stale
@@ -150,6 +190,8 @@ def merge_index(
             empty_sources=tuple(sorted(empty)),
         )
         if commit_manifest(store, keys, manifest):
+            for mark in marks:
+                store.delete(mark)
             return MergeResult(version, True, len(new), len(kept), manifest.vectors, attempt)
         log.info("index version %d was published concurrently; merging again", version)
     raise StoreError(f"{store.uri}: could not publish an index version after {attempts} attempts "

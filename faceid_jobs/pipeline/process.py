@@ -35,6 +35,7 @@ __all__ = [
     "ProcessSummary",
     "count_stored_faces",
     "finish_video",
+    "label_new_records",
     "merge_for",
     "process_sources",
 ]
@@ -130,6 +131,15 @@ def merge_for(ws: Workspace, settings: Settings, embedder_id: str) -> MergeResul
                        select=settings_selector(settings), index_by=settings.index_by)
 
 
+def label_new_records(ws: Workspace, settings: Settings, embedder_id: str) -> None:
+    """Label the record files not yet labelled for the current gallery version (none without a gallery)."""
+    from faceid_jobs.labels import relabel
+
+    result = relabel(ws, embedder_id, settings.identity_threshold)
+    if result.files:
+        log.info("labelled %d record files with gallery version %d", result.files, result.gallery_version)
+
+
 def count_stored_faces(ws: Workspace, plan: VideoPlan) -> int:
     """Rows stored for a video's current analysis (from Parquet footers)."""
     total = 0
@@ -219,6 +229,7 @@ def process_sources(
         obs.indexing()
         summary.index = merge_for(ws, settings, models.ids["embedder"])
         summary.indexed_vectors = summary.index.vectors
+    label_new_records(ws, settings, models.ids["embedder"])
     summary.wall_seconds = time.perf_counter() - started
     return summary
 

@@ -51,7 +51,7 @@ def test_two_overlapping_process_runs_and_readers(tmp_path, weights_dir, friends
             except Exception as exc:  # a reader must never fail
                 failures.append(repr(exc))
     outs = [p.communicate() for p in procs]
-    for p, (stdout, stderr) in zip(procs, outs, strict=True):
+    for p, (_, stderr) in zip(procs, outs, strict=True):
         assert p.returncode == 0, stderr
     assert not failures, failures
     assert reads == sorted(reads)
@@ -72,9 +72,8 @@ def test_two_overlapping_process_runs_and_readers(tmp_path, weights_dir, friends
 
 
 def test_parallel_searches_equal_single_threaded(make_workspace):
-    from tests.index.test_sharded import add_video, unit
-
     from faceid_jobs.index import merge_index
+    from tests.index.test_sharded import add_video, unit
 
     rng = np.random.default_rng(5)
     ws = make_workspace()

@@ -38,7 +38,7 @@ def test_deploy_registers_both_deployments_and_prefect_lists_them(prefect_server
 
     spec = DeploySpec(sources=(str(tmp_path / "footage"),), store=str(tmp_path / "store"))
     names = deploy_all(spec, "faceid-test", gpu_limit=3)
-    assert names == ["reprocess-archive/nightly", "rebuild-index/on-enrollment"]
+    assert names == ["reprocess-archive/nightly", "rebuild-index/on-enrollment", "relabel/on-enrollment"]
 
     listed = _prefect_cli(["deployment", "ls"], prefect_server)
     assert listed.returncode == 0, listed.stderr
@@ -119,7 +119,8 @@ def test_deploy_command_line(prefect_server, tmp_path):
                                       "--reprocess-cron", "15 1 * * *", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"deployments": ["reprocess-archive/nightly",
-                                                         "rebuild-index/on-enrollment"],
+                                                         "rebuild-index/on-enrollment",
+                                                         "relabel/on-enrollment"],
                                          "work_pool": "faceid-cli"}
     nightly = _deployments()["reprocess-archive/nightly"]
     assert nightly.parameters["sources"] == [str(tmp_path / "a"), str(tmp_path / "b")]

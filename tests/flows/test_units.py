@@ -126,10 +126,12 @@ def test_prefect_yaml_mirrors_the_python_deployments():
     from faceid_jobs.flows.deploy import DeploySpec, build_deployments
 
     config = yaml.safe_load((REPO / "prefect.yaml").read_text())
-    by_name = {d["name"]: d for d in config["deployments"]}
+    # Deployment names are unique per flow (rebuild-index and relabel both have "on-enrollment").
+    by_entrypoint = {d["entrypoint"]: d for d in config["deployments"]}
+    assert len(by_entrypoint) == len(config["deployments"])
     for deployment in build_deployments(DeploySpec(sources=("x",))):
-        entry = by_name[deployment.name]
-        assert entry["entrypoint"] == deployment.entrypoint
+        entry = by_entrypoint[deployment.entrypoint]
+        assert entry["name"] == deployment.name
         assert [s["cron"] for s in entry["schedules"]] == [s.schedule.cron for s in deployment.schedules]
 
 

@@ -1,0 +1,76 @@
+"""`faceid-jobs api`: serve search and liveness over HTTP (FastAPI + uvicorn)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated
+
+import typer
+from faceid_jobs.cli.common import (
+    ConfigOpt,
+    DeviceOpt,
+    StoreOpt,
+    WeightsOpt,
+    err,
+    exits_on_user_error,
+    settings_from,
+    setup_logging,
+    working,
+)
+
+from faceid_jobs.errors import ConfigError
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@exits_on_user_error
+def api(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.", min=1, max=65535)] = 8080,
+    no_auth: Annotated[bool, typer.Option(
+        "--no-auth", help="Serve without a token (refused unless --host is a loopback address).",
+        rich_help_panel="Security")] = False,
+    store: StoreOpt = None,
+    weights_dir: WeightsOpt = None,
+    device: DeviceOpt = None,
+    config: ConfigOpt = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output.")] = 0,
+) -> None:
+    """Serve search, liveness, verify and enroll over HTTP, with OpenAPI docs at /docs.
+
+    Clients send [bold]Authorization: Bearer $FACEID_JOBS_API_TOKEN[/bold]; without a token
+    the server does not start (unless [bold]--no-auth[/bold] on localhost). Models and the
+    index are loaded once; a newer index version is picked up by itself.
+
+    Examples:
+
+      [bold]FACEID_JOBS_API_TOKEN=$(openssl rand -hex 24) faceid-jobs api --port 8080[/bold]
+
+      [bold]curl -H "Authorization: Bearer $FACEID_JOBS_API_TOKEN" -F photo=@ross.jpg
+      'http://127.0.0.1:8080/search?top_k=5'[/bold]
+    """
+    import uvicorn
+
+    from faceid_jobs.api import create_app
+
+    setup_logging(verbose)
+    if no_auth and not _is_loopback(host):
+        raise ConfigError(f"--no-auth serves face search to anyone who can reach {host}: "
+                          "only allowed on a loopback address (127.0.0.1, ::1, localhost)")
+    settings = settings_from(config, store=store, weights_dir=weights_dir, device=device)
+    if not no_auth and not settings.api_token:
+        raise ConfigError("no API token: set FACEID_JOBS_API_TOKEN (or pass --no-auth on localhost)")
+    with working("loading models and index…"):
+        app = create_app(settings, auth=not no_auth)
+    shown = f"[{host}]" if ":" in host else host
+    err.print(f"faceid-jobs api on http://{shown}:{port} (docs /docs, auth {'OFF' if no_auth else 'bearer token'}, "
+              f"index version {app.state.index.version or 'none yet'})", highlight=False)
+    uvicorn.run(app, host=host, port=port, log_level="info" if verbose else "warning",
+                access_log=verbose > 0, server_header=False)

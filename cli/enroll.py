@@ -1,0 +1,131 @@
+"""`faceid-jobs enroll`: add named identities to the encrypted gallery."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from faceid_jobs.cli.common import (
+    ConfigOpt,
+    DeviceOpt,
+    JsonOpt,
+    StoreOpt,
+    WeightsOpt,
+    err,
+    exits_on_user_error,
+    out,
+    print_json,
+    settings_from,
+)
+from rich.table import Table
+
+from faceid_jobs.errors import ConfigError
+
+NoLivenessOpt = Annotated[bool, typer.Option(
+    "--no-liveness-check", help="Do not refuse photos whose face does not look live (P(live) below "
+    "live_threshold, 0.5); liveness models are then not loaded.", rich_help_panel="Security")]
+
+
+def after_gallery_change(ws: Any, change: Any, *, audit: dict[str, Any] | None = None) -> bool:
+    """Audit record (when given) and the `faceid.enrollment.changed` event; True when it was emitted."""
+    if audit is not None:
+        from faceid_jobs.audit import write_audit
+
+        write_audit(ws.store, change.action, audit)
+    from faceid_jobs.flows.events import emit_enrollment_changed
+
+    return emit_enrollment_changed(ws.store.uri, change.version, change.action, len(change.names))
+
+
+def labels_hint(emitted: bool) -> str:
+    if emitted:
+        return "event faceid.enrollment.changed emitted: the relabel deployment updates the labels"
+    return "labels of stored footage follow with `faceid-jobs relabel`"
+
+
+@exits_on_user_error
+def enroll(
+    name: Annotated[str | None, typer.Argument(help="Identity name (e.g. Ross).", show_default=False)] = None,
+    photos: Annotated[list[Path] | None, typer.Argument(help="Photos of that person, one face each.",
+                                                        show_default=False)] = None,
+    from_dir: Annotated[Path | None, typer.Option(
+        "--from-dir", help="Enrol every identity of a folder: DIR/NAME.jpg or DIR/NAME/*.jpg.",
+        rich_help_panel="Input", show_default=False)] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Refuse a photo holding more than one face "
+                                         "(default: enrol the largest, with a warning).")] = False,
+    replace: Annotated[bool, typer.Option("--replace", help="Replace an enrolled identity's photos "
+                                          "instead of adding to them.")] = False,
+    no_liveness_check: NoLivenessOpt = False,
+    json_out: JsonOpt = False,
+    store: StoreOpt = None,
+    weights_dir: WeightsOpt = None,
+    device: DeviceOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Enrol people: each photo must hold one face that passes the liveness and quality gates.
+
+    The embeddings go into the store's gallery, encrypted; a new gallery version is published and the
+    event [bold]faceid.enrollment.changed[/bold] is emitted when a Prefect server is configured
+    (PREFECT_API_URL). With --from-dir an identity whose photo fails is left out and listed, the rest
+    are enrolled (exit 3 if a photo was a spoof, 2 for other failures).
+
+    Examples: [bold]faceid-jobs enroll Ross ross1.jpg ross2.jpg[/bold],
+    [bold]faceid-jobs enroll --from-dir ./people[/bold]
+    """
+    from faceid_jobs.gallery import check_name
+    from faceid_jobs.gallery import enroll as enroll_gallery
+    from faceid_jobs.identify import enrollment_photos, prepare_enrollment
+    from faceid_jobs.models import load_models
+    from faceid_jobs.workspace import open_workspace
+
+    if from_dir is not None:
+        if name or photos:
+            raise ConfigError("give either NAME PHOTO... or --from-dir DIR, not both")
+        wanted = {check_name(n): files for n, files in enrollment_photos(from_dir).items()}
+    else:
+        if not name or not photos:
+            raise ConfigError("give NAME and at least one PHOTO (or --from-dir DIR)")
+        wanted = {check_name(name): list(photos)}
+    settings = settings_from(config, store=store, weights_dir=weights_dir, device=device)
+    models = load_models(settings, liveness=not no_liveness_check)
+
+    def on_photo(who: str, face: Any) -> None:
+        if face.faces_in_photo > 1:
+            err.print(f"[yellow]warning:[/yellow] {face.photo}: holds {face.faces_in_photo} faces; enrolled the "
+                      f"largest for {who} (--strict refuses such photos)", highlight=False, soft_wrap=True)
+
+    accepted, failures = prepare_enrollment(
+        wanted, models, min_quality=settings.enroll_min_quality,
+        live_threshold=None if no_liveness_check else settings.live_threshold, strict=strict,
+        all_or_nothing=from_dir is None, on_photo=on_photo)
+    for failure in failures:
+        err.print(f"[red]not enrolled:[/red] {failure.name}: {failure.error}", highlight=False, soft_wrap=True)
+    result: dict[str, Any] = {"gallery_version": None, "enrolled": [], "failures": [asdict(f) for f in failures],
+                              "event_emitted": False}
+    if accepted:
+        ws = open_workspace(settings, create_key=True)
+        if ws.created_key:
+            err.print(f"created encryption key file {ws.created_key} (mode 0600): back it up", highlight=False)
+        change = enroll_gallery(ws, accepted, models.ids["embedder"], replace_existing=replace)
+        result["gallery_version"] = change.version
+        result["enrolled"] = [{"name": n, "photos": [f.to_json() for f, _ in items]}
+                              for n, items in sorted(accepted.items())]
+        result["event_emitted"] = after_gallery_change(ws, change, audit={
+            "identities": sorted(accepted), "photos": change.embeddings, "gallery_version": change.version,
+            "replace": replace, "liveness_checked": not no_liveness_check})
+    if json_out:
+        print_json(result)
+    elif accepted:
+        table = Table(title=f"gallery version {result['gallery_version']}", title_justify="left")
+        for col, justify in (("identity", "left"), ("photo", "left"), ("quality", "right"), ("live", "right")):
+            table.add_column(col, justify=justify)
+        for row in result["enrolled"]:
+            for p in row["photos"]:
+                live = "-" if p["liveness"] is None else f"{p['liveness']:.2f}"
+                table.add_row(row["name"], p["photo"], f"{p['quality']:.2f}", live)
+        out.print(table)
+        err.print(labels_hint(result["event_emitted"]), highlight=False)
+    if failures:
+        raise typer.Exit(max(f.exit_code for f in failures))

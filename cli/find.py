@@ -1,0 +1,62 @@
+"""`faceid-jobs find NAME`: where an enrolled identity appears across the archive (from stored labels)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from faceid_jobs.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    StoreOpt,
+    err,
+    exits_on_user_error,
+    fmt_time,
+    out,
+    print_json,
+    settings_from,
+)
+from rich.table import Table
+
+from faceid_jobs.errors import ExitCode
+
+
+@exits_on_user_error
+def find(
+    name: Annotated[str, typer.Argument(help="An enrolled identity.", show_default=False)],
+    json_out: JsonOpt = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """List the appearances of an enrolled identity: video, from, to, best moment, similarity.
+
+    Reads the labels `process` and `relabel` stored (no model, no video is opened). Faces labelled with
+    the name, and the other faces of their tracks, count; appearances of one video closer than
+    appearance_gap_s are joined. Exits 1 when there is none, 2 when the name is not enrolled.
+
+    Example: [bold]faceid-jobs find Ross --json[/bold]
+    """
+    from faceid_jobs.labels import find_identity
+    from faceid_jobs.workspace import open_workspace
+
+    settings = settings_from(config, store=store)
+    ws = open_workspace(settings)
+    result = find_identity(ws, name, gap_s=settings.appearance_gap_s)
+    if json_out:
+        print_json(result.to_json())
+    else:
+        table = Table(title=f"{name}: {len(result.appearances)} appearances in {result.files} record files "
+                            f"(gallery version {result.gallery_version})", title_justify="left")
+        for col in ("#", "video", "from", "to", "best", "frame", "similarity", "faces"):
+            table.add_column(col, justify="left" if col == "video" else "right")
+        for i, a in enumerate(result.appearances, 1):
+            table.add_row(str(i), Path(a.video).name, fmt_time(a.start_s), fmt_time(a.end_s), fmt_time(a.timestamp_s),
+                          str(a.frame), f"{a.similarity:.3f}", str(a.faces))
+        out.print(table)
+    if result.stale_files or result.unlabelled_files:
+        err.print(f"[yellow]note:[/yellow] {result.stale_files} record files carry labels of an older gallery "
+                  f"version and {result.unlabelled_files} none yet: run `faceid-jobs relabel`",
+                  highlight=False, soft_wrap=True)
+    if not result.appearances:
+        raise typer.Exit(int(ExitCode.FAILURES))

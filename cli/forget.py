@@ -1,0 +1,103 @@
+"""`faceid-jobs forget`: remove an identity (and its appearances) or a whole video from the store."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from faceid_jobs.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    StoreOpt,
+    WeightsOpt,
+    err,
+    exits_on_user_error,
+    out,
+    print_json,
+    settings_from,
+    working,
+)
+
+from faceid_jobs.errors import ConfigError
+
+
+@exits_on_user_error
+def forget(
+    name: Annotated[str | None, typer.Argument(help="The enrolled identity to forget.", show_default=False)] = None,
+    purge_appearances: Annotated[bool, typer.Option(
+        "--purge-appearances", help="Also delete the stored faces labelled with the name (face or track) from "
+        "the records and publish an index version without them.")] = False,
+    video: Annotated[str | None, typer.Option(
+        "--video", help="Instead: delete everything stored about this video (path or URI it was processed "
+        "from, or its fingerprint).", show_default=False)] = None,
+    gc: Annotated[bool, typer.Option(
+        "--gc", help="Then delete older index versions, which still hold the deleted faces "
+        "(same as `faceid-jobs index gc --keep 1`).")] = False,
+    json_out: JsonOpt = False,
+    store: StoreOpt = None,
+    weights_dir: WeightsOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Forget a person or a video. Writes an audit record (who, when, what; no biometric data).
+
+    [bold]forget NAME[/bold] removes the identity from the gallery (its embeddings are deleted);
+    [bold]--purge-appearances[/bold] also deletes the faces labelled with it from every record file and
+    the index (a new version; older versions keep them until [bold]index gc[/bold] or --gc).
+    [bold]forget --video URI[/bold] deletes the video's records, labels and catalog entry, and re-indexes.
+
+    Examples: [bold]faceid-jobs forget Ross --purge-appearances --gc[/bold],
+    [bold]faceid-jobs forget --video /footage/day1.mp4[/bold]
+    """
+    from faceid_jobs.forget import forget_identity, forget_video
+    from faceid_jobs.models import resolve_model_path
+    from faceid_jobs.pipeline.process import merge_for
+    from faceid_jobs.runtime import ModelFile
+    from faceid_jobs.workspace import open_workspace
+
+    if (name is None) == (video is None):
+        raise ConfigError("give either NAME or --video URI")
+    if video is not None and purge_appearances:
+        raise ConfigError("--purge-appearances goes with NAME; --video deletes every face of the video anyway")
+    settings = settings_from(config, store=store, weights_dir=weights_dir)
+    ws = open_workspace(settings)
+    needs_embedder = purge_appearances or video is not None
+    embedder = ModelFile.from_path(resolve_model_path(settings, "embedder")).id if needs_embedder else ""
+
+    def merge():
+        return merge_for(ws, settings, embedder)
+
+    keep = 1 if gc else None
+    if video is not None:
+        with working("deleting the video's records and re-indexing…"):
+            result = forget_video(ws, video, merge=merge, gc_keep=keep, fingerprint_mode=settings.fingerprint)
+        emitted = False
+    else:
+        from faceid_jobs.cli.enroll import after_gallery_change
+
+        from faceid_jobs.gallery import GalleryChange
+
+        with working(f"forgetting {name}…"):
+            result = forget_identity(ws, name, embedder_id=embedder, threshold=settings.identity_threshold,
+                                     purge_appearances=purge_appearances, merge=merge if purge_appearances else None,
+                                     gc_keep=keep, relabel_after=purge_appearances)
+        change = GalleryChange(result.gallery_version or 0, "remove", (name,))
+        emitted = after_gallery_change(ws, change)
+    data = result.to_json() | {"event_emitted": emitted}
+    if json_out:
+        print_json(data)
+        return
+    if video is not None:
+        out.print(f"forgot video {result.video}: {result.record_files_deleted} record files, "
+                  f"{result.faces_deleted} faces deleted", highlight=False)
+    else:
+        out.print(f"forgot {name}: removed from the gallery (version {result.gallery_version})", highlight=False)
+        if purge_appearances:
+            out.print(f"deleted {result.faces_deleted} faces from {result.record_files_rewritten} of "
+                      f"{result.record_files_read} record files", highlight=False)
+    if result.index:
+        out.print(f"index version {result.index.get('version')}: {result.index.get('vectors')} vectors",
+                  highlight=False)
+    if result.index_versions_holding_data:
+        err.print(f"older index versions {result.index_versions_holding_data} still hold the deleted faces: "
+                  "run `faceid-jobs index gc --keep 1` (or forget with --gc)", highlight=False, soft_wrap=True)
+    err.print(f"audit record: {result.audit_key}", highlight=False)

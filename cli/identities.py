@@ -1,0 +1,99 @@
+"""`faceid-jobs identities`: list, show and remove enrolled identities."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from faceid_jobs.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    StoreOpt,
+    err,
+    exits_on_user_error,
+    out,
+    print_json,
+    settings_from,
+)
+from rich.table import Table
+
+app = typer.Typer(help="Enrolled identities: list, show, remove.", no_args_is_help=True)
+
+NameArg = Annotated[str, typer.Argument(help="Identity name.", show_default=False)]
+
+
+def _workspace(config, store):
+    from faceid_jobs.workspace import open_workspace
+
+    return open_workspace(settings_from(config, store=store))
+
+
+@app.command("list")
+@exits_on_user_error
+def list_(json_out: JsonOpt = False, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Every enrolled identity: photos, embedder, when enrolled and last changed."""
+    from faceid_jobs.gallery import identity_rows, load_gallery_version
+
+    ws = _workspace(config, store)
+    manifest = load_gallery_version(ws)
+    rows = identity_rows(manifest)
+    if json_out:
+        print_json({"gallery_version": manifest.version if manifest else 0, "identities": rows})
+        return
+    if manifest is None:
+        out.print("nothing enrolled yet (faceid-jobs enroll NAME PHOTO...)")
+        return
+    table = Table(title=f"gallery version {manifest.version}: {len(rows)} identities", title_justify="left")
+    for col in ("name", "photos", "embedder", "enrolled", "updated"):
+        table.add_column(col, justify="right" if col == "photos" else "left")
+    for r in rows:
+        table.add_row(r["name"], str(r["embeddings"]), r["embedder_id"], r["enrolled_at"], r["updated_at"])
+    out.print(table)
+
+
+@app.command("show")
+@exits_on_user_error
+def show(name: NameArg, json_out: JsonOpt = False, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """One identity: its enrolled photos with their quality and liveness (never the embeddings)."""
+    from faceid_jobs.gallery import load_gallery
+
+    ws = _workspace(config, store)
+    gallery = load_gallery(ws, names=[name])
+    identity = gallery.get(name)
+    data = {"gallery_version": gallery.version, "name": name, "embedder_id": identity.ref.embedder_id,
+            "enrolled_at": identity.ref.enrolled_at, "updated_at": identity.ref.updated_at,
+            "photos": [p.to_json() for p in identity.photos]}
+    if json_out:
+        print_json(data)
+        return
+    out.print(f"[bold]{name}[/bold]: {len(identity.photos)} photos, embedder {identity.ref.embedder_id}, "
+              f"enrolled {identity.ref.enrolled_at}, updated {identity.ref.updated_at}", highlight=False)
+    table = Table(title_justify="left")
+    for col in ("photo", "faces", "quality", "live", "bbox"):
+        table.add_column(col)
+    for p in identity.photos:
+        table.add_row(p.photo, str(p.faces_in_photo), f"{p.quality:.2f}",
+                      "-" if p.liveness is None else f"{p.liveness:.2f}", " ".join(f"{v:.0f}" for v in p.bbox))
+    out.print(table)
+
+
+@app.command("remove")
+@exits_on_user_error
+def remove(name: NameArg, json_out: JsonOpt = False, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Remove an identity from the gallery (its embeddings are deleted); same as `forget NAME`.
+
+    Its labelled faces stay in the records: `faceid-jobs forget NAME --purge-appearances` deletes them too.
+    """
+    from faceid_jobs.cli.enroll import after_gallery_change, labels_hint
+
+    from faceid_jobs.gallery import remove as remove_identity
+
+    ws = _workspace(config, store)
+    change = remove_identity(ws, [name])
+    emitted = after_gallery_change(ws, change, audit={"identity": name, "gallery_version": change.version,
+                                                      "purge_appearances": False})
+    if json_out:
+        print_json(change.to_json() | {"event_emitted": emitted})
+        return
+    out.print(f"removed {name}: gallery version {change.version}", highlight=False)
+    err.print(labels_hint(emitted), highlight=False)

@@ -1,0 +1,63 @@
+"""`faceid-jobs relabel`: label every stored face with the current gallery (no video decoding)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from faceid_jobs.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    StoreOpt,
+    WeightsOpt,
+    err,
+    exits_on_user_error,
+    out,
+    print_json,
+    settings_from,
+)
+
+
+@exits_on_user_error
+def relabel(
+    all_files: Annotated[bool, typer.Option(
+        "--all", help="Relabel files already labelled for the current gallery version too "
+        "(after changing identity_threshold).")] = False,
+    json_out: JsonOpt = False,
+    store: StoreOpt = None,
+    weights_dir: WeightsOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Label the stored faces of every catalogued video with the enrolled identities.
+
+    Works from the embeddings in the records: no video is opened, no model is run. Runs as the Prefect
+    flow [bold]relabel[/bold] on each faceid.enrollment.changed event when deployed.
+
+    Example: [bold]faceid-jobs relabel --json[/bold]
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from faceid_jobs.labels import relabel as relabel_store
+    from faceid_jobs.models import resolve_model_path
+    from faceid_jobs.runtime import ModelFile
+    from faceid_jobs.workspace import open_workspace
+
+    settings = settings_from(config, store=store, weights_dir=weights_dir)
+    ws = open_workspace(settings)
+    embedder = ModelFile.from_path(resolve_model_path(settings, "embedder")).id
+    progress = Progress(TextColumn("[bold]record files"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=err, disable=json_out or not err.is_terminal, transient=True)
+    task = progress.add_task("relabel", total=None)
+    with progress:
+        result = relabel_store(ws, embedder, settings.identity_threshold, only_missing=not all_files,
+                               progress=lambda done, total: progress.update(task, completed=done, total=total))
+    if json_out:
+        print_json(result.to_json())
+        return
+    if result.gallery_version == 0:
+        out.print("nothing enrolled yet: no labels to write (faceid-jobs enroll NAME PHOTO...)")
+        return
+    out.print(f"gallery version {result.gallery_version} ({result.identities} identities): labelled "
+              f"{result.files} record files ({result.files_skipped} already were), {result.labelled_faces} of "
+              f"{result.faces} faces carry a name; {result.faces_per_second:,.0f} faces/s in {result.seconds:.2f} s",
+              highlight=False)

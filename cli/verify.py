@@ -1,0 +1,77 @@
+"""`faceid-jobs verify PHOTO --identity NAME`: is this the enrolled person (1:1, with liveness)?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from faceid_jobs.cli.common import (
+    ConfigOpt,
+    DeviceOpt,
+    JsonOpt,
+    StoreOpt,
+    WeightsOpt,
+    err,
+    exits_on_user_error,
+    out,
+    print_json,
+    settings_from,
+)
+from faceid_jobs.cli.enroll import NoLivenessOpt
+
+from faceid_jobs.errors import ConfigError, ExitCode
+
+
+@exits_on_user_error
+def verify(
+    photo: Annotated[Path, typer.Argument(help="Photo of the person to check.", show_default=False)],
+    identity: Annotated[str, typer.Option("--identity", "-i", help="The enrolled identity to check against.",
+                                          show_default=False)],
+    threshold: Annotated[float | None, typer.Option(
+        "--threshold", "-t", help="Lowest cosine similarity for a match [default: identity_threshold, 0.4].",
+        show_default=False, min=0.0, max=1.0)] = None,
+    no_liveness_check: NoLivenessOpt = False,
+    json_out: JsonOpt = False,
+    store: StoreOpt = None,
+    weights_dir: WeightsOpt = None,
+    device: DeviceOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Check the largest face in PHOTO against one enrolled identity, with a liveness check.
+
+    Exit codes: 0 match, 1 no match, 3 the face does not look live (spoof), 2 bad input (no face,
+    unreadable photo, unknown identity).
+
+    Example: [bold]faceid-jobs verify visitor.jpg --identity Ross --json[/bold]
+    """
+    from faceid_jobs.gallery import load_gallery
+    from faceid_jobs.identify import check_enrollable, photo_face, verify_face
+    from faceid_jobs.images import read_photo
+    from faceid_jobs.models import load_models
+    from faceid_jobs.workspace import open_workspace
+
+    settings = settings_from(config, store=store, weights_dir=weights_dir, device=device,
+                             identity_threshold=threshold)
+    image = read_photo(photo)
+    enrolled = load_gallery(open_workspace(settings), names=[identity]).get(identity)
+    models = load_models(settings, liveness=not no_liveness_check)
+    if enrolled.ref.embedder_id != models.ids["embedder"]:
+        raise ConfigError(f"{identity}: enrolled with embedder {enrolled.ref.embedder_id}, but the configured one "
+                          f"is {models.ids['embedder']}; enrol again")
+    face, embedding = photo_face(image, str(photo), models)
+    if face.faces_in_photo > 1:
+        err.print(f"[yellow]warning:[/yellow] {photo}: holds {face.faces_in_photo} faces; checked the largest",
+                  highlight=False, soft_wrap=True)
+    if not no_liveness_check:
+        check_enrollable(face, min_quality=0.0, live_threshold=settings.live_threshold)
+    result = verify_face(face, embedding, identity, enrolled.embeddings, settings.identity_threshold)
+    if json_out:
+        print_json(result.to_json())
+    else:
+        verdict = "[green]match[/green]" if result.match else "[red]no match[/red]"
+        live = "not checked" if face.liveness is None else f"{face.liveness:.2f}"
+        out.print(f"{verdict}: {photo.name} vs {identity}: similarity {result.similarity:.3f} "
+                  f"(threshold {result.threshold:g}), liveness {live}", highlight=False)
+    if not result.match:
+        raise typer.Exit(int(ExitCode.FAILURES))

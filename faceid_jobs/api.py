@@ -1,0 +1,515 @@
+"""HTTP API for search and liveness (and enrollment, when present): a FastAPI app (I/O: serves requests).
+
+`create_app` loads the models and opens the store once; requests share
+them. The model wrappers reuse internal buffers and are not thread-safe, so
+each request borrows one of `api_model_sets` loaded model sets for the time
+of its model calls (FastAPI runs these sync endpoints in a thread pool). The
+index is opened once and swapped for a newer version when one is published
+(checked at most every `api_index_refresh_s`; requests keep using the old
+one while the new one loads).
+
+Every endpoint but ``GET /health`` (and the docs at ``/docs``) needs
+``Authorization: Bearer <token>``; the token is checked before the request
+body is read, compared in constant time and never logged. Request bodies
+above `api_max_upload_mb` are refused while they stream in. Errors are JSON
+``{"error": "<one line>", "code": "<kind>"}`` with a 4xx status for a
+client's mistake.
+
+Example:
+    >>> app = create_app(load_settings(), token="s3cret")  # doctest: +SKIP
+    >>> uvicorn.run(app, host="127.0.0.1", port=8080)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hmac
+import logging
+import queue
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from faceid_jobs.config import Settings
+from faceid_jobs.errors import (
+    ConfigError,
+    FaceIdError,
+    IndexMissingError,
+    IntegrityError,
+    ModelError,
+    NoFaceError,
+    PhotoError,
+    SpoofError,
+    StoreError,
+)
+from faceid_jobs.images import decode_photo
+from faceid_jobs.models import ModelSet, load_models
+
+__all__ = ["MAX_IMAGE_PIXELS", "OPEN_PATHS", "create_app"]
+
+log = logging.getLogger(__name__)
+
+# Decoding is refused above this (a 50-megapixel photo is 150 MB as BGR).
+MAX_IMAGE_PIXELS = 50_000_000
+# Served without a token: liveness probe and the API's own documentation.
+OPEN_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
+
+
+class ApiError(Exception):
+    """An error answered as JSON with its status."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": " ".join(str(message).split()), "code": code}, status_code=status,
+                        headers=headers)
+
+
+# FaceIdError subclass → (status, code); the first match wins.
+_STATUS: list[tuple[type[FaceIdError], int, str]] = [
+    (SpoofError, 422, "spoof"),
+    (NoFaceError, 422, "no_face"),
+    (PhotoError, 400, "bad_photo"),
+    (ConfigError, 400, "bad_request"),
+    (IndexMissingError, 503, "no_index"),
+    (IntegrityError, 500, "integrity"),
+    (ModelError, 500, "model"),
+    (StoreError, 503, "store"),
+]
+
+
+# Errors of the enrollment modules, matched by name so that this module imports them only when used.
+_STATUS_BY_NAME = {"UnknownIdentityError": (404, "unknown_identity"), "EnrollmentError": (422, "not_enrollable")}
+
+
+def _status_of(exc: FaceIdError) -> tuple[int, str]:
+    if type(exc).__name__ in _STATUS_BY_NAME:
+        return _STATUS_BY_NAME[type(exc).__name__]
+    for cls, status, code in _STATUS:
+        if isinstance(exc, cls):
+            return status, code
+    return 400, "bad_request"
+
+
+# ---------------------------------------------------------------- shared state
+
+
+class ModelPool:
+    """Loaded model sets, each used by one request at a time."""
+
+    def __init__(self, sets: list[ModelSet]) -> None:
+        self._free: queue.Queue[ModelSet] = queue.Queue()
+        for s in sets:
+            self._free.put(s)
+        self.first = sets[0]
+
+    @contextlib.contextmanager
+    def use(self) -> Iterator[ModelSet]:
+        models = self._free.get()
+        try:
+            yield models
+        finally:
+            self._free.put(models)
+
+
+class IndexHolder:
+    """The newest index version, reopened when a newer one is published."""
+
+    def __init__(self, settings: Settings) -> None:
+        from faceid_jobs.storage import open_store
+        from faceid_jobs.workspace import open_workspace
+
+        self.settings = settings
+        self.ws = open_workspace(settings, store=open_store(settings.store))
+        self._index: Any = None
+        self._checked = float("-inf")
+        self._lock = threading.Lock()
+
+    @property
+    def version(self) -> int | None:
+        return None if self._index is None else self._index.info.version
+
+    def get(self) -> Any:
+        """The current `ShardedIndex`; raises IndexMissingError when none was ever built."""
+        stale = time.monotonic() - self._checked >= self.settings.api_index_refresh_s
+        # Only one request looks (and loads); the others go on with the index they have.
+        if (self._index is None or stale) and self._lock.acquire(blocking=self._index is None):
+            try:
+                if self._index is None or time.monotonic() - self._checked >= self.settings.api_index_refresh_s:
+                    self._refresh()
+            finally:
+                self._lock.release()
+        if self._index is None:
+            raise IndexMissingError(f"{self.ws.store.uri}: no index yet (run `faceid-jobs process` first)")
+        return self._index
+
+    def _refresh(self) -> None:
+        from faceid_jobs.index import list_versions, open_index
+
+        versions = list_versions(self.ws.store)
+        self._checked = time.monotonic()
+        if not versions or versions[-1] == self.version:
+            return
+        self._index = open_index(self.ws.store, self.ws.keys, versions[-1],
+                                 cache_dir=self.settings.shard_cache or None, nprobe=self.settings.nprobe)
+        log.info("index version %d loaded (%d vectors)", versions[-1], len(self._index))
+
+
+# ---------------------------------------------------------------- ASGI guard
+
+
+class _Guard:
+    """Checks the bearer token and the body size before the app reads the body."""
+
+    def __init__(self, app: Any, token: str | None, max_body: int) -> None:
+        self.app = app
+        self.token = token.encode() if token else None
+        self.max_body = max_body
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        if self.token is not None and scope.get("path", "") not in OPEN_PATHS:
+            auth = headers.get(b"authorization", b"")
+            scheme, _, given = auth.partition(b" ")
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(), self.token):
+                await self._drain(receive)
+                await _error(401, "unauthorized", "missing or wrong bearer token (send Authorization: Bearer "
+                             "<token>)", {"WWW-Authenticate": "Bearer"})(scope, receive, send)
+                return
+        try:
+            declared = int(headers.get(b"content-length", b"0") or 0)
+        except ValueError:
+            declared = 0
+        if declared > self.max_body:
+            await self._drain(receive)
+            await self._too_large(scope, receive, send)
+            return
+        seen = 0
+        over = False
+        answered = False
+
+        async def counting_receive() -> dict:
+            nonlocal seen, over
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    over = True
+                    raise _TooLarge
+            return message
+
+        async def guarded_send(message: dict) -> None:
+            nonlocal answered
+            if not over:
+                await send(message)
+            elif not answered:  # whatever the app made of the cut-off body, the answer is 413
+                answered = True
+                await self._drain(receive)
+                await self._too_large(scope, receive, send)
+
+        with contextlib.suppress(_TooLarge):
+            await self.app(scope, counting_receive, guarded_send)
+        if over and not answered:
+            await self._drain(receive)
+            await self._too_large(scope, receive, send)
+
+    async def _drain(self, receive: Any) -> None:
+        """Read (and drop) what the client is still sending, up to a bound, so it can read our answer."""
+        left = 2 * self.max_body
+        while left > 0:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            left -= len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
+
+    async def _too_large(self, scope: dict, receive: Any, send: Any) -> None:
+        mib = self.max_body / (1 << 20)
+        await _error(413, "too_large", f"request body larger than {mib:g} MiB (api_max_upload_mb)",
+                     {"Connection": "close"})(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- photos
+
+
+def image_pixels(data: bytes) -> int | None:
+    """Width × height from a PNG or JPEG header, without decoding; None for other formats."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        w, h = struct.unpack(">II", data[16:24])
+        return w * h
+    if data[:2] == b"\xff\xd8":
+        i = 2
+        while i + 9 < len(data):
+            if data[i] != 0xFF:
+                i += 1
+                continue
+            marker = data[i + 1]
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+                i += 1 if marker == 0xFF else 2
+                continue
+            length = struct.unpack(">H", data[i + 2:i + 4])[0]
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                h, w = struct.unpack(">HH", data[i + 5:i + 9])
+                return w * h
+            i += 2 + length
+    return None
+
+
+def _read_photo(upload: UploadFile, limit: int, field: str = "photo") -> tuple[np.ndarray, str]:
+    name = (upload.filename or field).replace("\n", " ")[:200]
+    data = upload.file.read(limit + 1)
+    if len(data) > limit:
+        raise ApiError(413, "too_large", f"{name}: larger than {limit / (1 << 20):g} MiB")
+    pixels = image_pixels(data)
+    if pixels is not None and pixels > MAX_IMAGE_PIXELS:
+        raise ApiError(413, "too_large", f"{name}: image too large ({pixels / 1e6:.0f} megapixels, "
+                       f"at most {MAX_IMAGE_PIXELS / 1e6:.0f})")
+    return decode_photo(data, name), name
+
+
+# ---------------------------------------------------------------- app
+
+
+def _package_version() -> str:
+    try:
+        return version("faceid-jobs")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    token: str | None = None,
+    auth: bool = True,
+    model_sets: list[ModelSet] | None = None,
+) -> FastAPI:
+    """The API app, with models loaded and the store opened.
+
+    Args:
+        settings: models, store and keys, search defaults, and the ``api_*``
+            settings (token, upload limit, model sets, index refresh).
+        token: bearer token; None uses ``settings.api_token`` (which
+            ``FACEID_JOBS_API_TOKEN`` sets).
+        auth: False serves every endpoint without a token (the CLI allows it
+            only with ``--no-auth`` on a loopback address).
+        model_sets: already loaded model sets (tests); default: load
+            ``api_model_sets`` of them, liveness included.
+
+    Raises:
+        ConfigError: auth is on but there is no token.
+        ModelError: a model cannot be loaded.
+        FaceIdError: the store or its key cannot be opened.
+    """
+    token = token if token is not None else settings.api_token
+    if auth and not token:
+        raise ConfigError("no API token: set FACEID_JOBS_API_TOKEN (or the api_token setting)")
+    sets = model_sets or [load_models(settings, liveness=True) for _ in range(settings.api_model_sets)]
+    pool = ModelPool(sets)
+    holder = IndexHolder(settings)
+    with contextlib.suppress(IndexMissingError):
+        holder.get()  # load it now: the first search should not wait for it
+    limit = int(settings.api_max_upload_mb * (1 << 20))
+
+    app = FastAPI(
+        title="faceid-jobs",
+        version=_package_version(),
+        description="Find people in video archives by their faces: search, liveness, verify, enroll. "
+                    "Every endpoint but /health needs `Authorization: Bearer <token>`.",
+    )
+    bearer = HTTPBearer(auto_error=False, description="FACEID_JOBS_API_TOKEN of the server")
+    # The guard middleware enforces the token; this dependency shows it in the OpenAPI docs.
+    secured = [Depends(bearer)]
+    app.state.models = pool
+    app.state.index = holder
+    app.state.settings = settings
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(FaceIdError)
+    async def _faceid_error(_: Request, exc: FaceIdError) -> JSONResponse:
+        status, code = _status_of(exc)
+        if status >= 500:
+            log.error("%s", exc)
+        return _error(status, code, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e.get("loc", ())[1:]) or "request"
+            parts.append(f"{where}: {e.get('msg', 'invalid')}")
+        return _error(422, "invalid", "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, "http", str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _internal(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error")
+        return _error(500, "internal", f"internal error ({type(exc).__name__})")
+
+    @app.get("/health", summary="Is the server up (no token needed)")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "version": _package_version(), "index_version": holder.version}
+
+    @app.post("/search", dependencies=secured, summary="Where does the person in the photo appear",
+              description="The same JSON as `faceid-jobs search --json`.")
+    def search(
+        photo: Annotated[UploadFile, File(description="Photo of the person to look for.")],
+        top_k: Annotated[int | None, Query(ge=1, le=1000, description="Most hits [default: top_k]")] = None,
+        threshold: Annotated[float | None, Query(ge=-1.0, le=1.0, description="Lowest cosine similarity "
+                                                 "[default: threshold setting]")] = None,
+        require_live: Annotated[bool, Query(description="Refuse (422, code spoof) a face that does not "
+                                            "look live")] = False,
+        face_index: Annotated[int | None, Query(ge=0, description="Which face, 0 = largest")] = None,
+        min_liveness: Annotated[float | None, Query(ge=0.0, le=1.0, description="Leave out hits with a "
+                                                    "lower P(live)")] = None,
+    ) -> dict[str, Any]:
+        from faceid_jobs.search import check_live, make_query, search_index
+
+        image, name = _read_photo(photo, limit)
+        with pool.use() as models:
+            # Like the CLI: the query's liveness is measured only when it must be checked.
+            used = models if require_live else dataclasses.replace(models, liveness=None)
+            query = make_query(image, name, used, face_index)
+        if require_live:
+            check_live(query, settings.live_threshold)
+        result = search_index(
+            query, holder.get(),
+            top_k=top_k or settings.top_k,
+            threshold=settings.threshold if threshold is None else threshold,
+            min_liveness=settings.min_liveness if min_liveness is None else min_liveness,
+            appearance_gap_s=settings.appearance_gap_s,
+        )
+        return result.to_json()
+
+    @app.post("/liveness", dependencies=secured, summary="P(live) of every face in the photo")
+    def liveness(photo: Annotated[UploadFile, File(description="Photo to check.")]) -> dict[str, Any]:
+        image, name = _read_photo(photo, limit)
+        if pool.first.liveness is None:
+            raise ApiError(501, "not_implemented", "no liveness models are configured (the liveness setting)")
+        with pool.use() as models:
+            faces = models.detector.detect(image)
+            if len(faces) == 0:
+                raise NoFaceError(f"{name}: no face found in the photo")
+            order = np.argsort(-faces.area, kind="stable")
+            faces = faces[order]
+            scores = models.liveness.score(image, faces.xyxy)
+        return {
+            "photo": name,
+            "live_threshold": settings.live_threshold,
+            "faces": [
+                {"bbox": [round(float(v), 1) for v in faces.xyxy[i]], "det_score": round(float(faces.score[i]), 4),
+                 "liveness": round(float(scores[i]), 4), "live": bool(scores[i] >= settings.live_threshold)}
+                for i in range(len(faces))
+            ],
+        }
+
+    @app.post("/verify", dependencies=secured, summary="Is the face in the photo this enrolled identity",
+              description="The same JSON as `faceid-jobs verify --json`: match, similarity, threshold, "
+                          "liveness and the photo's face. A face that does not look live is refused "
+                          "(422, code spoof) unless require_live=false.")
+    def verify(
+        photo: Annotated[UploadFile, File(description="Photo of the person.")],
+        identity: Annotated[str, Form(description="Enrolled name to compare with.")],
+        require_live: Annotated[bool, Query(description="Refuse a face that does not look live")] = True,
+        threshold: Annotated[float | None, Query(ge=0.0, le=1.0, description="Lowest cosine similarity for a "
+                                                 "match [default: identity_threshold]")] = None,
+    ) -> dict[str, Any]:
+        ident_mod, gallery_mod = _enrollment()
+        image, name = _read_photo(photo, limit)
+        with pool.use() as models:
+            used = models if require_live else dataclasses.replace(models, liveness=None)
+            face, embedding = ident_mod.photo_face(image, name, used)
+            embedder_id = models.ids["embedder"]
+        if require_live:
+            ident_mod.check_enrollable(face, min_quality=0.0, live_threshold=settings.live_threshold)
+        enrolled = gallery_mod.load_gallery(holder.ws, names=[identity]).get(identity)
+        if enrolled.ref.embedder_id != embedder_id:
+            raise ConfigError(f"{identity}: enrolled with embedder {enrolled.ref.embedder_id}, the server runs "
+                              f"{embedder_id}; enrol again")
+        result = ident_mod.verify_face(face, embedding, identity, enrolled.embeddings,
+                                       settings.identity_threshold if threshold is None else threshold)
+        return result.to_json()
+
+    @app.post("/enroll", dependencies=secured, summary="Enroll an identity from photos",
+              description="Each photo's largest face is checked (liveness unless require_live=false, then "
+                          "quality) and embedded; all pass or nothing is enrolled. Answers the new gallery "
+                          "version and each photo's face.")
+    def enroll(
+        name: Annotated[str, Form(description="Identity name (1-128 printable characters).")],
+        photos: Annotated[list[UploadFile], File(description="One or more photos of the person.")],
+        replace: Annotated[bool, Query(description="Replace the identity's photos instead of adding")] = False,
+        require_live: Annotated[bool, Query(description="Refuse photos that do not look live")] = True,
+    ) -> dict[str, Any]:
+        ident_mod, gallery_mod = _enrollment()
+        name = gallery_mod.check_name(name)
+        if len(photos) > MAX_ENROLL_PHOTOS:
+            raise ApiError(400, "bad_request", f"at most {MAX_ENROLL_PHOTOS} photos per request")
+        items = []
+        for upload in photos:
+            image, photo_name = _read_photo(upload, limit)
+            with pool.use() as models:
+                used = models if require_live else dataclasses.replace(models, liveness=None)
+                face, embedding = ident_mod.photo_face(image, photo_name, used)
+                embedder_id = models.ids["embedder"]
+            ident_mod.check_enrollable(face, min_quality=settings.enroll_min_quality,
+                                       live_threshold=settings.live_threshold if require_live else None)
+            items.append((face, embedding))
+        change = gallery_mod.enroll(holder.ws, {name: items}, embedder_id, replace_existing=replace)
+        _announce(settings, change)
+        return change.to_json() | {"photos": [f.to_json() for f, _ in items]}
+
+    log.info("API ready: %d model set(s), index version %s, auth %s", len(sets), holder.version,
+             "on" if auth else "OFF")
+    app.add_middleware(_Guard, token=token if auth else None, max_body=limit)
+    return app
+
+
+MAX_ENROLL_PHOTOS = 32
+
+
+def _enrollment() -> tuple[Any, Any]:
+    """The enrollment modules (`identify`, `gallery`), or 501 when this installation lacks them."""
+    try:
+        from faceid_jobs import gallery, identify
+    except ImportError as exc:
+        raise ApiError(501, "not_implemented", "enrollment is not available in this installation "
+                       f"({exc.name or 'faceid_jobs.gallery'} missing)") from None
+    return identify, gallery
+
+
+def _announce(settings: Settings, change: Any) -> None:
+    """Emit `faceid.enrollment.changed` (Prefect, when configured) as `faceid-jobs enroll` does; never fails."""
+    try:
+        from faceid_jobs.flows.events import emit_enrollment_changed
+
+        emit_enrollment_changed(settings.store, change.version, change.action, len(change.names))
+    except Exception:  # the enrollment is committed: an event problem must not turn it into an error
+        log.warning("could not announce the gallery change", exc_info=True)

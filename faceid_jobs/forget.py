@@ -1,0 +1,256 @@
+"""Forget an identity or a video: gallery, records, labels, index, with an audit record (I/O via a Store).
+
+- `forget_identity(name)`: the identity leaves the gallery (its embeddings'
+  entry and data key are deleted, `faceid_jobs.gallery.remove`).
+- with ``purge_appearances``: every stored record file (every analysis, not
+  only the current one) is read, its faces labelled with the current
+  gallery exactly as `relabel` does, and the faces whose face or track
+  identity is the name are deleted from it. The file is rewritten under its
+  own key (so a later `process` of the same footage with the same settings
+  still skips the chunk) under a new data key, and the old data key is
+  deleted: a copy of the old file (a backup, an S3 object version) can no
+  longer be decrypted. The rewritten keys are marked stale
+  (`faceid_jobs.index.merge.mark_stale`) and the index is merged into a new
+  version without those faces. Older index versions still hold them until
+  `index gc` (or ``gc=True``) deletes them.
+- `forget_video(uri)`: the video's catalog entry, every record file of it
+  (all analyses) with their data keys, and their label files are deleted;
+  the merge then drops its shards.
+
+Each writes an audit record (`faceid_jobs.audit`): who, when, what was done
+and how much, never embeddings or images.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from faceid_jobs.audit import write_audit
+from faceid_jobs.errors import ConfigError, FaceIdError
+from faceid_jobs.gallery import load_gallery, remove
+from faceid_jobs.index.merge import mark_stale
+from faceid_jobs.labels import delete_labels, label_table
+from faceid_jobs.records.parquet import parquet_to_table, table_to_parquet
+from faceid_jobs.storage.catalog import VideoEntry, list_entries
+from faceid_jobs.storage.layout import video_key
+from faceid_jobs.workspace import Workspace
+
+__all__ = ["ForgetResult", "UnknownVideoError", "forget_identity", "forget_video", "record_key_refs"]
+
+log = logging.getLogger(__name__)
+
+RECORDS_PREFIX = "records/"
+_MASTER_KEY = re.compile(rb'"masterKeyID"\s*:\s*"([0-9a-f]{32})"')
+
+
+class UnknownVideoError(FaceIdError):
+    """`forget --video` names no catalogued video (exit 2)."""
+
+
+@dataclass
+class ForgetResult:
+    """What a forget did (no biometric data: counts and keys only)."""
+
+    action: str
+    identity: str | None = None
+    video: str | None = None
+    gallery_version: int | None = None
+    record_files_read: int = 0
+    record_files_rewritten: int = 0
+    record_files_deleted: int = 0
+    faces_deleted: int = 0
+    label_files_deleted: int = 0
+    skipped_files: list[str] = field(default_factory=list)
+    index: dict[str, Any] | None = None
+    index_versions_holding_data: list[int] = field(default_factory=list)
+    gc: dict[str, Any] | None = None
+    labels: dict[str, Any] | None = None
+    audit_key: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def record_key_refs(data: bytes) -> set[str]:
+    """Data key references an encrypted record file's Parquet keys are wrapped with.
+
+    They are in the file's (plaintext) key material: ``"masterKeyID":"<ref>"``.
+    """
+    return {m.group(1).decode() for m in _MASTER_KEY.finditer(data)}
+
+
+def _all_record_files(ws: Workspace) -> list[str]:
+    return [k for k in ws.store.list(RECORDS_PREFIX) if k.endswith(".parquet")]
+
+
+def _rewrite(ws: Workspace, key: str, old: bytes, table: pa.Table) -> None:
+    """Replace a record file's content; the old file's data keys are deleted after."""
+    ws.store.put(key, table_to_parquet(table, ws.cipher))
+    for ref in record_key_refs(old) - record_key_refs(ws.store.get(key)):
+        ws.store.delete(ws.keys.key_of(ref))
+
+
+def _delete_record(ws: Workspace, key: str) -> None:
+    try:
+        old = ws.store.get(key)
+    except KeyError:
+        return
+    ws.store.delete(key)
+    for ref in record_key_refs(old):
+        ws.store.delete(ws.keys.key_of(ref))
+
+
+def forget_identity(
+    ws: Workspace,
+    name: str,
+    *,
+    embedder_id: str,
+    threshold: float,
+    purge_appearances: bool = False,
+    merge: Callable[[], Any] | None = None,
+    gc_keep: int | None = None,
+    relabel_after: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ForgetResult:
+    """Remove `name` from the gallery; with `purge_appearances` also its faces from records and index.
+
+    Args:
+        ws: the store and keys.
+        name: an enrolled identity.
+        embedder_id: the configured embedder (records of others cannot be
+            compared with the gallery and are left, listed in `skipped_files`).
+        threshold: `identity_threshold` (the labels `find` shows use it too).
+        purge_appearances: delete the faces labelled with the name.
+        merge: publishes a new index version (e.g. ``lambda: merge_for(ws, settings, embedder_id)``);
+            called after a purge.
+        gc_keep: then delete all but this many newest index versions.
+        relabel_after: then label the stored faces with the new gallery
+            (older label versions are deleted once done).
+        progress: called with (record files done, record files in all).
+
+    Raises:
+        UnknownIdentityError: the name is not enrolled.
+    """
+    result = ForgetResult("forget", identity=name)
+    gallery = load_gallery(ws)
+    gallery.get(name)
+    if purge_appearances:
+        matrix = gallery.matrix(embedder_id)
+        if name not in matrix.names:
+            raise ConfigError(f"{name}: enrolled with another embedder than the configured one ({embedder_id}); "
+                              "cannot tell which stored faces are theirs")
+        keys = _all_record_files(ws)
+        rewritten = []
+        for done, key in enumerate(keys, 1):
+            data = ws.store.get(key)
+            table = parquet_to_table(data, key, cipher=ws.cipher)
+            result.record_files_read += 1
+            if table.num_rows and set(table.column("embedder_id").unique().to_pylist()) != {embedder_id}:
+                result.skipped_files.append(key)
+                continue
+            labels = label_table(table, matrix, threshold)
+            mask = pc.fill_null(pc.or_kleene(pc.equal(labels.column("identity"), name),
+                                             pc.equal(labels.column("track_identity"), name)), False)
+            doomed = set(labels.filter(mask).column("face_id").to_pylist())
+            if doomed:
+                keep = pc.invert(pc.is_in(table.column("face_id"), pa.array(sorted(doomed), pa.string())))
+                _rewrite(ws, key, data, table.filter(keep))
+                rewritten.append(key)
+                result.faces_deleted += len(doomed)
+            if progress:
+                progress(done, len(keys))
+        result.record_files_rewritten = len(rewritten)
+        if result.skipped_files:
+            log.warning("%d record files were made by another embedder and were not searched for %s",
+                        len(result.skipped_files), name)
+        # Labels of the rewritten files name the deleted faces: gone with them (relabel writes new ones).
+        result.label_files_deleted = delete_labels(ws, rewritten)
+        mark_stale(ws.store, rewritten, reason="forget --purge-appearances")
+    change = remove(ws, [name])
+    result.gallery_version = change.version
+    if purge_appearances:
+        _finish_index(ws, result, merge, gc_keep)
+    if relabel_after:
+        from faceid_jobs.labels import relabel
+
+        result.labels = relabel(ws, embedder_id, threshold).to_json()
+    result.audit_key = write_audit(ws.store, "forget", {
+        "identity": name, "purge_appearances": purge_appearances, "gallery_version": change.version,
+        "faces_deleted": result.faces_deleted, "record_files_rewritten": result.record_files_rewritten,
+        "index_version": (result.index or {}).get("version"),
+    })
+    return result
+
+
+def _finish_index(ws: Workspace, result: ForgetResult, merge: Callable[[], Any] | None,
+                  gc_keep: int | None) -> None:
+    from faceid_jobs.index import list_versions
+
+    if merge is not None:
+        merged = merge()
+        result.index = asdict(merged) if hasattr(merged, "__dataclass_fields__") else dict(merged)
+    versions = list_versions(ws.store)
+    if gc_keep is not None and versions:
+        from faceid_jobs.index.gc import collect_garbage
+
+        result.gc = asdict(collect_garbage(ws.store, ws.keys, gc_keep))
+        versions = list_versions(ws.store)
+    result.index_versions_holding_data = [v for v in versions if versions and v < versions[-1]]
+
+
+def find_video(ws: Workspace, video: str, fingerprint_mode: str = "sampled") -> VideoEntry:
+    """The catalog entry for a URI or path it was seen under, a fingerprint, or a local file's content.
+
+    Raises:
+        UnknownVideoError: no catalogued video matches.
+    """
+    entries = list_entries(ws.store)
+    wanted = {video}
+    path = Path(video).expanduser()
+    if "://" not in video:
+        wanted.add(str(path.resolve()))
+    for entry in entries:
+        if entry.fingerprint == video or wanted & {entry.uri, *entry.other_uris}:
+            return entry
+    if "://" not in video and path.is_file():
+        from faceid_jobs.video.fingerprint import video_fingerprint
+
+        fp = video_fingerprint(path, fingerprint_mode)
+        for entry in entries:
+            if entry.fingerprint == fp:
+                return entry
+    raise UnknownVideoError(f"{video}: no such video in the store (see the catalog: videos/*.json)")
+
+
+def forget_video(ws: Workspace, video: str, *, merge: Callable[[], Any] | None = None,
+                 gc_keep: int | None = None, fingerprint_mode: str = "sampled") -> ForgetResult:
+    """Delete everything stored about one video: catalog entry, records (all analyses), labels; re-merge.
+
+    Raises:
+        UnknownVideoError: the video is not in the catalog.
+    """
+    entry = find_video(ws, video, fingerprint_mode)
+    result = ForgetResult("forget-video", video=entry.uri)
+    keys = [k for k in _all_record_files(ws) if k.split("/")[3:4] == [entry.fingerprint]]
+    for key in keys:
+        with contextlib.suppress(KeyError, FaceIdError):  # unreadable: deleted all the same
+            result.faces_deleted += parquet_to_table(ws.store.get(key), key, ["face_id"], cipher=ws.cipher).num_rows
+        _delete_record(ws, key)
+    result.record_files_deleted = len(keys)
+    result.label_files_deleted = delete_labels(ws, keys)
+    ws.store.delete(video_key(entry.fingerprint))
+    _finish_index(ws, result, merge, gc_keep)
+    result.audit_key = write_audit(ws.store, "forget-video", {
+        "video": entry.uri, "fingerprint": entry.fingerprint, "record_files_deleted": len(keys),
+        "faces_deleted": result.faces_deleted, "index_version": (result.index or {}).get("version"),
+    })
+    return result

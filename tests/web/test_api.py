@@ -1,0 +1,260 @@
+"""The HTTP API against a live `faceid-jobs api` (uvicorn on 127.0.0.1, a free port) with httpx:
+auth, the same hits as an in-process search, concurrent searches, bad uploads, liveness, and a
+newer index version picked up while serving."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from faceid_jobs.api import image_pixels
+from tests.cli.runner import cut_clip, run
+from tests.friends import SHOTS
+
+httpx = pytest.importorskip("httpx")
+
+EXE = Path(sys.executable).parent / "faceid-jobs"
+TOKEN = "test-token-" + os.urandom(8).hex()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(indexed_cut, weights_dir, tmp_path_factory):
+    """`faceid-jobs api` serving the indexed cut; yields (base URL, path of its log)."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("api") / "server.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEID_JOBS_")}
+    env |= indexed_cut.env(weights_dir) | {"FACEID_JOBS_API_TOKEN": TOKEN, "FACEID_JOBS_API_MAX_UPLOAD_MB": "1",
+                                           "FACEID_JOBS_API_INDEX_REFRESH_S": "0.2", "FACEID_JOBS_THREADS": "1"}
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(EXE), "api", "--host", "127.0.0.1", "--port", str(port), "-v"],
+                                stdout=out, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("server did not come up in 90 s:\n" + log.read_text()[-3000:])
+            time.sleep(0.2)
+        yield base, log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with httpx.Client(base_url=server[0], headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as c:
+        yield c
+
+
+def _photo(path: Path) -> dict:
+    return {"photo": (path.name, path.read_bytes(), "image/png")}
+
+
+# ---------------------------------------------------------------- auth
+
+
+def test_health_is_open_and_everything_else_needs_the_token(server, portraits):
+    base, _ = server
+    health = httpx.get(base + "/health")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert health.json()["index_version"] >= 1
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+        r = httpx.post(base + "/search", files=_photo(portraits["Ross"]), headers=headers)
+        assert r.status_code == 401 and "bearer token" in r.json()["error"], r.text
+        assert r.headers["www-authenticate"] == "Bearer"
+    assert httpx.post(base + "/liveness", files=_photo(portraits["Ross"])).status_code == 401
+    docs = httpx.get(base + "/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    assert "/search" in httpx.get(base + "/openapi.json").json()["paths"]
+
+
+def test_the_token_never_reaches_the_log(server, client, portraits):
+    client.post("/search", files=_photo(portraits["Ross"]))
+    assert TOKEN not in server[1].read_text()
+
+
+# ---------------------------------------------------------------- search
+
+
+def test_search_answers_as_search_json_with_the_right_person(client, portraits, search_for):
+    r = client.post("/search", files=_photo(portraits["Ross"]), params={"top_k": 5})
+    assert r.status_code == 200, r.text
+    data = r.json()
+    _, expected = search_for(portraits["Ross"], top_k=5)
+    assert data == _plain(expected.to_json())
+    assert data["hits"] and data["hits"][0]["video"].endswith("shot3.mp4")
+    assert data["hits"][0]["similarity"] >= 0.5 and data["index"]["index_by"] == "track"
+    # Chandler is not in shot 3.
+    assert client.post("/search", files=_photo(portraits["Chandler"])).json()["hits"] == []
+
+
+def test_eight_concurrent_searches_all_give_the_single_threaded_answer(client, portraits):
+    people = ["Ross", "Phoebe", "Ross", "Chandler", "Phoebe", "Ross", "Joey", "Phoebe"]
+    single = {p: client.post("/search", files=_photo(portraits[p])).json() for p in set(people)}
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda p: client.post("/search", files=_photo(portraits[p])), people))
+    for person, r in zip(people, answers, strict=True):
+        assert r.status_code == 200, r.text
+        assert r.json() == single[person], person
+    assert single["Phoebe"]["hits"], "Phoebe is in shot 3"
+
+
+def test_require_live_refuses_a_printed_photo(client, media_dir):
+    r = client.post("/search", params={"require_live": "true"},
+                    files=_photo(media_dir / "liveness" / "spoof_print_1.jpg"))
+    assert r.status_code == 422 and r.json()["code"] == "spoof" and "does not look live" in r.json()["error"]
+
+
+# ---------------------------------------------------------------- bad uploads
+
+
+def _huge_png_header() -> bytes:
+    ihdr = struct.pack(">IIBBBBB", 40000, 40000, 8, 2, 0, 0, 0)
+    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return b"\x89PNG\r\n\x1a\n" + chunk
+
+
+@pytest.mark.parametrize(
+    ("files", "params", "status", "message"),
+    [
+        ({"photo": ("notes.txt", b"just some text", "text/plain")}, {}, 400, "notes.txt: not a readable image"),
+        ({"photo": ("empty.jpg", b"", "image/jpeg")}, {}, 400, "empty.jpg: empty file"),
+        ({"photo": ("big.jpg", os.urandom(1_200_000), "image/jpeg")}, {}, 413, "larger than 1 MiB"),
+        ({"photo": ("bomb.png", _huge_png_header(), "image/png")}, {}, 413, "1600 megapixels"),
+        ({"picture": ("x.png", b"x", "image/png")}, {}, 422, "photo: Field required"),
+        (None, {"top_k": 0}, 422, "top_k: Input should be greater than or equal to 1"),
+    ],
+    ids=["not-an-image", "empty", "too-large", "pixel-bomb", "wrong-field", "bad-param"],
+)
+def test_bad_uploads_get_a_4xx_with_a_message(client, portraits, files, params, status, message):
+    r = client.post("/search", files=files or _photo(portraits["Ross"]), params=params)
+    assert r.status_code == status, r.text
+    assert message in r.json()["error"]
+
+
+def test_a_photo_without_a_face_is_422(client, tmp_path):
+    _, buf = cv2.imencode(".png", np.full((200, 200, 3), 127, np.uint8))
+    r = client.post("/search", files={"photo": ("grey.png", buf.tobytes(), "image/png")})
+    assert r.status_code == 422 and r.json() == {"error": "grey.png: no face found in the photo", "code": "no_face"}
+
+
+# ---------------------------------------------------------------- enroll and verify
+
+
+def test_enroll_then_verify(client, portraits, media_dir):
+    r = client.post("/enroll", data={"name": "Ross"}, files=[("photos", ("Ross.png", portraits["Ross"].read_bytes(),
+                                                                        "image/png"))])
+    assert r.status_code == 200, r.text
+    assert r.json()["names"] == ["Ross"] and r.json()["embeddings"] == 1 and r.json()["photos"][0]["liveness"] > 0.5
+
+    same = client.post("/verify", data={"identity": "Ross"}, files=_photo(portraits["Ross"])).json()
+    other = client.post("/verify", data={"identity": "Ross"}, files=_photo(portraits["Chandler"])).json()
+    assert same["match"] is True and same["similarity"] > 0.9
+    assert other["match"] is False and other["similarity"] < other["threshold"]
+
+    unknown = client.post("/verify", data={"identity": "Nobody"}, files=_photo(portraits["Ross"]))
+    assert unknown.status_code == 404 and "Nobody: not enrolled" in unknown.json()["error"]
+    spoof = media_dir / "liveness" / "spoof_print_1.jpg"
+    refused = client.post("/enroll", data={"name": "Printed"}, files=[("photos", (spoof.name, spoof.read_bytes(),
+                                                                               "image/jpeg"))])
+    assert refused.status_code == 422 and refused.json()["code"] == "spoof"
+    assert client.post("/verify", data={"identity": "Printed"}, files=_photo(portraits["Ross"])).status_code == 404
+
+
+# ---------------------------------------------------------------- liveness
+
+
+@pytest.mark.parametrize(("name", "live"), [("spoof_print_1.jpg", False), ("live_1.jpg", True)])
+def test_liveness_scores_every_face(client, media_dir, name, live):
+    r = client.post("/liveness", files={"photo": (name, (media_dir / "liveness" / name).read_bytes(), "image/jpeg")})
+    assert r.status_code == 200, r.text
+    faces = r.json()["faces"]
+    assert len(faces) >= 1 and len(faces[0]["bbox"]) == 4
+    assert (faces[0]["liveness"] > 0.5) is live and faces[0]["live"] is live
+
+
+# ---------------------------------------------------------------- index refresh (changes the store: last)
+
+
+def test_a_newer_index_version_is_picked_up_while_serving(server, client, indexed_cut, friends_clip, models,
+                                                          portraits):
+    from faceid_jobs.pipeline.process import process_sources
+    from faceid_jobs.workspace import open_workspace
+
+    before = httpx.get(server[0] + "/health").json()["index_version"]
+    # One more second of the clip, from shot 1 (Rachel and Joey), into the same store.
+    extra = cut_clip(friends_clip, indexed_cut.root / "shot1.mp4", 1.0, start_frame=SHOTS[1][0])
+    summary = process_sources([str(extra)], indexed_cut.settings, open_workspace(indexed_cut.settings), models)
+    assert not summary.failures
+    deadline = time.monotonic() + 20
+    while True:
+        hits = client.post("/search", files=_photo(portraits["Rachel"])).json()["hits"]
+        if hits or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert hits and hits[0]["video"].endswith("shot1.mp4")
+    assert httpx.get(server[0] + "/health").json()["index_version"] > before
+
+
+# ---------------------------------------------------------------- start-up refusals and helpers
+
+
+def test_refuses_to_start_without_a_token_or_with_no_auth_on_a_public_address(tmp_path):
+    no_token = run(["api", "--port", str(_free_port())], {"FACEID_JOBS_STORE": str(tmp_path)})
+    assert no_token.returncode == 2 and "FACEID_JOBS_API_TOKEN" in no_token.stderr
+    public = run(["api", "--no-auth", "--host", "0.0.0.0"], {"FACEID_JOBS_STORE": str(tmp_path)})
+    assert public.returncode == 2 and "loopback" in public.stderr and "Traceback" not in public.stderr
+
+
+def test_image_pixels_reads_png_and_jpeg_headers():
+    for ext in (".png", ".jpg"):
+        _, buf = cv2.imencode(ext, np.zeros((30, 50, 3), np.uint8))
+        assert image_pixels(buf.tobytes()) == 1500
+    assert image_pixels(b"GIF89a....") is None
+    assert image_pixels(_huge_png_header()) == 40000 * 40000
+
+
+def _plain(data):
+    """JSON round-trip: tuples become lists, as on the wire."""
+    import json
+
+    return json.loads(json.dumps(data))
+
+
+def test_the_token_setting_is_kept_out_of_repr_and_flow_parameters():
+    from faceid_jobs.flows.common import settings_overrides
+
+    from faceid_jobs.config import Settings
+
+    settings = Settings(api_token="hush-hush-token")
+    assert "hush-hush-token" not in repr(settings)
+    assert "api_token" not in settings_overrides(settings) and "api_max_upload_mb" in settings_overrides(settings)
