@@ -67,9 +67,9 @@ class Settings:
     kms_key_id: str = ""
     key_file: str = ""
     # Index shards: exact search up to exact_max vectors, IVF (HNSW coarse quantizer) above.
-    exact_max: int = 50000
+    exact_max: int = 200000
     ivf_codec: str = "flat"
-    nprobe: int = 32
+    nprobe: int = 64
     shard_max: int = 500000
     # Local cache of encrypted shards for repeated searches; empty = no cache.
     shard_cache: str = ""

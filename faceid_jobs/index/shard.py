@@ -51,9 +51,9 @@ class IndexParams:
         shard_max: most vectors in one shard built by a merge.
     """
 
-    exact_max: int = 50_000
+    exact_max: int = 200_000
     ivf_codec: str = "flat"
-    nprobe: int = 32
+    nprobe: int = 64
     shard_max: int = 500_000
 
 

@@ -169,7 +169,7 @@ def _load_shard_once(store: Store, keys: DataKeys, ref: ShardRef,
 
 
 def open_index(store: Store, keys: DataKeys, version: int | None = None, *,
-               cache_dir: str | os.PathLike[str] | None = None, nprobe: int = 32,
+               cache_dir: str | os.PathLike[str] | None = None, nprobe: int = 64,
                workers: int = 4) -> ShardedIndex:
     """Load an index version (newest by default) with all of its shards.
 
