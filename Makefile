@@ -46,7 +46,7 @@ bench-deps: venv ## InsightFace + the few pure-python modules FaceAnalysis impor
 bench: bench-deps ## throughput and latency figures -> bench/results/ (BENCH_ARGS="--quick" etc.)
 	$(PY) bench/run.py $(BENCH_ARGS)
 
-bench-quick: bench-deps ## the same figures with fewer runs and shorter inputs (about 3 minutes)
+bench-quick: bench-deps ## the same figures with fewer runs and shorter inputs (about 6 minutes)
 	$(PY) bench/run.py --quick $(BENCH_ARGS)
 
 demo: ## the main job on the embedded defaults: process the test clip, then search a portrait

@@ -16,8 +16,8 @@ Every figure is the median of several runs with min and max; ratios are taken
 run by run (runs of the systems compared are interleaved). Results go to
 bench/results/<date>-<host>.json (and .md); the Markdown report goes to stdout.
 
-    python bench/run.py                       # everything, about 10 minutes on 2 cores
-    python bench/run.py --quick               # fewer runs, shorter inputs (about 3 minutes)
+    python bench/run.py                       # everything, about 15 minutes on 2 idle cores
+    python bench/run.py --quick               # fewer runs, shorter inputs (about 6 minutes)
     python bench/run.py --sections search --million
 """
 
@@ -75,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="bench/run.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--quick", action="store_true",
-                    help="2 runs, every-frame on the first 8 s, 10k search, 2× loop for memory")
+                    help="2 runs, every-frame on the first 8 s, 10k search, 2x loop for memory")
     ap.add_argument("--sections", default=",".join(SECTIONS),
                     help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)")
     ap.add_argument("--runs", type=int, default=None, help="runs per figure (default 3, --quick 2)")
@@ -662,7 +662,8 @@ def section_memory(ctx: Context) -> dict[str, Any]:
     for label, path, extra_env in videos:
         facts = video_facts(path)
         rss, walls = [], []
-        for r in range(max(1, min(a.runs, 2))):
+        # peak RSS repeats to within 1 % run to run: one run per video unless --runs says more
+        for r in range(1 if a.runs <= 3 else 2):
             store = ctx.tmp / f"mem-store-{time.monotonic_ns()}"
             if cli:
                 cmd = [str(cli), "process", str(path), "--store", str(store), "--sample-fps", "4",
