@@ -218,7 +218,7 @@ def relabel(
     if gallery.version == 0:
         return RelabelResult(0, 0, 0, 0, 0, 0, round(time.perf_counter() - started, 3))
     matrix = gallery.matrix(embedder_id)
-    sources, _ = current_sources(ws.store, embedder_id)
+    sources = current_sources(ws.store, embedder_id)
     existing = _existing_labels(ws)
     todo = sorted(k for k in sources if not (only_missing and gallery.version in existing.get(k, {})))
     meta = {"faceid.gallery_version": str(gallery.version), "faceid.identity_threshold": repr(threshold),
@@ -245,7 +245,7 @@ def relabel(
 
 def _drop_old_labels(ws: Workspace, version: int, embedder_id: str) -> int:
     """Once every current record file has labels of `version`, delete older label versions."""
-    sources, _ = current_sources(ws.store, embedder_id)
+    sources = current_sources(ws.store, embedder_id)
     existing = _existing_labels(ws)
     if any(version not in existing.get(k, {}) for k in sources):
         return 0
@@ -320,7 +320,7 @@ def find_identity(ws: Workspace, name: str, *, gap_s: float = 1.0, gallery_versi
     if manifest is None or name not in manifest.identities:
         raise UnknownIdentityError(f"{name}: not enrolled (see `faceid-jobs identities list`)")
     embedder = embedder_id or manifest.identities[name].embedder_id
-    sources, _ = current_sources(ws.store, embedder)
+    sources = current_sources(ws.store, embedder)
     existing = _existing_labels(ws)
     chosen: dict[str, str] = {}
     stale = unlabelled = 0

@@ -76,20 +76,18 @@ class MergeResult:
     attempts: int
 
 
-def current_sources(store: Store, embedder_id: str) -> tuple[dict[str, str], int]:
+def current_sources(store: Store, embedder_id: str) -> dict[str, str]:
     """Record file key → the video's current URI, for videos embedded by `embedder_id`."""
     sources: dict[str, str] = {}
-    videos = 0
     for entry in list_entries(store):
         if entry.embedder_id != embedder_id:
             log.warning("%s: analysed with embedder %s, not %s; not indexed",
                         entry.uri, entry.embedder_id, embedder_id)
             continue
-        videos += 1
         for key in store.list(record_prefix(entry.analysis_id, entry.fingerprint)):
             if key.endswith(".parquet"):
                 sources[key] = entry.uri
-    return sources, videos
+    return sources
 
 
 def mark_stale(store: Store, sources: Iterable[str], reason: str = "") -> str | None:
@@ -152,7 +150,7 @@ def merge_index(
         versions = list_versions(store)
         base = load_manifest(store, keys, versions[-1]) if versions else None
         version = (versions[-1] if versions else 0) + 1
-        sources, _ = current_sources(store, embedder_id)
+        sources = current_sources(store, embedder_id)
         marks, rewritten = _stale_marks(store)
         # A base built with another embedder or row selection is rebuilt, not extended.
         compatible = base is not None and base.embedder_id == embedder_id and base.index_by == index_by

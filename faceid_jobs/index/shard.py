@@ -262,9 +262,3 @@ def read_shard(blob_stream: io.BufferedIOBase, keys: DataKeys, ref: ShardRef) ->
     if index.ntotal != ref.vectors or meta.num_rows != ref.vectors:
         raise IntegrityError(f"{name}: shard holds {index.ntotal} vectors, manifest says {ref.vectors}")
     return index, meta
-
-
-def verify_digest(data: bytes, ref: ShardRef) -> None:
-    if len(data) != ref.size or hashlib.sha256(data).hexdigest() != ref.sha256:
-        raise IntegrityError(f"{ref.key}: shard does not match the manifest's checksum (tampered or truncated)")
-
