@@ -54,8 +54,8 @@ class Settings:
     # Frames per second to analyse; 0 = every frame.
     sample_fps: float = 4.0
     chunk_seconds: float = 30.0
-    embed_batch: int = 64
-    liveness_batch: int = 64
+    embed_batch: int = 16
+    liveness_batch: int = 16
     # Decoded frames buffered ahead of inference.
     decode_queue: int = 16
     threshold: float = 0.4
