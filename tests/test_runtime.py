@@ -109,3 +109,18 @@ def test_model_file_identity(weights_dir: Path):
     assert mf.id == DET_500M_SHA256[:12]
     assert mf.size == (weights_dir / "det_500m.onnx").stat().st_size
     assert mf.path.is_absolute()
+
+
+def test_sessions_share_one_cpu_arena(weights_dir: Path):
+    """Every CPU session of a process allocates from one arena registered once,
+    so a second model set does not add a second set of per-model arenas."""
+    import numpy as np
+
+    assert runtime._shared_cpu_arena() is True
+    assert runtime._shared_cpu_arena() is True  # registering again would raise inside onnxruntime
+    sessions = [create_session(weights_dir / "det_500m.onnx", "cpu", threads=1) for _ in range(2)]
+    x = np.random.default_rng(0).standard_normal((1, 3, 320, 320)).astype(np.float32)
+    outs = [s.run(None, {s.get_inputs()[0].name: x}) for s in sessions]
+    assert len(outs[0]) == 9
+    for a, b in zip(outs[0], outs[1], strict=True):
+        np.testing.assert_array_equal(a, b)
