@@ -45,6 +45,9 @@ class Settings:
     device: str = "auto"
     # onnxruntime intra-op threads per session; 0 = one per core.
     threads: int = 0
+    # Chunks analysed at once by one process (thread pool); 0 = one per core.
+    # Each running chunk holds a model set, a decoder and its queue.
+    workers: int = 0
     # Detector input (square side, multiple of 32): larger finds smaller faces, slower.
     det_size: int = 640
     det_threshold: float = 0.5
@@ -56,8 +59,12 @@ class Settings:
     chunk_seconds: float = 30.0
     embed_batch: int = 16
     liveness_batch: int = 16
+    # A face that continues a nearly unchanged face of the previous sampled frame
+    # reuses the embedding and liveness of a face embedded at most this many
+    # seconds earlier (pipeline/reuse.py gates); 0 = embed every face.
+    reuse_embedding_s: float = 0.5
     # Decoded frames buffered ahead of inference.
-    decode_queue: int = 16
+    decode_queue: int = 4
     threshold: float = 0.4
     top_k: int = 20
     # How a video's identity is hashed: "sampled" (size + head/tail + 16 blocks) or "full".
@@ -127,6 +134,8 @@ class Settings:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.threads < 0:
             raise ConfigError(f"threads must be >= 0, got {self.threads}")
+        if self.workers < 0:
+            raise ConfigError(f"workers must be >= 0, got {self.workers}")
         if self.index_by not in ("face", "track"):
             raise ConfigError(f"index_by must be face or track, got {self.index_by!r}")
         if self.per_track < 1:
@@ -134,6 +143,8 @@ class Settings:
         for name in ("track_vector_seconds", "track_max_gap_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.reuse_embedding_s < 0:
+            raise ConfigError(f"reuse_embedding_s must be >= 0, got {self.reuse_embedding_s}")
         if self.appearance_gap_s < 0:
             raise ConfigError(f"appearance_gap_s must be >= 0, got {self.appearance_gap_s}")
         for name in ("track_min_iou", "track_min_cosine", "min_liveness", "min_quality", "live_threshold"):
@@ -192,6 +203,10 @@ class Settings:
             "track_min_cosine": round(self.track_min_cosine, 6),
             "track_max_gap_s": round(self.track_max_gap_s, 6),
         }
+        if self.reuse_embedding_s > 0:
+            # Reused embeddings change rows; the version names the reuse gates.
+            # Left out at 0, whose rows are those of a run without reuse.
+            relevant["reuse"] = {"version": 1, "max_age_s": round(self.reuse_embedding_s, 6)}
         blob = json.dumps(relevant, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

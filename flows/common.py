@@ -335,13 +335,14 @@ def describe_failure(exc: BaseException | None, video: str, chunk: int | None = 
 # ---------------------------------------------------------------- task runners
 
 
-def make_task_runner(dask_address: str | None = None, dask_local: int = 0) -> TaskRunner[Any]:
+def make_task_runner(dask_address: str | None = None, dask_local: int = 0, workers: int = 0) -> TaskRunner[Any]:
     """The task runner for a run.
 
     Args:
         dask_address: ``tcp://host:8786``: run tasks on that existing Dask cluster.
         dask_local: > 0: start a local Dask cluster of that many worker
             processes (one thread each) for the run.
+        workers: threads of the default thread pool (chunks at once); 0 = one per core.
 
     Default: a thread pool with one thread per core (onnxruntime and OpenCV
     release the GIL).
@@ -365,7 +366,9 @@ def make_task_runner(dask_address: str | None = None, dask_local: int = 0) -> Ta
         })
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    return ThreadPoolTaskRunner(max_workers=cores())
+    if workers < 0:
+        raise ConfigError(f"workers must be >= 0, got {workers}")
+    return ThreadPoolTaskRunner(max_workers=workers or cores())
 
 
 def fit_threads(settings: Settings) -> Settings:

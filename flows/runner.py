@@ -65,11 +65,11 @@ def run_reprocess(
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from faceid_jobs.flows.common import cores, make_task_runner, models_for, settings_overrides
 
-    runner = make_task_runner(dask_address, dask_local)
+    runner = make_task_runner(dask_address, dask_local, settings.workers)
     if settings.threads == 0 and not dask_address:
         # What the flow's `fit_threads` would choose, fixed here so the model
         # set loaded below is the one its tasks reuse.
-        settings = settings.replace(threads=max(1, cores() // (dask_local or cores())))
+        settings = settings.replace(threads=max(1, cores() // (dask_local or settings.workers or cores())))
     if not dask_address and not dask_local:
         # Missing or broken models fail here, in one line, before any server
         # starts; the thread-pool tasks of the run reuse this set.

@@ -57,6 +57,7 @@ def test_config_from_env_var(tmp_path):
         ("device = 'gpu'\n", "device must be"),
         ("top_k = 'many'\n", "must be int"),
         ("sample_fps = -1\n", "sample_fps"),
+        ("reuse_embedding_s = -0.5\n", "reuse_embedding_s"),
         ("not toml [", "invalid TOML"),
     ],
 )
@@ -83,3 +84,12 @@ def test_analysis_fingerprint_tracks_only_result_changing_settings():
     assert Settings(store="/elsewhere", threads=1, embed_batch=8).analysis_fingerprint(ids) == base
     assert Settings(sample_fps=2).analysis_fingerprint(ids) != base
     assert Settings().analysis_fingerprint({"detector": "a", "embedder": "c"}) != base
+
+
+def test_reuse_enters_the_fingerprint_only_when_on():
+    ids = {"detector": "a", "embedder": "b"}
+    on = {Settings(reuse_embedding_s=s).analysis_fingerprint(ids) for s in (0.5, 1.0)}
+    off = Settings(reuse_embedding_s=0).analysis_fingerprint(ids)
+    assert len(on) == 2 and off not in on
+    # Off, the rows are those of a run without reuse: the id is the one from before the setting existed.
+    assert off == "073eca43b015378d"

@@ -20,6 +20,7 @@ from faceid_jobs.config import Settings
 from faceid_jobs.models import ModelSet
 from faceid_jobs.models.align import align_faces
 from faceid_jobs.pipeline.prefetch import prefetch
+from faceid_jobs.pipeline.reuse import FrameFaces, ReusePlanner, ReuseRules, fresh_rows, thumbnails
 from faceid_jobs.quality import face_quality
 from faceid_jobs.records import ChunkContext, faces_to_table, table_to_parquet
 from faceid_jobs.storage.layout import record_key
@@ -72,13 +73,16 @@ class ChunkResult:
 def analyse_chunk(job: ChunkJob, models: ModelSet, settings: Settings) -> ChunkAnalysis:
     """Find, score, embed and track every face in the sampled frames of a chunk.
 
-    Decoding runs one step ahead in a thread; aligned crops and liveness
-    crops are collected across frames and sent to the embedder and the
-    liveness models in batches of `embed_batch` / `liveness_batch`, so each
-    model call sees many faces, and each frame is dropped once its faces are
-    cropped. Quality (`faceid_jobs.quality`) is computed per batch from the
-    aligned crops; once every face has its embedding the chunk's faces are
-    linked into tracks (`faceid_jobs.tracking`).
+    Decoding runs one step ahead in a thread; every face is aligned and its
+    quality (`faceid_jobs.quality`) computed from the aligned crop at once.
+    A face that continues a nearly unchanged face of the previous sampled
+    frame takes the embedding and liveness of that run's anchor face
+    (`faceid_jobs.pipeline.reuse`, up to `reuse_embedding_s` old); the
+    others' aligned and liveness crops are collected across frames and sent
+    to the embedder and the liveness models in batches of `embed_batch` /
+    `liveness_batch`, so each model call sees many faces, and each frame is
+    dropped once its faces are cropped. Once every face has its embedding
+    the chunk's faces are linked into tracks (`faceid_jobs.tracking`).
     """
     started = time.perf_counter()
     frames = iter_chunk_frames(
@@ -90,8 +94,7 @@ def analyse_chunk(job: ChunkJob, models: ModelSet, settings: Settings) -> ChunkA
     for frame_idx, image in prefetch(frames, settings.decode_queue):
         sampled += 1
         faces = models.detector.detect(image, frame_idx=frame_idx)
-        if len(faces):
-            batch.add(image, faces)
+        batch.add(image, faces, frame_idx / job.fps)
     faces = track_faces(
         batch.finish(),
         chunk_index=job.chunk.index,
@@ -103,46 +106,70 @@ def analyse_chunk(job: ChunkJob, models: ModelSet, settings: Settings) -> ChunkA
 
 
 class _FaceBatcher:
-    """Collects faces across frames and runs embedding and liveness in batches."""
+    """Collects faces across frames and runs embedding and liveness in batches.
+
+    Only faces the `ReusePlanner` marks fresh are cropped for the models; a
+    reused face keeps the ordinal of its anchor (`source`), and `finish`
+    copies the anchor's outputs once every batch has run (the anchor may sit
+    in the same pending batch). Kept per face: its detection, quality and
+    source ordinal; per fresh face: its embedding and liveness.
+    """
 
     def __init__(self, models: ModelSet, settings: Settings) -> None:
         self.models = models
         self.batch = max(settings.embed_batch, settings.liveness_batch)
         self.settings = settings
-        self.pending: list[Faces] = []
+        self.planner = ReusePlanner(ReuseRules(max_age_s=settings.reuse_embedding_s))
+        self.faces: list[Faces] = []
+        self.sources: list[np.ndarray] = []
         self.crops: list[np.ndarray] = []
-        self.live_crops: list[np.ndarray] = []
-        self.done: list[Faces] = []
+        self.live_crops: list[list[np.ndarray]] = []
+        self.embeddings: list[np.ndarray] = []
+        self.liveness: list[np.ndarray] = []
         self.count = 0
 
-    def add(self, image: np.ndarray, faces: Faces) -> None:
-        self.pending.append(faces)
-        self.crops.append(align_faces(image, faces.kps))
-        if self.models.liveness is not None:
-            self.live_crops.append(self.models.liveness.crops(image, faces.xyxy))
-        self.count += len(faces)
+    def add(self, image: np.ndarray, faces: Faces, time_s: float) -> None:
+        """Align the faces of one frame and queue the fresh ones for the models.
+
+        Called for every sampled frame, also one without faces: that ends
+        every run of reused outputs.
+        """
+        crops = align_faces(image, faces.kps)
+        quality = face_quality(crops, faces.xyxy, faces.score, faces.kps)
+        plan = self.planner.plan(FrameFaces(time_s, faces.xyxy, thumbnails(crops), quality))
+        if not len(faces):
+            return
+        fresh = plan.fresh
+        self.faces.append(faces.with_fields(quality=quality))
+        self.sources.append(plan.source)
+        if fresh.any():
+            self.crops.append(crops[fresh])
+            if self.models.liveness is not None:
+                self.live_crops.append(self.models.liveness.crops(image, faces.xyxy[fresh]))
+            self.count += int(fresh.sum())
         if self.count >= self.batch:
             self._flush()
 
     def _flush(self) -> None:
-        if not self.pending:
+        if not self.crops:
             return
-        faces = Faces.merge(self.pending)
         crops = np.concatenate(self.crops)
-        emb = self.models.embedder.embed(crops, batch_size=self.settings.embed_batch)
-        quality = face_quality(crops, faces.xyxy, faces.score, faces.kps)
-        liveness = None
+        self.embeddings.append(self.models.embedder.embed(crops, batch_size=self.settings.embed_batch))
         if self.models.liveness is not None:
             live = [np.concatenate(parts) for parts in zip(*self.live_crops, strict=True)]
-            liveness = self.models.liveness.score_crops(live, batch_size=self.settings.liveness_batch)
-        self.done.append(faces.with_fields(embedding=emb, liveness=liveness, quality=quality))
-        self.pending, self.crops, self.live_crops, self.count = [], [], [], 0
+            self.liveness.append(self.models.liveness.score_crops(live, batch_size=self.settings.liveness_batch))
+        self.crops, self.live_crops, self.count = [], [], 0
 
     def finish(self) -> Faces:
+        """Every face with its embedding, liveness and quality, in frame order."""
         self._flush()
-        if not self.done:
+        if not self.faces:
             return Faces.empty(self.models.embedder.dim)
-        return Faces.merge(self.done)
+        faces = Faces.merge(self.faces)
+        rows = fresh_rows(np.concatenate(self.sources))
+        embedding = np.concatenate(self.embeddings)[rows]
+        liveness = np.concatenate(self.liveness)[rows] if self.models.liveness is not None else None
+        return faces.with_fields(embedding=embedding, liveness=liveness)
 
 
 def run_chunk(job: ChunkJob, models: ModelSet, ws: Workspace, settings: Settings) -> ChunkResult:
