@@ -79,6 +79,10 @@ def test_task_runners():
     assert isinstance(local, DaskTaskRunner) and local.cluster_kwargs["n_workers"] == 3
     with pytest.raises(ConfigError):
         common.make_task_runner(dask_address="tcp://h:8786", dask_local=2)
+    # `workers` caps the chunks that run at once (each holds a model set)
+    assert common.make_task_runner(workers=1)._max_workers == 1
+    with pytest.raises(ConfigError):
+        common.make_task_runner(workers=-1)
 
 
 def test_threads_are_left_alone_outside_a_flow_run():
