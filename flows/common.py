@@ -170,7 +170,7 @@ def model_key(settings: Settings) -> tuple[Any, ...]:
             files.append((str(path), None, None))
     return (
         str(folder), tuple(settings.detector), tuple(settings.embedder), tuple(settings.liveness),
-        settings.device, settings.threads, settings.det_size, settings.det_threshold,
+        settings.device, settings.threads, settings.det_size, settings.det_shape, settings.det_threshold,
         settings.nms_threshold, settings.min_face_px, tuple(files),
     )
 

@@ -89,7 +89,15 @@ def test_analysis_fingerprint_tracks_only_result_changing_settings():
 def test_reuse_enters_the_fingerprint_only_when_on():
     ids = {"detector": "a", "embedder": "b"}
     on = {Settings(reuse_embedding_s=s).analysis_fingerprint(ids) for s in (0.5, 1.0)}
-    off = Settings(reuse_embedding_s=0).analysis_fingerprint(ids)
+    off = Settings(reuse_embedding_s=0, det_shape="square").analysis_fingerprint(ids)
     assert len(on) == 2 and off not in on
-    # Off, the rows are those of a run without reuse: the id is the one from before the setting existed.
+    # Off (and with the square detector input), the rows are those of a run without reuse: the id
+    # is the one from before either setting existed.
     assert off == "073eca43b015378d"
+
+
+def test_det_shape_enters_the_fingerprint_and_is_checked():
+    ids = {"detector": "a", "embedder": "b"}
+    assert Settings(det_shape="fit").analysis_fingerprint(ids) != Settings(det_shape="square").analysis_fingerprint(ids)
+    with pytest.raises(ConfigError, match="det_shape"):
+        Settings(det_shape="round")

@@ -167,6 +167,7 @@ def load_models(settings: Settings, *, liveness: bool = True) -> ModelSet:
             paths["detector"],
             expect="detector",
             det_size=settings.det_size,
+            fit=settings.det_shape == "fit",
             threshold=settings.det_threshold,
             nms_threshold=settings.nms_threshold,
             min_face_px=settings.min_face_px,

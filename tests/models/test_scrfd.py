@@ -15,6 +15,7 @@ from faceid_jobs.models.scrfd import (
     anchor_centers,
     distance2bbox,
     distance2kps,
+    fitted_shape,
     letterbox,
     nms,
 )
@@ -363,3 +364,40 @@ def test_detect_many_matches_detect(weights_dir, portraits):
     singles = [det.detect(img, i) for img, i in zip(images, [10, 20, 30], strict=True)]
     assert many.frame_idx.tolist() == [10, 20, 30]
     np.testing.assert_allclose(many.xyxy, np.concatenate([s.xyxy for s in singles]), atol=1e-4)
+
+
+def test_fitted_shape_pads_the_short_side_to_32():
+    assert fitted_shape(720, 1280, 640) == (384, 640)
+    assert fitted_shape(1280, 720, 640) == (640, 384)
+    assert fitted_shape(100, 100, 640) == (640, 640)
+    assert fitted_shape(1, 1000, 320) == (32, 320)
+
+
+def test_fit_input_finds_the_same_faces_on_video(detector, friends_clip):
+    """The frame-sized input (384×640 for this 16:9 clip) sees the same image at the same
+    scale as the square one, only without 256 rows of padding: the same faces, boxes within
+    1 px (a face or two near the score threshold may differ over the whole clip)."""
+    import cv2
+
+    fit = SCRFD(detector.session, det_size=640, fit=True, min_face_px=16)
+    square = SCRFD(detector.session, det_size=640, fit=False, min_face_px=16)
+    cap = cv2.VideoCapture(str(friends_clip))
+    diffs, counted = [], 0
+    for i in range(0, 600, 40):
+        cap.set(cv2.CAP_PROP_POS_FRAMES, i)
+        ok, frame = cap.read()
+        assert ok
+        a, b = square.detect(frame, i), fit.detect(frame, i)
+        assert fit._canvas.shape == (384, 640, 3) and fit._blob.shape == (1, 3, 384, 640)
+        assert len(a) == len(b), f"frame {i}: {len(a)} faces square, {len(b)} fitted"
+        for box in a.xyxy:
+            j = int(np.argmax([_iou(box, other) for other in b.xyxy]))
+            diffs.append(float(np.abs(box - b.xyxy[j]).max()))
+        counted += len(a)
+    cap.release()
+    assert counted >= 20
+    assert np.mean(np.asarray(diffs) <= 1.0) >= 0.95
+    # A photo of another shape switches buffers and back.
+    photo = np.zeros((500, 300, 3), np.uint8)
+    fit.detect(photo)
+    assert fit._canvas.shape == (640, 384, 3)
