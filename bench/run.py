@@ -66,6 +66,7 @@ from bench.common import (
 SECTIONS = ("footage", "batch", "search", "memory", "profile")
 FACEID = "faceid-jobs"
 FACEID_NOLIVE = "faceid-jobs, liveness off"
+FACEID_NOREUSE = "faceid-jobs, reuse off"
 NAIVE = "naive loop"
 PEER = "InsightFace FaceAnalysis"
 
@@ -95,11 +96,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--batch-sizes", default="1,8,32,128")
     ap.add_argument("--batch-faces", type=int, default=None,
                     help="faces per batch-size measurement (default 128, --quick 64)")
-    ap.add_argument("--search-sizes", default=None, help="vectors per index (default 10000,100000; "
+    ap.add_argument("--search-sizes", default=None, help="vectors per index (default 10000,100000,1000000; "
                     "--quick 10000)")
-    ap.add_argument("--million", action="store_true", help="add a 1,000,000-vector index to search")
+    ap.add_argument("--million", action="store_true",
+                    help="add a 1,000,000-vector index to search (already in the default sizes)")
     ap.add_argument("--loops", type=int, default=None,
-                    help="memory: the clip looped this many times (default 4 ≈ 105 s, --quick 2)")
+                    help="memory: the clip looped this many times (default 23 ≈ 10 min, --quick 2)")
     ap.add_argument("--out", type=Path, default=None,
                     help="result JSON (default bench/results/<date>-<host>.json)")
     ap.add_argument("--keep-temp", action="store_true", help="keep the temporary stores and videos")
@@ -126,11 +128,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a.batch_sizes = [int(x) for x in a.batch_sizes.split(",") if x.strip()]
     a.batch_faces = a.batch_faces or (64 if a.quick else 128)
     if a.search_sizes is None:
-        a.search_sizes = "10000" if a.quick else "10000,100000"
+        a.search_sizes = "10000" if a.quick else "10000,100000,1000000"
     a.search_sizes = [int(x) for x in a.search_sizes.split(",") if x.strip()]
     if a.million and 1_000_000 not in a.search_sizes:
         a.search_sizes.append(1_000_000)
-    a.loops = a.loops or (2 if a.quick else 4)
+    a.loops = a.loops or (2 if a.quick else 23)
     a.weights_dir = (a.weights_dir or default_weights_dir()).resolve()
     return a
 
@@ -302,7 +304,8 @@ def section_footage(ctx: Context) -> dict[str, Any]:
     t0 = time.perf_counter()
     naive = NaiveLoop(a.weights_dir, liveness=True, providers=ctx.providers,
                       det_size=ctx.settings.det_size, det_threshold=ctx.settings.det_threshold,
-                      nms_threshold=ctx.settings.nms_threshold, min_face_px=ctx.settings.min_face_px)
+                      nms_threshold=ctx.settings.nms_threshold, min_face_px=ctx.settings.min_face_px,
+                      rect=ctx.settings.det_shape == "fit")  # the same detector input as ours
     ctx.load_seconds["naive"] = time.perf_counter() - t0
     peer = None
     peer_missing = None if not a.no_peer else "skipped (--no-peer)"
@@ -316,9 +319,11 @@ def section_footage(ctx: Context) -> dict[str, Any]:
     else:
         log(f"footage: no InsightFace row ({peer_missing}); `make bench-deps` installs it")
 
-    def run_faceid(video: Path, fps: float, liveness: bool) -> tuple[float, dict, dict]:
+    def run_faceid(video: Path, fps: float, liveness: bool, reuse: bool = True) -> tuple[float, dict, dict]:
         store_root = ctx.tmp / f"store-{time.monotonic_ns()}"
         settings = ctx.settings.replace(sample_fps=fps, store=str(store_root))
+        if not reuse:
+            settings = settings.replace(reuse_embedding_s=0.0)
         if not liveness:
             settings = settings.replace(liveness=())
         ws = ctx.workspace(store_root, settings)  # opening the store is set-up, not processing
@@ -343,6 +348,9 @@ def section_footage(ctx: Context) -> dict[str, Any]:
         ]
         if peer is not None:
             systems.append((PEER, lambda v=video, f=fps: _wrap(peer.run(v, f))))
+        if ctx.settings.reuse_embedding_s > 0:
+            # every face embedded: the embedding agreement with the references, and what reuse buys
+            systems.append((FACEID_NOREUSE, lambda v=video, f=fps: run_faceid(v, f, True, reuse=False)))
         if not a.no_liveness_row and (fps > 0 or a.full):
             systems.append((FACEID_NOLIVE, lambda v=video, f=fps: run_faceid(v, f, False)))
         walls: dict[str, list[float]] = {name: [] for name, _ in systems}
@@ -390,13 +398,17 @@ def section_footage(ctx: Context) -> dict[str, Any]:
         for ref in (NAIVE, PEER):
             if ref not in walls:
                 continue
-            for name in (FACEID, FACEID_NOLIVE):
+            for name in (FACEID, FACEID_NOREUSE, FACEID_NOLIVE):
                 if name in walls:
                     # throughput ratio = ref wall / our wall, paired run by run
                     mode["systems"][name][f"speedup_vs_{ref}"] = ratio_stats(walls[ref], walls[name])
         mode["agreement_vs_naive"] = compare_faces(faces[FACEID], faces[NAIVE])
         if PEER in faces:
             mode["agreement_vs_insightface"] = compare_faces(faces[FACEID], faces[PEER])
+        if FACEID_NOREUSE in faces:
+            mode["agreement_reuse_off_vs_naive"] = compare_faces(faces[FACEID_NOREUSE], faces[NAIVE])
+            if PEER in faces:
+                mode["agreement_reuse_off_vs_insightface"] = compare_faces(faces[FACEID_NOREUSE], faces[PEER])
         out["modes"][label] = mode
     if peer is not None:
         peer.close()
@@ -489,6 +501,11 @@ def section_batch(ctx: Context) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # search
 
+SEARCH_K = 20  # top-k of the latency figures (the CLI's default)
+ABOVE_K = 128  # k of the "above threshold found" figure: more than the most faces an identity has (100)
+SEARCH_THRESHOLD = 0.4  # the CLI's default threshold
+NPROBE_SWEEP = (32, 64, 128, 256)
+
 
 def _run_child(cmd: list[str], extra_env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
     """(wall s, peak RSS MiB, exit code, stdout or the error's last line) of one child process.
@@ -517,93 +534,247 @@ def _run_child(cmd: list[str], extra_env: dict[str, str] | None = None) -> tuple
     return wall, peak, 0, proc.stdout.decode(errors="replace")
 
 
-def section_search(ctx: Context) -> dict[str, Any]:
+def _search_queries(syn, count: int, seed: int) -> np.ndarray:
+    """Queries for a synthetic store: fresh faces of stored identities ("faces" data), or stored
+    vectors plus noise, cosine ≈ 0.78 with their source ("uniform" data)."""
+    from bench.synthetic import identity_queries
+
+    if syn.faces is not None:
+        return identity_queries(syn.faces, count, seed)[0]
+    rng = np.random.default_rng(seed)
+    vecs = syn.vectors
+    queries = vecs[rng.integers(0, len(vecs), count)] + rng.standard_normal(
+        (count, vecs.shape[1])).astype(np.float32) * 0.035
+    return (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _exact_truth(vecs: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-ABOVE_K (scores, vector ids) of every query (faiss.knn: no copy of the vectors)."""
     import faiss
 
+    return faiss.knn(queries, vecs, ABOVE_K, metric=faiss.METRIC_INNER_PRODUCT)
+
+
+def _quality(found: np.ndarray, truth_scores: np.ndarray, truth_ids: np.ndarray) -> dict[str, float]:
+    """recall@20 vs exact and the share of above-threshold vectors found, from top-ABOVE_K vector ids.
+
+    `found` (q, ABOVE_K) holds the searched index's results as vector ids (-1: none), best first.
+    """
+    recall, above_found, above_n, capped = [], [], [], 0
+    for got, ts, ti in zip(found, truth_scores, truth_ids, strict=True):
+        recall.append(len(set(got[:SEARCH_K].tolist()) & set(ti[:SEARCH_K].tolist())) / SEARCH_K)
+        above = set(ti[ts >= SEARCH_THRESHOLD].tolist())
+        capped += int(ts[-1] >= SEARCH_THRESHOLD)
+        if above:
+            above_found.append(len(above & set(got.tolist())) / len(above))
+            above_n.append(len(above))
+    return {"recall_at_20_vs_exact": float(np.mean(recall)),
+            "above_threshold_found_share": float(np.mean(above_found)) if above_found else float("nan"),
+            "above_threshold_mean_count": float(np.mean(above_n)) if above_n else 0.0,
+            "queries_with_more_than_k_above": capped}
+
+
+def _merge_floors(ws, vecs: np.ndarray, shards: list, params, runs: int) -> dict[str, Any]:
+    """What a merge cannot beat: decrypting the record files, FAISS building the same kinds of
+    index over the same vectors (train + add, and add alone into the trained index), and AES-GCM
+    over as many bytes as the shards hold (cryptography's AESGCM, 1 MiB segments)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from faceid_jobs.index.shard import build_faiss
+    from faceid_jobs.records import parquet_to_table
+
+    out: dict[str, Any] = {}
+    sources = sorted({src for s in shards for src in s.sources})
+    t0 = time.perf_counter()
+    for key in sources:
+        parquet_to_table(ws.store.get(key), key, cipher=ws.cipher)
+    out["read_records_s"] = time.perf_counter() - t0
+    build, add, built = 0.0, 0.0, []
+    start = 0
+    for s in shards:  # the same shard sizes, so the same kinds of index
+        part = np.ascontiguousarray(vecs[start:start + s.vectors])
+        start += s.vectors
+        t0 = time.perf_counter()
+        index, kind = build_faiss(part, params)
+        build += time.perf_counter() - t0
+        index.reset()  # keeps the training: what is left is FAISS `add`
+        t0 = time.perf_counter()
+        index.add(part)
+        add += time.perf_counter() - t0
+        built.append((index, kind))
+    out["faiss_build_s"] = build
+    out["faiss_add_s"] = add
+    out["faiss_kinds"] = sorted({k for _, k in built})
+    total = sum(s.size for s in shards)
+    aead = AESGCM(AESGCM.generate_key(256))
+    segment = os.urandom(1 << 20)
+    aes = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        for i in range(-(-total // len(segment))):
+            aead.encrypt(i.to_bytes(12, "big"), segment, b"")
+        aes.append(time.perf_counter() - t0)
+    out["aes_gcm_bytes"] = total
+    out["aes_gcm_s"] = min(aes)
+    out["aes_gcm_mib_per_s"] = total / 2**20 / min(aes)
+    out["indexes"] = built  # the in-memory indexes, for the same-kind search floor; dropped by the caller
+    return out
+
+
+def _search_rows(index, queries: np.ndarray, to_vec: np.ndarray, k: int) -> np.ndarray:
+    """The index's top-k of each query as synthetic vector ids (-1 for none)."""
+    _, rows = index.search(queries, k)
+    return np.where(rows >= 0, to_vec[np.maximum(rows, 0)], -1)
+
+
+def _floor_search(indexes: list, q: np.ndarray, k: int) -> np.ndarray:
+    """Top-k over several bare FAISS indexes, searched one after another like the shards."""
+    scores = np.concatenate([idx.search(q, min(k, idx.ntotal))[0] for idx in indexes], axis=1)
+    return np.sort(scores, axis=1)[:, ::-1][:, :k]
+
+
+def _ivf_in_memory(data: str, n: int, params, seed: int = 11) -> dict[str, Any]:
+    """An IVF shard over n vectors built in memory whatever exact_max says: recall on `data`."""
+    from bench.synthetic import SyntheticRecords, face_vectors, unit_vectors
+    from faceid_jobs.index.shard import IndexParams, build_faiss
+
+    faces = face_vectors(n, 512, seed) if data == "faces" else None
+    vecs = faces.vectors if faces is not None else unit_vectors(n, 512, seed)
+    syn = SyntheticRecords(vecs, [], 0.0, 0, 0, faces)
+    queries = _search_queries(syn, 300, seed + 1)
+    t0 = time.perf_counter()
+    index, kind = build_faiss(vecs, IndexParams(exact_max=0, ivf_codec=params.ivf_codec, nprobe=params.nprobe))
+    build_s = time.perf_counter() - t0
+    ts, ti = _exact_truth(vecs, queries)
+    lat = []
+    for q in queries:
+        t0 = time.perf_counter()
+        index.search(q[None], SEARCH_K)
+        lat.append(time.perf_counter() - t0)
+    found = index.search(queries, ABOVE_K)[1]
+    out = {"data": data, "vectors": n, "kind": kind, "nprobe": params.nprobe, "build_s": build_s,
+           "search": percentiles(lat), **_quality(found, ts, ti)}
+    del index
+    return out
+
+
+def section_search(ctx: Context) -> dict[str, Any]:
+    import faiss
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     from bench.synthetic import make_index_store
-    from faceid_jobs.index import index_params, merge_index, open_index
+    from faceid_jobs.index import index_params, load_manifest, merge_index, open_index
     from faceid_jobs.runtime import file_sha256
     from faceid_jobs.search import Query, QueryFace, search_index
 
     a = ctx.args
     embedder_id = _embedder_id(ctx, file_sha256)
     params = index_params(ctx.settings)
-    out: dict[str, Any] = {"embedder_id": embedder_id, "faiss_omp_threads": faiss.omp_get_max_threads(),
-                           "index_params": {"exact_max": params.exact_max, "ivf_codec": params.ivf_codec,
-                                            "nprobe": params.nprobe, "shard_max": params.shard_max},
-                           "sizes": {}}
+    out: dict[str, Any] = {
+        "embedder_id": embedder_id, "faiss_omp_threads": faiss.omp_get_max_threads(),
+        "index_params": {"exact_max": params.exact_max, "ivf_codec": params.ivf_codec,
+                         "nprobe": params.nprobe, "shard_max": params.shard_max},
+        "data": "faces: identities of 20-100 faces, cos(face, centre) 0.75; queries are fresh faces of "
+                "stored identities (bench/synthetic.py face_vectors)",
+        "k": SEARCH_K, "above_threshold_k": ABOVE_K, "threshold": SEARCH_THRESHOLD,
+        "sizes": {},
+    }
     cli = ctx.cli()
     if cli is None:
         out["cli"] = "not measured: .venv/bin/faceid-jobs does not exist (package not installed)"
-    rng = np.random.default_rng(3)
-    k = 20
     for n in a.search_sizes:
         videos = 4 if n <= 10_000 else (10 if n <= 100_000 else 20)
         root = ctx.tmp / f"search-{n}"
         ws = ctx.workspace(root)
-        log(f"search: writing {n:,} synthetic records in {videos} videos")
-        syn = make_index_store(ws, n, embedder_id=embedder_id, videos=videos)
+        log(f"search: writing {n:,} synthetic face records in {videos} videos")
+        # big stores in bigger record files: fewer files (and data keys) to write and merge
+        syn = make_index_store(ws, n, embedder_id=embedder_id, videos=videos,
+                               rows_per_chunk=5000 if n <= 100_000 else 20_000)
         log(f"search: merging {n:,} vectors into encrypted shards")
         t0 = time.perf_counter()
         merged = merge_index(ws.store, ws.keys, embedder_id, cipher=ws.cipher, params=params)
         merge_s = time.perf_counter() - t0
+        shards = list(load_manifest(ws.store, ws.keys).shards)
+        log(f"search: merge floors over {n:,} vectors (records, FAISS build, AES-GCM)")
+        floors = _merge_floors(ws, syn.vectors, shards, params, a.runs)
+        same_kind = [idx for idx, _ in floors.pop("indexes")]
         vecs = syn.vectors
-        q_count = 300 if n <= 100_000 else 40
-        picks = rng.integers(0, n, q_count)
-        noise = rng.standard_normal((q_count, vecs.shape[1])).astype(np.float32) * 0.035
-        queries = vecs[picks] + noise
-        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+        q_count = 300 if n <= 100_000 else 100
+        queries = _search_queries(syn, q_count, seed=3)
+        truth_scores, truth_ids = _exact_truth(vecs, queries)
 
         load_s = []
         for _ in range(a.runs):
             t0 = time.perf_counter()
-            index = open_index(ws.store, ws.keys, nprobe=ctx.settings.nprobe)
+            index = open_index(ws.store, ws.keys, nprobe=params.nprobe)
             load_s.append(time.perf_counter() - t0)
+        # index rows → the synthetic vector they hold (the merge orders rows by record file)
+        found_at = pc.index_in(index.meta.column("face_id"), value_set=pa.array(syn.face_ids))
+        assert found_at.null_count == 0, "index rows that the synthetic store did not write"
+        to_vec = np.asarray(found_at.to_numpy(), np.int64)
         qf = QueryFace(photo="synthetic", bbox=(0.0, 0.0, 1.0, 1.0), det_score=1.0, face_index=0,
                        faces_in_photo=1)
-        raw_lat, full_lat, floor_lat = [], [], []
-        hits, recall, planted = [], [], []
         floor = faiss.IndexFlatIP(vecs.shape[1])
         floor.add(vecs)
-        # index rows → the synthetic vector they hold (shards may reorder rows): by face_id
-        row_of_face = {f: i for i, f in enumerate(syn.face_ids)}
-        meta_ids = index.meta.column("face_id").to_pylist()
-        to_vec = np.asarray([row_of_face[f] for f in meta_ids], np.int64)
         for q in queries[:3]:  # warm-up
-            index.search(q[None], k)
-            floor.search(q[None], k)
-        for q, pick in zip(queries, picks, strict=True):
+            index.search(q[None], SEARCH_K)
+            floor.search(q[None], SEARCH_K)
+            _floor_search(same_kind, q[None], SEARCH_K)
+        raw_lat, full_lat, floor_lat, kind_lat, hits = [], [], [], [], []
+        floor_queries = q_count if n <= 100_000 else 30  # exact search at 1M: ~0.1-0.3 s a query
+        for i, q in enumerate(queries):
+            if i < floor_queries:
+                t0 = time.perf_counter()
+                floor.search(q[None], SEARCH_K)
+                floor_lat.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            _, truth = floor.search(q[None], k)
-            floor_lat.append(time.perf_counter() - t0)
+            _floor_search(same_kind, q[None], SEARCH_K)
+            kind_lat.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            _, rows = index.search(q[None], k)
+            index.search(q[None], SEARCH_K)
             raw_lat.append(time.perf_counter() - t0)
-            got = {int(to_vec[r]) for r in rows[0] if r >= 0}
-            recall.append(len(got & set(truth[0].tolist())) / k)
-            planted.append(int(pick) in got)
             t0 = time.perf_counter()
-            res = search_index(Query(qf, q, embedder_id), index, top_k=k, threshold=0.4)
+            res = search_index(Query(qf, q, embedder_id), index, top_k=SEARCH_K, threshold=SEARCH_THRESHOLD)
             full_lat.append(time.perf_counter() - t0)
             hits.append(len(res.hits))
+        del floor
+        quality = _quality(_search_rows(index, queries, to_vec, ABOVE_K), truth_scores, truth_ids)
+        kinds = sorted({s.kind for s in shards})
+        sweep: dict[str, Any] = {}
+        if any(k != "flat" for k in kinds):
+            for nprobe in NPROBE_SWEEP:
+                probe = index if nprobe == params.nprobe else open_index(ws.store, ws.keys, nprobe=nprobe)
+                lat = []
+                for q in queries:
+                    t0 = time.perf_counter()
+                    probe.search(q[None], SEARCH_K)
+                    lat.append(time.perf_counter() - t0)
+                sweep[str(nprobe)] = {"index_search": percentiles(lat),
+                                      **_quality(_search_rows(probe, queries, to_vec, ABOVE_K), truth_scores,
+                                                 truth_ids)}
+                del probe
+        merge = {"merge_s": merge_s, "merge_vectors_per_s": n / merge_s if merge_s else None, **floors}
+        for key in ("read_records", "faiss_build", "faiss_add", "aes_gcm"):
+            merge[f"{key}_vectors_per_s"] = n / floors[f"{key}_s"] if floors[f"{key}_s"] else None
         entry: dict[str, Any] = {
-            "vectors": n, "videos": videos, "record_files": syn.chunks,
+            "vectors": n, "videos": videos, "record_files": syn.chunks, "data": syn.data,
             "write_records_s": syn.write_seconds,
-            "merge_s": merge_s, "merge_vectors_per_s": n / merge_s if merge_s else None,
-            "shards": len(getattr(index, "manifest", None).shards) if hasattr(index, "manifest") else None,
+            "merge_s": merge_s, "merge_vectors_per_s": merge["merge_vectors_per_s"], "merge": merge,
+            "shards": len(shards), "shard_kinds": kinds, "shard_mib": sum(s.size for s in shards) / 2**20,
             "index_version": getattr(merged, "version", None),
             "store_mib": sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 2**20,
             "open_index_s": stats(load_s),
             "faiss_floor": percentiles(floor_lat),
+            "faiss_same_kind": percentiles(kind_lat),
             "index_search": percentiles(raw_lat),
             "search_index_with_hits": percentiles(full_lat),
-            "recall_at_20_vs_exact": float(np.mean(recall)),
-            # the query's source vector (cosine ≈ 0.6, the only one above the 0.4 threshold)
-            "source_found_share": float(np.mean(planted)),
+            **quality,
+            "nprobe_sweep": sweep,
             "mean_hits": float(np.mean(hits)),
             "queries": q_count,
         }
-        del index, floor
+        del index, same_kind, syn, vecs, to_vec
         if cli is not None and DEFAULT_PORTRAIT.is_file():
             walls, rss = [], []
             cmd = [str(cli), "search", str(DEFAULT_PORTRAIT), "--store", str(root), "--json",
@@ -621,6 +792,10 @@ def section_search(ctx: Context) -> dict[str, Any]:
             entry["cli_peak_rss_mib"] = stats(rss)
         out["sizes"][str(n)] = entry
         shutil.rmtree(root, ignore_errors=True)
+    if any(n >= 100_000 for n in a.search_sizes):
+        # IVF on structureless vectors is the worst case; faces data beside it, same size and build
+        log("search: IVF built in memory over 100,000 uniform and 100,000 face-like vectors")
+        out["ivf_in_memory"] = [_ivf_in_memory(d, 100_000, params) for d in ("uniform", "faces")]
     return out
 
 
@@ -655,9 +830,9 @@ def section_memory(ctx: Context) -> dict[str, Any]:
     videos = [("original clip (H.264)", a.clip, {}), ("clip re-encoded ×1 (MPEG-4)", one, {}),
               (f"clip looped ×{a.loops} (MPEG-4)", many, {})]
     if not a.quick:
-        # what the onnxruntime arenas cost: the same long video with batches of 16, not 64
-        videos.append((f"clip looped ×{a.loops}, embed/liveness batch 16", many,
-                       {"FACEID_JOBS_EMBED_BATCH": "16", "FACEID_JOBS_LIVENESS_BATCH": "16"}))
+        # what batch size costs in onnxruntime arena memory: the clip with batches of 64
+        videos.append(("clip re-encoded ×1, embed/liveness batch 64", one,
+                       {"FACEID_JOBS_EMBED_BATCH": "64", "FACEID_JOBS_LIVENESS_BATCH": "64"}))
     out: dict[str, Any] = {"runner": runner, "sample_fps": 4.0, "videos": {}}
     for label, path, extra_env in videos:
         facts = video_facts(path)
@@ -969,6 +1144,71 @@ class _TimedSession:
 # report
 
 
+def _render_search(sr: dict[str, Any]) -> list[str]:
+    """The search and merge tables (also for result files of earlier harness versions)."""
+    ip = sr.get("index_params", {})
+    k, above_k = sr.get("k", 20), sr.get("above_threshold_k", 128)
+    what = "synthetic face records" if sr.get("data") else "synthetic unit vectors"
+    lines = ["", f"## Search (single query, top-{k}; {what}, encrypted shards)", "",
+             f"Index parameters: exact up to {ip.get('exact_max')} vectors per shard, IVF "
+             f"({ip.get('ivf_codec')}, nprobe {ip.get('nprobe')}) above; FAISS OpenMP threads "
+             f"{sr['faiss_omp_threads']}. Data: {sr.get('data', 'uniform random unit vectors')}.", ""]
+    rows = []
+    for n, e in sr["sizes"].items():
+        rows.append([f"{int(n):,}", f"{e.get('shards')} {'/'.join(e.get('shard_kinds', []))}".strip(),
+                     fmt(e["faiss_floor"]["p50_ms"], 3), fmt(e.get("faiss_same_kind", {}).get("p50_ms"), 3),
+                     fmt(e["index_search"]["p50_ms"], 3), fmt(e["index_search"]["p95_ms"], 3),
+                     fmt(e["search_index_with_hits"]["p50_ms"], 3),
+                     fmt(e["search_index_with_hits"]["p95_ms"], 3), fmt(e["recall_at_20_vs_exact"], 3),
+                     fmt(e.get("above_threshold_found_share", e.get("source_found_share")), 3),
+                     fmt_stat(e["open_index_s"], 3), fmt_stat(e.get("cli_cold_wall_s")),
+                     fmt_stat(e.get("cli_peak_rss_mib"), 0)])
+    lines.append(md_table(["vectors", "shards", "FAISS flat p50 ms", "FAISS same kind p50 ms", "index p50 ms",
+                           "p95 ms", "search_index p50 ms", "p95 ms", f"recall@{k}",
+                           "above 0.4 found", "open_index s", "cold CLI s", "CLI peak RSS MiB"], rows))
+    if sr.get("above_threshold_k"):
+        lines.append(f"\nabove 0.4 found: share of the stored vectors with cosine ≥ {sr.get('threshold', 0.4)} to "
+                     f"the query (its identity's faces) among the index's top-{above_k}, against exact search.")
+    else:  # result files of earlier harness versions
+        lines.append("\nabove 0.4 found: here the share of queries whose source vector was returned.")
+    for n, e in sr["sizes"].items():
+        if e.get("cli_error"):
+            lines.append(f"\nCold CLI over {int(n):,} failed: `{e['cli_error']}`")
+    if sr.get("cli"):
+        lines.append(f"\nCold CLI: {sr['cli']}")
+    merges = {n: e for n, e in sr["sizes"].items() if e.get("merge")}
+    if merges:
+        lines += ["", "Merge into encrypted shards (vectors per second; floors over the same vectors and bytes):", ""]
+        rows = []
+        for n, e in merges.items():
+            m = e["merge"]
+            rows.append([f"{int(n):,}", fmt(m["merge_s"], 1), fmt(m["merge_vectors_per_s"], 0),
+                         fmt(m.get("read_records_vectors_per_s"), 0), fmt(m.get("faiss_build_vectors_per_s"), 0),
+                         fmt(m.get("faiss_add_vectors_per_s"), 0), fmt(m.get("aes_gcm_vectors_per_s"), 0),
+                         fmt(m.get("aes_gcm_mib_per_s"), 0), fmt(e.get("shard_mib"), 0)])
+        lines.append(md_table(["vectors", "merge s", "merge", "decrypt records", "FAISS train + add",
+                               "FAISS add", "AES-GCM", "AES-GCM MiB/s", "shards MiB"], rows))
+    else:  # result files of earlier harness versions
+        lines.append("\nMerge vectors/s: " + ", ".join(f"{int(n):,}: {fmt(e.get('merge_vectors_per_s'), 0)}"
+                                                      for n, e in sr["sizes"].items()))
+    sweeps = {n: e["nprobe_sweep"] for n, e in sr["sizes"].items() if e.get("nprobe_sweep")}
+    for n, sweep in sweeps.items():
+        lines += ["", f"nprobe against recall over {int(n):,} vectors:", ""]
+        lines.append(md_table(["nprobe", "index p50 ms", "p95 ms", f"recall@{k}", "above 0.4 found"],
+                              [[p, fmt(v["index_search"]["p50_ms"], 3), fmt(v["index_search"]["p95_ms"], 3),
+                                fmt(v["recall_at_20_vs_exact"], 3), fmt(v["above_threshold_found_share"], 3)]
+                               for p, v in sweep.items()]))
+    if sr.get("ivf_in_memory"):
+        lines += ["", "IVF built in memory regardless of exact_max (uniform vectors: no clusters, the worst case):",
+                  ""]
+        lines.append(md_table(["data", "vectors", "kind", "nprobe", "build s", "p50 ms", f"recall@{k}",
+                               "above 0.4 found"],
+                              [[r["data"], f"{r['vectors']:,}", r["kind"], r["nprobe"], fmt(r["build_s"], 1),
+                                fmt(r["search"]["p50_ms"], 3), fmt(r["recall_at_20_vs_exact"], 3),
+                                fmt(r["above_threshold_found_share"], 3)] for r in sr["ivf_in_memory"]]))
+    return lines
+
+
 def render(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines = [
@@ -1010,15 +1250,18 @@ def render(results: dict[str, Any]) -> str:
         lines += ["", "Agreement of faceid-jobs with the references (same frames, faces matched by IoU):", ""]
         rows = []
         for label, mode in f["modes"].items():
-            for ref, key in ((NAIVE, "agreement_vs_naive"), (PEER, "agreement_vs_insightface")):
+            for ours, ref, key in ((FACEID, NAIVE, "agreement_vs_naive"),
+                                   (FACEID, PEER, "agreement_vs_insightface"),
+                                   (FACEID_NOREUSE, NAIVE, "agreement_reuse_off_vs_naive"),
+                                   (FACEID_NOREUSE, PEER, "agreement_reuse_off_vs_insightface")):
                 ag = mode.get(key)
                 if not ag:
                     continue
-                rows.append([label, ref, f"{ag['faces_ours']} / {ag['faces_ref']}",
+                rows.append([label, ours, ref, f"{ag['faces_ours']} / {ag['faces_ref']}",
                              ag["frames_with_different_face_count"], ag["unmatched_faces"],
                              fmt(ag["bbox_max_abs_diff_px"]), fmt(ag["bbox_within_1px_share"], 3),
                              fmt(ag["embedding_cosine_min"], 4), fmt(ag["liveness_max_abs_diff"], 4)])
-        lines.append(md_table(["sampling", "reference", "faces ours / ref", "frames ≠ count", "unmatched",
+        lines.append(md_table(["sampling", "ours", "reference", "faces ours / ref", "frames ≠ count", "unmatched",
                                "max box Δ px", "share ≤ 1 px", "min emb cos", "max liveness Δ"], rows))
     if "batch" in s:
         b = s["batch"]
@@ -1031,31 +1274,7 @@ def render(results: dict[str, Any]) -> str:
                               rows))
         lines.append(f"\nLiveness measured through: {b['liveness_api']}.")
     if "search" in s:
-        sr = s["search"]
-        ip = sr.get("index_params", {})
-        lines += ["", "## Search (single query, top-20; synthetic unit vectors, encrypted shards)", "",
-                  f"Index parameters: exact up to {ip.get('exact_max')} vectors per shard, IVF "
-                  f"({ip.get('ivf_codec')}, nprobe {ip.get('nprobe')}) above; FAISS OpenMP threads "
-                  f"{sr['faiss_omp_threads']}.", ""]
-        rows = []
-        for n, e in sr["sizes"].items():
-            rows.append([f"{int(n):,}", e.get("shards"), fmt(e["faiss_floor"]["p50_ms"], 3),
-                         fmt(e["index_search"]["p50_ms"], 3), fmt(e["index_search"]["p95_ms"], 3),
-                         fmt(e["search_index_with_hits"]["p50_ms"], 3),
-                         fmt(e["search_index_with_hits"]["p95_ms"], 3), fmt(e["recall_at_20_vs_exact"], 3),
-                         fmt(e.get("source_found_share"), 3),
-                         fmt_stat(e["open_index_s"], 3), fmt_stat(e.get("cli_cold_wall_s")),
-                         fmt_stat(e.get("cli_peak_rss_mib"), 0),
-                         fmt(e.get("merge_vectors_per_s"), 0)])
-        lines.append(md_table(["vectors", "shards", "FAISS floor p50 ms", "index p50 ms", "p95 ms",
-                               "search_index p50 ms", "p95 ms", "recall@20", "source found", "open_index s",
-                               "cold CLI s",
-                               "CLI peak RSS MiB", "merge vectors/s"], rows))
-        for n, e in sr["sizes"].items():
-            if e.get("cli_error"):
-                lines.append(f"\nCold CLI over {int(n):,} failed: `{e['cli_error']}`")
-        if sr.get("cli"):
-            lines.append(f"\nCold CLI: {sr['cli']}")
+        lines += _render_search(s["search"])
     if "memory" in s:
         mm = s["memory"]
         lines += ["", f"## Peak RSS of processing at 4 fps ({mm['runner']})", ""]

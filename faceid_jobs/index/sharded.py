@@ -22,6 +22,7 @@ from typing import BinaryIO
 import faiss
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from faceid_jobs.crypto.envelope import DataKeys
 from faceid_jobs.errors import IntegrityError, StoreError
@@ -29,7 +30,7 @@ from faceid_jobs.index.manifest import Manifest, load_manifest
 from faceid_jobs.index.shard import ShardRef, read_shard
 from faceid_jobs.storage.base import Store
 
-__all__ = ["IndexInfo", "ShardedIndex", "open_index"]
+__all__ = ["IndexInfo", "ShardRows", "ShardedIndex", "open_index"]
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,44 @@ class IndexInfo:
         return "sharded"
 
 
+class ShardRows:
+    """The metadata rows of every shard, in shard order: what `ShardedIndex.meta` holds.
+
+    Reads as the `pa.Table` of all of them (`table`; every attribute but `take`
+    is that table's). `take` gathers from each shard's own table: `take` on the
+    concatenation would first concatenate whole columns (Arrow does so for
+    chunked columns), ~20 ms per search over 1M rows, three times the FAISS
+    search itself.
+    """
+
+    def __init__(self, tables: list[pa.Table]) -> None:
+        self._tables = tables
+        self.table = pa.concat_tables(tables)
+        self._starts = np.cumsum([0] + [t.num_rows for t in tables])
+
+    def __getattr__(self, name: str):
+        return getattr(self.table, name)
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def take(self, indices) -> pa.Table:
+        """Rows by position, in the order given (like `pa.Table.take`)."""
+        rows = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if rows.size and (rows.min() < 0 or rows.max() >= self.table.num_rows):
+            raise IndexError(f"row index out of bounds: {self.table.num_rows} rows")
+        if rows.size == 0:
+            return self.table.slice(0, 0)
+        part = np.searchsorted(self._starts, rows, side="right") - 1
+        order = np.argsort(part, kind="stable")
+        pieces = [self._tables[p].take(pa.array(rows[order][part[order] == p] - self._starts[p]))
+                  for p in np.unique(part)]
+        grouped = pa.concat_tables(pieces).combine_chunks()  # rows[order]: a few rows, cheap
+        return grouped.take(pa.array(np.argsort(order)))
+
+
 class ShardedIndex:
-    """Several FAISS shards searched as one; `meta` rows follow shard order."""
+    """Several FAISS shards searched as one; `meta` (`ShardRows`) rows follow shard order."""
 
     def __init__(self, manifest: Manifest, parts: list[tuple[faiss.Index, pa.Table]], nprobe: int) -> None:
         self.manifest = manifest
@@ -64,9 +101,9 @@ class ShardedIndex:
             with contextlib.suppress(RuntimeError, AttributeError):
                 faiss.extract_index_ivf(idx).nprobe = nprobe
         metas = [m for _, m in parts if m.num_rows]
-        self.meta = pa.concat_tables(metas) if metas else None
+        self.meta = ShardRows(metas) if metas else None
         self._offsets = np.cumsum([0] + [idx.ntotal for idx in self._indexes])
-        videos = len(set(self.meta.column("video_fingerprint").to_pylist())) if self.meta is not None else 0
+        videos = pc.count_distinct(self.meta.column("video_fingerprint")).as_py() if self.meta is not None else 0
         self.info = IndexInfo(
             version=manifest.version, vectors=int(self._offsets[-1]), dim=manifest.dim,
             embedder_id=manifest.embedder_id, index_by=manifest.index_by,
@@ -110,13 +147,19 @@ class _Hashing(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        data = self.source.read(len(buffer))
-        self.sha.update(data)
-        self.size += len(data)
+        view = memoryview(buffer).cast("B")
+        readinto = getattr(self.source, "readinto", None)
+        if readinto is not None:  # files: straight into the caller's buffer, no extra copy
+            n = readinto(view) or 0
+        else:
+            data = self.source.read(len(view))
+            n = len(data)
+            view[:n] = data
+        self.sha.update(view[:n])
+        self.size += n
         if self.copy is not None:
-            self.copy.write(data)
-        buffer[: len(data)] = data
-        return len(data)
+            self.copy.write(view[:n])
+        return n
 
 
 def _load_shard(store: Store, keys: DataKeys, ref: ShardRef, cache: Path | None,
@@ -169,7 +212,7 @@ def _load_shard_once(store: Store, keys: DataKeys, ref: ShardRef,
 
 
 def open_index(store: Store, keys: DataKeys, version: int | None = None, *,
-               cache_dir: str | os.PathLike[str] | None = None, nprobe: int = 64,
+               cache_dir: str | os.PathLike[str] | None = None, nprobe: int = 256,
                workers: int = 4) -> ShardedIndex:
     """Load an index version (newest by default) with all of its shards.
 
