@@ -7,16 +7,17 @@ frames (see bench/README.md for what each figure means):
             at 4 fps: faceid-jobs `process_sources` vs the naive per-face loop
             (bench/naive.py) vs InsightFace FaceAnalysis (bench/peer_insightface.py)
   batch     embedding and liveness faces/second against batch size
-  search    warm in-process latency p50/p95, cold `faceid-jobs search` wall time,
-            next to a bare FAISS IndexFlatIP search (the floor)
-  memory    peak RSS of `faceid-jobs process` on the clip vs the clip looped
+  search    warm in-process latency p50/p95, cold `faceid-jobs search` wall time and
+            peak RSS over 10k, 100k and 1M face-like vectors, next to bare FAISS
+            searches (the floors); merge throughput next to AES-GCM and FAISS alone
+  memory    peak RSS of `faceid-jobs process` on the clip vs the clip looped to 10 min
   profile   where the time goes: decode, detect, align, liveness, embed, alone
 
 Every figure is the median of several runs with min and max; ratios are taken
 run by run (runs of the systems compared are interleaved). Results go to
 bench/results/<date>-<host>.json (and .md); the Markdown report goes to stdout.
 
-    python bench/run.py                       # everything, about 15 minutes on 2 idle cores
+    python bench/run.py                       # everything, about 35 minutes on 2 idle cores
     python bench/run.py --quick               # fewer runs, shorter inputs (about 6 minutes)
     python bench/run.py --sections search --million
 """

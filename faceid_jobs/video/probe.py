@@ -69,8 +69,11 @@ def local_path(uri: str) -> AbstractContextManager[Path]:
         raise VideoError(f"{uri}: no reader for {scheme}:// sources") from None
 
 
-def capture(path: Path, uri: str | None = None) -> cv2.VideoCapture:
-    """Open `path` with OpenCV, or raise VideoError naming the file."""
+def capture(path: Path, uri: str | None = None, threads: int = 0) -> cv2.VideoCapture:
+    """Open `path` with OpenCV, or raise VideoError naming the file.
+
+    `threads` > 0 caps FFmpeg's decoding threads (0: its default, one per core).
+    """
     name = uri or str(path)
     if not path.exists():
         raise VideoError(f"{name}: file not found")
@@ -80,7 +83,8 @@ def capture(path: Path, uri: str | None = None) -> cv2.VideoCapture:
         raise VideoError(f"{name}: permission denied")
     if path.stat().st_size == 0:
         raise VideoError(f"{name}: empty file")
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    params = [cv2.CAP_PROP_N_THREADS, threads] if threads > 0 else []
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, params)
     if not cap.isOpened():
         cap.release()
         raise VideoError(f"{name}: not a readable video (unknown format or corrupt header)")
