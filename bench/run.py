@@ -834,6 +834,8 @@ def section_memory(ctx: Context) -> dict[str, Any]:
         # what batch size costs in onnxruntime arena memory: the clip with batches of 64
         videos.append(("clip re-encoded ×1, embed/liveness batch 64", one,
                        {"FACEID_JOBS_EMBED_BATCH": "64", "FACEID_JOBS_LIVENESS_BATCH": "64"}))
+        # one chunk at a time (each running chunk holds a model set, a decoder and its queue)
+        videos.append((f"clip looped ×{a.loops}, workers 1", many, {"FACEID_JOBS_WORKERS": "1"}))
     out: dict[str, Any] = {"runner": runner, "sample_fps": 4.0, "videos": {}}
     for label, path, extra_env in videos:
         facts = video_facts(path)
