@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -59,8 +60,11 @@ def main() -> None:
             "FACEID_JOBS_WEIGHTS_DIR": args.weights_dir}
     command = [str(Path(sys.executable).parent / "faceid-jobs"), "relabel", "--json"]
     started = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
-    wall = time.perf_counter() - started
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+    finally:
+        wall = time.perf_counter() - started
+        shutil.rmtree(root, ignore_errors=True)
     report = json.loads(result.stdout)
     print(json.dumps({"faces": args.faces, "identities": args.identities, "record_files": records.chunks,
                       "relabel": report, "command_wall_seconds": round(wall, 2),

@@ -64,7 +64,7 @@ from bench.common import (
     wait_idle,
 )
 
-SECTIONS = ("footage", "batch", "search", "memory", "profile")
+SECTIONS = ("footage", "batch", "search", "memory", "relabel", "profile")
 FACEID = "faceid-jobs"
 FACEID_NOLIVE = "faceid-jobs, liveness off"
 FACEID_NOREUSE = "faceid-jobs, reuse off"
@@ -871,6 +871,29 @@ def section_memory(ctx: Context) -> dict[str, Any]:
 # profile: the stages alone
 
 
+def section_relabel(ctx: Context) -> dict[str, Any]:
+    """`faceid-jobs relabel` over a synthetic archive (bench/relabel.py, one fresh store per run)."""
+    a = ctx.args
+    faces, identities = (20_000, 200) if a.quick else (100_000, 1000)
+    runs = []
+    for r in range(a.runs):
+        log(f"relabel: {faces:,} stored faces against {identities:,} identities, run {r + 1}/{a.runs}")
+        proc = subprocess.run([sys.executable, str(REPO / "bench" / "relabel.py"), "--faces", str(faces),
+                               "--identities", str(identities), "--weights-dir", str(a.weights_dir)],
+                              capture_output=True, text=True, check=False,
+                              env={k: v for k, v in os.environ.items() if not k.startswith("FACEID_JOBS_")})
+        if proc.returncode != 0:
+            tail = proc.stderr.strip().splitlines()
+            return {"error": tail[-1] if tail else f"exit {proc.returncode}"}
+        runs.append(json.loads(proc.stdout))
+    return {
+        "faces": faces, "identities": identities, "record_files": runs[0]["record_files"],
+        "labelled_faces": runs[0]["relabel"]["labelled_faces"],
+        "faces_per_s": stats([x["relabel"]["faces_per_second"] for x in runs]),
+        "command_wall_s": stats([x["command_wall_seconds"] for x in runs]),
+    }
+
+
 def section_profile(ctx: Context) -> dict[str, Any]:
     import cv2
     import onnxruntime as ort
@@ -1286,6 +1309,14 @@ def render(results: dict[str, Any]) -> str:
         lines.append(md_table(["video", "seconds", "peak RSS MiB", "wall s", "video s / s"], rows))
         if mm.get("growth_long_vs_short"):
             lines.append(f"\nLooped vs ×1 peak RSS: {mm['growth_long_vs_short']:.3f}×")
+    if "relabel" in s:
+        rl = s["relabel"]
+        lines += ["", "## Relabel (`faceid-jobs relabel --json` as a fresh process)", "",
+                  md_table(["stored faces", "record files", "identities", "labelled", "faces / s (relabel)",
+                            "command wall s (incl. start-up)"],
+                           [[f"{rl['faces']:,}", rl["record_files"], f"{rl['identities']:,}",
+                             f"{rl['labelled_faces']:,}", fmt_stat(rl["faces_per_s"], 0),
+                             fmt_stat(rl["command_wall_s"])]])]
     if "profile" in s:
         p = s["profile"]
         lines += ["", f"## Profile: each stage alone ({p['frames']} frames, "
@@ -1366,7 +1397,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{datetime.now():%Y-%m-%d}-{results['machine']['host']}.json")
     checkpoint = out.with_suffix(".partial.json")
     fns = {"footage": section_footage, "batch": section_batch, "search": section_search,
-           "memory": section_memory, "profile": section_profile}
+           "memory": section_memory, "relabel": section_relabel, "profile": section_profile}
     try:
         for name in SECTIONS:
             if name in args.sections:
