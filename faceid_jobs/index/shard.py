@@ -251,15 +251,19 @@ class _FrameReader:
             n -= len(part)
         return parts
 
-    def read(self, n: int) -> bytes:
-        """Up to n bytes of the current part (short only at a frame's end); b"" at the part's end."""
+    def _in_frame(self) -> bool:
+        """Whether the current part has bytes left, reading the next frame's header if needed."""
         if self.part_done:
-            return b""
+            return False
         if self.frame_left == 0:
             (self.frame_left,) = struct.unpack(">I", b"".join(self._gather(4)))
-            if self.frame_left == 0:
-                self.part_done = True
-                return b""
+            self.part_done = self.frame_left == 0
+        return not self.part_done
+
+    def read(self, n: int) -> bytes:
+        """Up to n bytes of the current part (short only at a frame's end); b"" at the part's end."""
+        if not self._in_frame():
+            return b""
         parts = self._gather(min(n, self.frame_left))
         self.frame_left -= sum(len(p) for p in parts)
         return bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
@@ -271,12 +275,7 @@ class _FrameReader:
     def read_all(self) -> bytes:
         """The rest of the current part."""
         parts: list[memoryview] = []
-        while not self.part_done:
-            if self.frame_left == 0:
-                (self.frame_left,) = struct.unpack(">I", b"".join(self._gather(4)))
-                if self.frame_left == 0:
-                    self.part_done = True
-                    break
+        while self._in_frame():
             parts += self._gather(self.frame_left)
             self.frame_left = 0
         return b"".join(parts)

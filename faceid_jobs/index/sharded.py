@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from faceid_jobs.crypto.envelope import DataKeys
 from faceid_jobs.errors import IntegrityError, StoreError
 from faceid_jobs.index.manifest import Manifest, load_manifest
-from faceid_jobs.index.shard import ShardRef, read_shard
+from faceid_jobs.index.shard import IndexParams, ShardRef, read_shard
 from faceid_jobs.storage.base import Store
 
 __all__ = ["IndexInfo", "ShardRows", "ShardedIndex", "open_index"]
@@ -212,7 +212,7 @@ def _load_shard_once(store: Store, keys: DataKeys, ref: ShardRef,
 
 
 def open_index(store: Store, keys: DataKeys, version: int | None = None, *,
-               cache_dir: str | os.PathLike[str] | None = None, nprobe: int = 256,
+               cache_dir: str | os.PathLike[str] | None = None, nprobe: int = IndexParams.nprobe,
                workers: int = 4) -> ShardedIndex:
     """Load an index version (newest by default) with all of its shards.
 

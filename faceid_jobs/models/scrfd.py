@@ -60,6 +60,11 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     return canvas, scale
 
 
+def _check_image(image: np.ndarray) -> None:
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"image must be (H, W, 3) with H, W >= 1, got {image.shape}")
+
+
 def fitted_shape(height: int, width: int, size: int) -> tuple[int, int]:
     """Canvas (H, W) for an image whose long side is scaled to `size`: the
     short side is padded only up to the next multiple of 32 (the detector's
@@ -78,8 +83,7 @@ def fitted_shape(height: int, width: int, size: int) -> tuple[int, int]:
 def _letterbox_into(image: np.ndarray, canvas: np.ndarray, size: int | None = None) -> np.ndarray:
     """Letterbox `image` into a preallocated canvas, its long side scaled to
     `size` (default: the canvas side); returns (sx, sy)."""
-    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"image must be (H, W, 3) with H, W >= 1, got {image.shape}")
+    _check_image(image)
     h, w = image.shape[:2]
     size = size or canvas.shape[0]
     ratio = min(size / w, size / h)
@@ -298,8 +302,7 @@ class SCRFD:
             frame edge keeps its predicted geometry for alignment).
         """
         if self.fit:
-            if image_bgr.ndim != 3 or image_bgr.shape[0] < 1 or image_bgr.shape[1] < 1:
-                raise ValueError(f"image must be (H, W, 3) with H, W >= 1, got {image_bgr.shape}")
+            _check_image(image_bgr)
             shape = fitted_shape(image_bgr.shape[0], image_bgr.shape[1], self.det_size)
             if shape != self._canvas.shape[:2]:
                 self._use_buffers(*shape)
