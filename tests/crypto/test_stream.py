@@ -20,7 +20,8 @@ def test_round_trip_any_size(size):
     data = os.urandom(size)
     blob = seal(data, KEY, HEADER_FIELDS, segment_size=SEG)
     assert open_sealed(blob, key_for, "x", HEADER_FIELDS) == data
-    assert data not in blob or size == 0
+    # A plaintext of a few random bytes turns up somewhere in any blob by chance (1 byte: ~40 %).
+    assert data not in blob or size < 8
 
 
 def test_streaming_writer_in_pieces_equals_whole():
