@@ -666,8 +666,8 @@ def section_search(ctx: Context) -> dict[str, Any]:
 
     from bench.synthetic import make_index_store
     from faceid_jobs.index import index_params, load_manifest, merge_index, open_index
-    from faceid_jobs.runtime import file_sha256
-    from faceid_jobs.search import Query, QueryFace, search_index
+    from faceid_jobs.models.runtime import file_sha256
+    from faceid_jobs.search.query import Query, QueryFace, search_index
 
     a = ctx.args
     embedder_id = _embedder_id(ctx, file_sha256)

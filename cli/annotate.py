@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from faceid_jobs.cli.common import (
     ConfigOpt,
     DeviceOpt,
@@ -46,7 +47,7 @@ def annotate(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from faceid_jobs.annotate import annotate_video
-    from faceid_jobs.gallery import Gallery, list_gallery_versions, load_gallery
+    from faceid_jobs.identity.gallery import Gallery, list_gallery_versions, load_gallery
     from faceid_jobs.models import load_models
     from faceid_jobs.storage import open_store
     from faceid_jobs.workspace import open_workspace

@@ -6,6 +6,7 @@ import ipaddress
 from typing import Annotated
 
 import typer
+
 from faceid_jobs.cli.common import (
     ConfigOpt,
     DeviceOpt,
@@ -17,7 +18,6 @@ from faceid_jobs.cli.common import (
     setup_logging,
     working,
 )
-
 from faceid_jobs.errors import ConfigError
 
 
@@ -58,7 +58,7 @@ def api(
     """
     import uvicorn
 
-    from faceid_jobs.api import create_app
+    from faceid_jobs.web.api import create_app
 
     setup_logging(verbose)
     if no_auth and not _is_loopback(host):

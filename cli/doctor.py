@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import typer
+from rich.table import Table
+
 from faceid_jobs.cli.common import (
     ConfigOpt,
     DeviceOpt,
@@ -14,8 +16,6 @@ from faceid_jobs.cli.common import (
     print_json,
     settings_from,
 )
-from rich.table import Table
-
 from faceid_jobs.errors import ExitCode, FaceIdError
 
 
@@ -35,7 +35,7 @@ def doctor(
     Example: [bold]faceid-jobs doctor --json[/bold]
     """
     from faceid_jobs.models import describe_models, load_models
-    from faceid_jobs.runtime import available_providers
+    from faceid_jobs.models.runtime import available_providers
     from faceid_jobs.storage import open_store
 
     settings = settings_from(config, store=store, weights_dir=weights_dir, device=device)

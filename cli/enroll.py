@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
+
 from faceid_jobs.cli.common import (
     ConfigOpt,
     DeviceOpt,
@@ -19,8 +21,6 @@ from faceid_jobs.cli.common import (
     print_json,
     settings_from,
 )
-from rich.table import Table
-
 from faceid_jobs.errors import ConfigError
 
 NoLivenessOpt = Annotated[bool, typer.Option(
@@ -31,7 +31,7 @@ NoLivenessOpt = Annotated[bool, typer.Option(
 def after_gallery_change(ws: Any, change: Any, *, audit: dict[str, Any] | None = None) -> bool:
     """Audit record (when given) and the `faceid.enrollment.changed` event; True when it was emitted."""
     if audit is not None:
-        from faceid_jobs.audit import write_audit
+        from faceid_jobs.identity.audit import write_audit
 
         write_audit(ws.store, change.action, audit)
     from faceid_jobs.flows.events import emit_enrollment_changed
@@ -74,9 +74,9 @@ def enroll(
     Examples: [bold]faceid-jobs enroll Ross ross1.jpg ross2.jpg[/bold],
     [bold]faceid-jobs enroll --from-dir ./people[/bold]
     """
-    from faceid_jobs.gallery import check_name
-    from faceid_jobs.gallery import enroll as enroll_gallery
-    from faceid_jobs.identify import enrollment_photos, prepare_enrollment
+    from faceid_jobs.identity.gallery import check_name
+    from faceid_jobs.identity.gallery import enroll as enroll_gallery
+    from faceid_jobs.identity.matching import enrollment_photos, prepare_enrollment
     from faceid_jobs.models import load_models
     from faceid_jobs.workspace import open_workspace
 

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from faceid_jobs.cli.common import ConfigOpt, StoreOpt, err, exits_on_user_error, out, settings_from, working
 
+from faceid_jobs.cli.common import ConfigOpt, StoreOpt, err, exits_on_user_error, out, settings_from, working
 from faceid_jobs.errors import ConfigError
 
 
@@ -25,7 +25,7 @@ def export(
     """
     if not plaintext:
         raise ConfigError("export writes unencrypted biometric data: pass --plaintext to confirm")
-    from faceid_jobs.export import export_plaintext
+    from faceid_jobs.records.export import export_plaintext
     from faceid_jobs.workspace import open_workspace
 
     with working("decrypting record files…"):

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
+
 from faceid_jobs.cli.common import (
     ConfigOpt,
     JsonOpt,
@@ -17,8 +19,6 @@ from faceid_jobs.cli.common import (
     print_json,
     settings_from,
 )
-from rich.table import Table
-
 from faceid_jobs.errors import ExitCode
 
 
@@ -37,7 +37,7 @@ def find(
 
     Example: [bold]faceid-jobs find Ross --json[/bold]
     """
-    from faceid_jobs.labels import find_identity
+    from faceid_jobs.identity.labels import find_identity
     from faceid_jobs.workspace import open_workspace
 
     settings = settings_from(config, store=store)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+
 from faceid_jobs.cli.common import (
     ConfigOpt,
     JsonOpt,
@@ -17,7 +18,6 @@ from faceid_jobs.cli.common import (
     settings_from,
     working,
 )
-
 from faceid_jobs.errors import ConfigError
 
 
@@ -48,10 +48,10 @@ def forget(
     Examples: [bold]faceid-jobs forget Ross --purge-appearances --gc[/bold],
     [bold]faceid-jobs forget --video /footage/day1.mp4[/bold]
     """
-    from faceid_jobs.forget import forget_identity, forget_video
+    from faceid_jobs.identity.forget import forget_identity, forget_video
     from faceid_jobs.models import resolve_model_path
+    from faceid_jobs.models.runtime import ModelFile
     from faceid_jobs.pipeline.process import merge_for
-    from faceid_jobs.runtime import ModelFile
     from faceid_jobs.workspace import open_workspace
 
     if (name is None) == (video is None):
@@ -73,8 +73,7 @@ def forget(
         emitted = False
     else:
         from faceid_jobs.cli.enroll import after_gallery_change
-
-        from faceid_jobs.gallery import GalleryChange
+        from faceid_jobs.identity.gallery import GalleryChange
 
         with working(f"forgetting {name}…"):
             result = forget_identity(ws, name, embedder_id=embedder, threshold=settings.identity_threshold,

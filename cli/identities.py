@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.table import Table
+
 from faceid_jobs.cli.common import (
     ConfigOpt,
     JsonOpt,
@@ -15,7 +17,6 @@ from faceid_jobs.cli.common import (
     print_json,
     settings_from,
 )
-from rich.table import Table
 
 app = typer.Typer(help="Enrolled identities: list, show, remove.", no_args_is_help=True)
 
@@ -32,7 +33,7 @@ def _workspace(config, store):
 @exits_on_user_error
 def list_(json_out: JsonOpt = False, store: StoreOpt = None, config: ConfigOpt = None) -> None:
     """Every enrolled identity: photos, embedder, when enrolled and last changed."""
-    from faceid_jobs.gallery import identity_rows, load_gallery_version
+    from faceid_jobs.identity.gallery import identity_rows, load_gallery_version
 
     ws = _workspace(config, store)
     manifest = load_gallery_version(ws)
@@ -55,7 +56,7 @@ def list_(json_out: JsonOpt = False, store: StoreOpt = None, config: ConfigOpt =
 @exits_on_user_error
 def show(name: NameArg, json_out: JsonOpt = False, store: StoreOpt = None, config: ConfigOpt = None) -> None:
     """One identity: its enrolled photos with their quality and liveness (never the embeddings)."""
-    from faceid_jobs.gallery import load_gallery
+    from faceid_jobs.identity.gallery import load_gallery
 
     ws = _workspace(config, store)
     gallery = load_gallery(ws, names=[name])
@@ -85,8 +86,7 @@ def remove(name: NameArg, json_out: JsonOpt = False, store: StoreOpt = None, con
     Its labelled faces stay in the records: `faceid-jobs forget NAME --purge-appearances` deletes them too.
     """
     from faceid_jobs.cli.enroll import after_gallery_change, labels_hint
-
-    from faceid_jobs.gallery import remove as remove_identity
+    from faceid_jobs.identity.gallery import remove as remove_identity
 
     ws = _workspace(config, store)
     change = remove_identity(ws, [name])

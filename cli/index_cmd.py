@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.table import Table
+
 from faceid_jobs.cli.common import (
     ConfigOpt,
     JsonOpt,
@@ -16,7 +18,6 @@ from faceid_jobs.cli.common import (
     settings_from,
     working,
 )
-from rich.table import Table
 
 app = typer.Typer(help="Index versions: list, show, build, gc.", no_args_is_help=True)
 
@@ -91,8 +92,8 @@ def build(json_out: JsonOpt = False, store: StoreOpt = None, weights_dir: Weight
     from dataclasses import asdict
 
     from faceid_jobs.models import resolve_model_path
+    from faceid_jobs.models.runtime import ModelFile
     from faceid_jobs.pipeline.process import merge_for
-    from faceid_jobs.runtime import ModelFile
     from faceid_jobs.workspace import open_workspace
 
     settings = settings_from(config, store=store, weights_dir=weights_dir)

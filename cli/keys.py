@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+
 from faceid_jobs.cli.common import (
     ConfigOpt,
     JsonOpt,
@@ -30,7 +31,7 @@ def init(
 
     Example: [bold]FACEID_JOBS_KEY_FILE=/secure/faceid.json faceid-jobs keys init[/bold]
     """
-    from faceid_jobs.keyadmin import init_key
+    from faceid_jobs.crypto.keyadmin import init_key
 
     kek, path = init_key(settings_from(config), force=force)
     out.print(f"created key {kek.key_id} at {path} (mode 0600): back it up somewhere safe")
@@ -84,7 +85,7 @@ def rotate(
     """
     from dataclasses import asdict
 
-    from faceid_jobs.keyadmin import rotate_key
+    from faceid_jobs.crypto.keyadmin import rotate_key
     from faceid_jobs.storage import open_store
 
     settings = settings_from(config, store=store)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+
 from faceid_jobs.cli import (
     annotate,
     doctor,

@@ -6,6 +6,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
 from faceid_jobs.cli.common import (
     ConfigOpt,
     DeviceOpt,
@@ -19,17 +30,6 @@ from faceid_jobs.cli.common import (
     settings_from,
     setup_logging,
 )
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
-
 from faceid_jobs.errors import ExitCode
 
 
@@ -68,7 +68,6 @@ def process(
     """
     setup_logging(verbose)
     from faceid_jobs.flows.runner import run_reprocess
-
     from faceid_jobs.workspace import open_workspace
 
     settings = settings_from(config, store=store, weights_dir=weights_dir, device=device,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+
 from faceid_jobs.cli.common import (
     ConfigOpt,
     JsonOpt,
@@ -37,9 +38,9 @@ def relabel(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from faceid_jobs.labels import relabel as relabel_store
+    from faceid_jobs.identity.labels import relabel as relabel_store
     from faceid_jobs.models import resolve_model_path
-    from faceid_jobs.runtime import ModelFile
+    from faceid_jobs.models.runtime import ModelFile
     from faceid_jobs.workspace import open_workspace
 
     settings = settings_from(config, store=store, weights_dir=weights_dir)

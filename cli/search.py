@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
+
 from faceid_jobs.cli.common import (
     ConfigOpt,
     DeviceOpt,
@@ -24,7 +26,6 @@ from faceid_jobs.cli.common import (
     settings_from,
     working,
 )
-from rich.table import Table
 
 
 @exits_on_user_error
@@ -65,7 +66,7 @@ def search(
     from faceid_jobs.images import read_photo
     from faceid_jobs.index import list_versions, open_index
     from faceid_jobs.models import load_models
-    from faceid_jobs.search import check_live, make_query, search_index
+    from faceid_jobs.search.query import check_live, make_query, search_index
     from faceid_jobs.storage import open_store
     from faceid_jobs.workspace import open_workspace
 
@@ -86,7 +87,7 @@ def search(
     result = search_index(query, index, top_k=settings.top_k, threshold=settings.threshold,
                           min_liveness=settings.min_liveness, appearance_gap_s=settings.appearance_gap_s)
     if html is not None:
-        from faceid_jobs.report import search_report, write_report
+        from faceid_jobs.web.report import search_report, write_report
 
         with working("reading faces from the videos…"):
             page = write_report(html, search_report(result, image, threshold=settings.threshold))

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from faceid_jobs.cli.common import (
     ConfigOpt,
     DeviceOpt,
@@ -19,7 +20,6 @@ from faceid_jobs.cli.common import (
     settings_from,
 )
 from faceid_jobs.cli.enroll import NoLivenessOpt
-
 from faceid_jobs.errors import ConfigError, ExitCode
 
 
@@ -45,8 +45,8 @@ def verify(
 
     Example: [bold]faceid-jobs verify visitor.jpg --identity Ross --json[/bold]
     """
-    from faceid_jobs.gallery import load_gallery
-    from faceid_jobs.identify import check_enrollable, photo_face, verify_face
+    from faceid_jobs.identity.gallery import load_gallery
+    from faceid_jobs.identity.matching import check_enrollable, photo_face, verify_face
     from faceid_jobs.images import read_photo
     from faceid_jobs.models import load_models
     from faceid_jobs.workspace import open_workspace

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from faceid_jobs.errors import ConfigError
-from faceid_jobs.identify import GalleryMatrix
+from faceid_jobs.identity.matching import GalleryMatrix
 
 __all__ = ["AnnotateResult", "FaceLabel", "annotate_video", "draw_faces", "open_source"]
 

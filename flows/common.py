@@ -182,7 +182,7 @@ def embedder_id(settings: Settings) -> str:
         ModelError: none of the configured embedder files exists.
     """
     from faceid_jobs.models import resolve_model_path
-    from faceid_jobs.runtime import ModelFile
+    from faceid_jobs.models.runtime import ModelFile
 
     return ModelFile.from_path(resolve_model_path(settings, "embedder")).id
 

@@ -57,12 +57,13 @@ class DeploySpec:
 
 def build_deployments(spec: DeploySpec) -> list[RunnerDeployment]:
     """The three deployments as `RunnerDeployment`s (not yet registered)."""
-    from faceid_jobs.flows.index import rebuild_index
-    from faceid_jobs.flows.relabel import relabel
-    from faceid_jobs.flows.reprocess import reprocess_archive
     from prefect.events import DeploymentEventTrigger
     from prefect.schedules import Cron
     from prefect.types.entrypoint import EntrypointType
+
+    from faceid_jobs.flows.index import rebuild_index
+    from faceid_jobs.flows.relabel import relabel
+    from faceid_jobs.flows.reprocess import reprocess_archive
 
     sources = [s for s in spec.sources if s]
     if not sources:

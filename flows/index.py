@@ -12,6 +12,11 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from faceid_jobs.config import Settings
 from faceid_jobs.flows.artifacts import publish_index
 from faceid_jobs.flows.common import (
     backoff_delays,
@@ -21,11 +26,6 @@ from faceid_jobs.flows.common import (
     retry_if_transient,
     workspace_for,
 )
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
-from prefect.runtime import flow_run
-
-from faceid_jobs.config import Settings
 
 if TYPE_CHECKING:
     from faceid_jobs.index import MergeResult

@@ -11,6 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from faceid_jobs.config import Settings
 from faceid_jobs.flows.common import (
     backoff_delays,
     default_task_runner,
@@ -19,14 +24,9 @@ from faceid_jobs.flows.common import (
     retry_if_transient,
     workspace_for,
 )
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
-from prefect.runtime import flow_run
-
-from faceid_jobs.config import Settings
 
 if TYPE_CHECKING:
-    from faceid_jobs.labels import RelabelResult
+    from faceid_jobs.identity.labels import RelabelResult
 
 __all__ = ["label_faces_task", "relabel"]
 
@@ -34,7 +34,7 @@ __all__ = ["label_faces_task", "relabel"]
 @task(name="label-faces", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=backoff_delays(5, 2),
       retry_condition_fn=retry_if_transient)
 def label_faces_task(settings: Settings, embedder: str, only_missing: bool = True) -> RelabelResult:
-    from faceid_jobs.labels import relabel as relabel_store
+    from faceid_jobs.identity.labels import relabel as relabel_store
 
     return relabel_store(workspace_for(settings), embedder, settings.identity_threshold, only_missing=only_missing)
 

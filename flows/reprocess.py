@@ -24,6 +24,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from prefect.states import Failed
+
+from faceid_jobs.config import Settings
+from faceid_jobs.errors import ConfigError
 from faceid_jobs.flows.artifacts import publish_reprocess
 from faceid_jobs.flows.common import (
     backoff_delays,
@@ -38,13 +45,6 @@ from faceid_jobs.flows.common import (
 )
 from faceid_jobs.flows.index import merge_index_task
 from faceid_jobs.flows.relabel import label_faces_task
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
-from prefect.runtime import flow_run
-from prefect.states import Failed
-
-from faceid_jobs.config import Settings
-from faceid_jobs.errors import ConfigError
 
 if TYPE_CHECKING:
     from faceid_jobs.pipeline.chunk import ChunkJob, ChunkResult
@@ -298,7 +298,7 @@ def reprocess_archive(
 
 
 def _has_gallery(settings: Settings) -> bool:
-    from faceid_jobs.gallery import list_gallery_versions
+    from faceid_jobs.identity.gallery import list_gallery_versions
     from faceid_jobs.storage import open_store
 
     return bool(list_gallery_versions(open_store(settings.store)))

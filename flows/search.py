@@ -14,6 +14,12 @@ import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from prefect.states import Failed
+
+from faceid_jobs.config import Settings
 from faceid_jobs.flows.artifacts import publish_search
 from faceid_jobs.flows.common import (
     backoff_delays,
@@ -24,15 +30,9 @@ from faceid_jobs.flows.common import (
     retry_if_transient,
     workspace_for,
 )
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
-from prefect.runtime import flow_run
-from prefect.states import Failed
-
-from faceid_jobs.config import Settings
 
 if TYPE_CHECKING:
-    from faceid_jobs.search import Query
+    from faceid_jobs.search.query import Query
 
 __all__ = ["QUERIES_PREFIX", "embed_photo_task", "search_index_task", "search_photos", "write_results_task"]
 
@@ -61,7 +61,7 @@ def _photo_run_name() -> str:
       retry_delay_seconds=backoff_delays(2, 2), retry_condition_fn=retry_if_transient)
 def embed_photo_task(photo: str, settings: Settings, face_index: int | None = None) -> Query:
     from faceid_jobs.images import read_photo
-    from faceid_jobs.search import make_query
+    from faceid_jobs.search.query import make_query
 
     # Search needs no liveness models: a set without them loads faster.
     with models_for(dataclasses.replace(settings, liveness=())) as models:
@@ -75,7 +75,7 @@ def search_index_task(queries: list[Query], settings: Settings,
     """Open the index version once (shards fetched and decrypted in memory), match every query."""
     from faceid_jobs.errors import IndexMissingError
     from faceid_jobs.index import list_versions, open_index
-    from faceid_jobs.search import search_index
+    from faceid_jobs.search.query import search_index
 
     ws = workspace_for(settings)
     if index_version is None and not list_versions(ws.store):

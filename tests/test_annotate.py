@@ -11,7 +11,7 @@ import pytest
 
 from faceid_jobs.annotate import FaceLabel, annotate_video, draw_faces, open_source
 from faceid_jobs.errors import ConfigError
-from faceid_jobs.identify import GalleryMatrix
+from faceid_jobs.identity.matching import GalleryMatrix
 from faceid_jobs.types import Faces
 
 

@@ -19,8 +19,8 @@ from faceid_jobs.models.align import align_faces, similarity_transform
 from faceid_jobs.models.arcface import ArcFace
 from faceid_jobs.models.minifasnet import LivenessFusion, MiniFASNet, liveness_crop_box
 from faceid_jobs.models.router import load_model
+from faceid_jobs.models.runtime import ModelFile
 from faceid_jobs.models.scrfd import SCRFD
-from faceid_jobs.runtime import ModelFile
 
 __all__ = [
     "SCRFD",

@@ -17,8 +17,8 @@ from typing import Any
 from faceid_jobs.errors import ModelError
 from faceid_jobs.models.arcface import ArcFace
 from faceid_jobs.models.minifasnet import MiniFASNet
+from faceid_jobs.models.runtime import create_session
 from faceid_jobs.models.scrfd import SCRFD
-from faceid_jobs.runtime import create_session
 
 __all__ = ["KINDS", "classify", "describe", "load_model"]
 

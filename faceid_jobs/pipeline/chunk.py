@@ -20,11 +20,11 @@ from faceid_jobs.config import Settings
 from faceid_jobs.models import ModelSet
 from faceid_jobs.models.align import align_faces
 from faceid_jobs.pipeline.prefetch import prefetch
+from faceid_jobs.pipeline.quality import face_quality
 from faceid_jobs.pipeline.reuse import FrameFaces, ReusePlanner, ReuseRules, fresh_rows, thumbnails
-from faceid_jobs.quality import face_quality
+from faceid_jobs.pipeline.tracking import track_faces
 from faceid_jobs.records import ChunkContext, faces_to_table, table_to_parquet
 from faceid_jobs.storage.layout import record_key
-from faceid_jobs.tracking import track_faces
 from faceid_jobs.types import Faces
 from faceid_jobs.video import Chunk, iter_chunk_frames
 from faceid_jobs.workspace import Workspace
@@ -74,7 +74,7 @@ def analyse_chunk(job: ChunkJob, models: ModelSet, settings: Settings) -> ChunkA
     """Find, score, embed and track every face in the sampled frames of a chunk.
 
     Decoding runs one step ahead in a thread; every face is aligned and its
-    quality (`faceid_jobs.quality`) computed from the aligned crop at once.
+    quality (`faceid_jobs.pipeline.quality`) computed from the aligned crop at once.
     A face that continues a nearly unchanged face of the previous sampled
     frame takes the embedding and liveness of that run's anchor face
     (`faceid_jobs.pipeline.reuse`, up to `reuse_embedding_s` old); the
@@ -82,7 +82,7 @@ def analyse_chunk(job: ChunkJob, models: ModelSet, settings: Settings) -> ChunkA
     to the embedder and the liveness models in batches of `embed_batch` /
     `liveness_batch`, so each model call sees many faces, and each frame is
     dropped once its faces are cropped. Once every face has its embedding
-    the chunk's faces are linked into tracks (`faceid_jobs.tracking`).
+    the chunk's faces are linked into tracks (`faceid_jobs.pipeline.tracking`).
     """
     started = time.perf_counter()
     frames = iter_chunk_frames(

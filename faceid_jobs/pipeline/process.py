@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from faceid_jobs.appearances import settings_selector
 from faceid_jobs.config import Settings
 from faceid_jobs.errors import FaceIdError
 from faceid_jobs.index import MergeResult, index_params, merge_index
@@ -23,6 +22,7 @@ from faceid_jobs.pipeline.chunk import ChunkResult, run_chunk
 from faceid_jobs.pipeline.plan import VideoPlan, plan_video
 from faceid_jobs.pipeline.sources import discover_videos
 from faceid_jobs.records.parquet import open_parquet
+from faceid_jobs.search.appearances import settings_selector
 from faceid_jobs.storage.base import Store
 from faceid_jobs.storage.catalog import VideoEntry, load_entry, save_entry
 from faceid_jobs.storage.layout import record_key
@@ -133,7 +133,7 @@ def merge_for(ws: Workspace, settings: Settings, embedder_id: str) -> MergeResul
 
 def label_new_records(ws: Workspace, settings: Settings, embedder_id: str) -> None:
     """Label the record files not yet labelled for the current gallery version (none without a gallery)."""
-    from faceid_jobs.labels import relabel
+    from faceid_jobs.identity.labels import relabel
 
     result = relabel(ws, embedder_id, settings.identity_threshold)
     if result.files:

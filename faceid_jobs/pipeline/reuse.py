@@ -19,7 +19,7 @@ embedded fresh, if every gate passes:
   frames scores 0.97 (median), a cut that puts another person in the same
   place 0.05–0.15; talking, turning and blinking drop it too, which is what
   moves the embedding, so they force a fresh one;
-- **quality** (`faceid_jobs.quality`): not better than the anchor's by more
+- **quality** (`faceid_jobs.pipeline.quality`): not better than the anchor's by more
   than `quality_margin`. The index keeps the best-quality faces of a track
   and must store their own vectors, so a sharper or more frontal view is
   embedded itself.
@@ -49,7 +49,7 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from faceid_jobs.tracking import box_iou
+from faceid_jobs.pipeline.tracking import box_iou
 
 __all__ = [
     "THUMB_MARGIN", "THUMB_SIDE", "THUMB_SIGMA", "Anchor", "FrameFaces", "ReusePlan", "ReusePlanner", "ReuseRules",

@@ -84,7 +84,7 @@ def test_find_ross_gives_shots_3_and_5_only(env):
 
 def test_labelled_faces_agree_with_the_portraits(env):
     from faceid_jobs.config import Settings
-    from faceid_jobs.labels import LABELS_PREFIX, read_labels
+    from faceid_jobs.identity.labels import LABELS_PREFIX, read_labels
     from faceid_jobs.workspace import open_workspace
 
     ws = open_workspace(Settings(store=env["env"]["FACEID_JOBS_STORE"], key_file=env["env"]["FACEID_JOBS_KEY_FILE"]))

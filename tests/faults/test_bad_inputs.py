@@ -12,7 +12,7 @@ import pytest
 from faceid_jobs.errors import FaceIdError, NoFaceError, PhotoError
 from faceid_jobs.images import decode_photo, read_photo
 from faceid_jobs.pipeline.process import process_sources
-from faceid_jobs.search import make_query
+from faceid_jobs.search.query import make_query
 from tests.cli.runner import cut_clip
 
 pytestmark = [pytest.mark.faults, pytest.mark.models]

@@ -90,7 +90,6 @@ def first_run(prefect_server, clips, flow_settings, tmp_path_factory):
     """The two clips processed once into a fresh store: state, summary, store, its file digests
     right after, and how many model sets this process loaded for it."""
     from faceid_jobs.flows.common import _POOL
-
     from tests.flows.util import run_reprocess_flow, snapshot
 
     _POOL.clear()

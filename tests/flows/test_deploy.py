@@ -33,8 +33,9 @@ def _deployments():
 
 
 def test_deploy_registers_both_deployments_and_prefect_lists_them(prefect_server, tmp_path):
-    from faceid_jobs.flows.deploy import DeploySpec, deploy_all
     from prefect.client.orchestration import get_client
+
+    from faceid_jobs.flows.deploy import DeploySpec, deploy_all
 
     spec = DeploySpec(sources=(str(tmp_path / "footage"),), store=str(tmp_path / "store"))
     names = deploy_all(spec, "faceid-test", gpu_limit=3)
@@ -61,10 +62,11 @@ def test_deploy_registers_both_deployments_and_prefect_lists_them(prefect_server
 
 
 def test_enrollment_event_schedules_an_index_rebuild(prefect_server, tmp_path):
-    from faceid_jobs.flows.deploy import DeploySpec, deploy_all
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
     from prefect.events import emit_event
+
+    from faceid_jobs.flows.deploy import DeploySpec, deploy_all
 
     deploy_all(DeploySpec(sources=(str(tmp_path),), store=str(tmp_path / "store")), "faceid-test")
     index = _deployments()["rebuild-index/on-enrollment"]
@@ -108,8 +110,9 @@ def test_prefect_yaml_deploys_the_same_deployments(prefect_server, tmp_path):
 
 def test_deploy_command_line(prefect_server, tmp_path):
     import typer
-    from faceid_jobs.cli import flows_cmd
     from typer.testing import CliRunner
+
+    from faceid_jobs.cli import flows_cmd
 
     app = typer.Typer()
     app.command("deploy")(flows_cmd.deploy)

@@ -44,6 +44,7 @@ def test_rebuild_index_publishes_only_what_changed(first_run, store_copy, flow_s
 
 def test_search_photos_stores_and_returns_the_hits(first_run, store_copy, flow_settings, portraits, tmp_path):
     import pyarrow.parquet as pq
+
     from faceid_jobs.flows.search import search_photos
 
     blank = tmp_path / "wall.png"

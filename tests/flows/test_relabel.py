@@ -43,9 +43,8 @@ def test_an_unreachable_server_is_a_warning_not_a_delay(monkeypatch, caplog):
 def test_relabel_flow_labels_the_store(prefect_server, cpu_settings, tmp_path):
     from faceid_jobs.flows.common import embedder_id, settings_overrides
     from faceid_jobs.flows.relabel import relabel
-
-    from faceid_jobs.gallery import enroll
-    from faceid_jobs.labels import find_identity
+    from faceid_jobs.identity.gallery import enroll
+    from faceid_jobs.identity.labels import find_identity
     from faceid_jobs.workspace import open_workspace
     from tests.synthetic_store import add_video, faces_of, people, photo
 
@@ -65,10 +64,11 @@ def test_relabel_flow_labels_the_store(prefect_server, cpu_settings, tmp_path):
 
 
 def test_enrollment_event_schedules_relabel_and_index_rebuild(prefect_server, tmp_path, monkeypatch):
-    from faceid_jobs.flows.deploy import DeploySpec, deploy_all
-    from faceid_jobs.flows.events import emit_enrollment_changed
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    from faceid_jobs.flows.deploy import DeploySpec, deploy_all
+    from faceid_jobs.flows.events import emit_enrollment_changed
 
     names = deploy_all(DeploySpec(sources=(str(tmp_path),), store=str(tmp_path / "store")), "faceid-test")
     assert "relabel/on-enrollment" in names

@@ -16,8 +16,9 @@ pytestmark = pytest.mark.models
 
 
 def test_runs_on_the_configured_server_and_returns_the_run_id(prefect_server, clips, flow_settings, tmp_path):
-    from faceid_jobs.flows.runner import run_reprocess
     from prefect.client.orchestration import get_client
+
+    from faceid_jobs.flows.runner import run_reprocess
 
     events = []
 
@@ -39,9 +40,8 @@ def test_runs_on_the_configured_server_and_returns_the_run_id(prefect_server, cl
 
 
 def test_a_run_that_cannot_start_raises_the_library_error(prefect_server, clips, flow_settings, tmp_path):
-    from faceid_jobs.flows.runner import run_reprocess
-
     from faceid_jobs.errors import ModelError
+    from faceid_jobs.flows.runner import run_reprocess
 
     settings = flow_settings.replace(store=str(tmp_path / "store"), weights_dir=str(tmp_path / "none"))
     with pytest.raises(ModelError) as exc:

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from faceid_jobs.flows import artifacts, common
 
 from faceid_jobs.config import Settings
 from faceid_jobs.errors import ConfigError, IntegrityError, StoreError, VideoError
+from faceid_jobs.flows import artifacts, common
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -112,6 +112,7 @@ def test_search_hits_become_parquet_rows():
     import io
 
     import pyarrow.parquet as pq
+
     from faceid_jobs.flows.search import hits_parquet
 
     hit = {"video": "a.mp4", "timestamp_s": 1.5, "frame": 36, "bbox": [1, 2, 3, 4], "similarity": 0.7,
@@ -127,6 +128,7 @@ def test_search_hits_become_parquet_rows():
 
 def test_prefect_yaml_mirrors_the_python_deployments():
     import yaml
+
     from faceid_jobs.flows.deploy import DeploySpec, build_deployments
 
     config = yaml.safe_load((REPO / "prefect.yaml").read_text())

@@ -12,8 +12,8 @@ import pytest
 from faceid_jobs.errors import ModelError
 from faceid_jobs.models.align import align_faces
 from faceid_jobs.models.arcface import ArcFace, infer_style, preprocess
+from faceid_jobs.models.runtime import create_session
 from faceid_jobs.models.scrfd import SCRFD
-from faceid_jobs.runtime import create_session
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,8 @@ from faceid_jobs.models.minifasnet import (
     scale_from_name,
     softmax,
 )
+from faceid_jobs.models.runtime import create_session
 from faceid_jobs.models.scrfd import SCRFD
-from faceid_jobs.runtime import create_session
 
 # image 640 wide × 480 high unless stated; boxes are (x1, y1, x2, y2)
 CROP_CASES = [

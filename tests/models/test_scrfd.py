@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from faceid_jobs.errors import ModelError
+from faceid_jobs.models.runtime import create_session
 from faceid_jobs.models.scrfd import (
     SCRFD,
     anchor_centers,
@@ -19,7 +20,6 @@ from faceid_jobs.models.scrfd import (
     letterbox,
     nms,
 )
-from faceid_jobs.runtime import create_session
 
 # ---------------------------------------------------------------------------
 # Pure helpers

@@ -7,7 +7,7 @@ import pytest
 from faceid_jobs.images import read_photo
 from faceid_jobs.index import open_index
 from faceid_jobs.pipeline.process import process_sources
-from faceid_jobs.search import search_image
+from faceid_jobs.search.query import search_image
 from tests.friends import EDGE, PEOPLE, absent_shots, expected_shots, shot_of
 
 pytestmark = [pytest.mark.models, pytest.mark.slow]

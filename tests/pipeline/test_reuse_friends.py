@@ -15,11 +15,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from faceid_jobs.appearances import index_rows
 from faceid_jobs.images import read_photo
 from faceid_jobs.pipeline.chunk import ChunkJob, analyse_chunk
 from faceid_jobs.records import ChunkContext, faces_to_table
-from faceid_jobs.search import make_query, search_index
+from faceid_jobs.search.appearances import index_rows
+from faceid_jobs.search.query import make_query, search_index
 from faceid_jobs.video import Chunk
 from tests.friends import shot_of
 from tests.memory_index import MemoryIndex

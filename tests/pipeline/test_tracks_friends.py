@@ -14,13 +14,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from faceid_jobs.appearances import index_rows
 from faceid_jobs.images import read_photo
 from faceid_jobs.pipeline.chunk import analyse_chunk
 from faceid_jobs.pipeline.plan import plan_video
+from faceid_jobs.pipeline.tracking import TRACK_BITS
 from faceid_jobs.records import ChunkContext, faces_to_table
-from faceid_jobs.search import make_query, search_index
-from faceid_jobs.tracking import TRACK_BITS
+from faceid_jobs.search.appearances import index_rows
+from faceid_jobs.search.query import make_query, search_index
 from tests.friends import EDGE, PEOPLE, SHOTS, absent_shots, expected_shots, shot_of
 from tests.memory_index import MemoryIndex
 

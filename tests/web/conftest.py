@@ -49,7 +49,7 @@ def search_for(indexed_cut, models):
     """photo path -> (BGR image, SearchResult) against the indexed cut, in-process."""
     from faceid_jobs.images import read_photo
     from faceid_jobs.index import open_index
-    from faceid_jobs.search import search_image
+    from faceid_jobs.search.query import search_image
     from faceid_jobs.workspace import open_workspace
 
     s = indexed_cut.settings

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from faceid_jobs.api import image_pixels
+from faceid_jobs.web.api import image_pixels
 from tests.cli.runner import cut_clip, run
 from tests.friends import SHOTS
 
@@ -251,9 +251,8 @@ def _plain(data):
 
 
 def test_the_token_setting_is_kept_out_of_repr_and_flow_parameters():
-    from faceid_jobs.flows.common import settings_overrides
-
     from faceid_jobs.config import Settings
+    from faceid_jobs.flows.common import settings_overrides
 
     settings = Settings(api_token="hush-hush-token")
     assert "hush-hush-token" not in repr(settings)

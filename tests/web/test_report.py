@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from faceid_jobs.errors import StoreError, VideoError
-from faceid_jobs.report import read_frames, render_report, search_report, write_report
+from faceid_jobs.web.report import read_frames, render_report, search_report, write_report
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -14,7 +14,7 @@ too. Faces without a track id are tracks of their own.
 
 **Enrollment photos.** `photo_face` finds the photo's face (the largest when
 there are several, with a warning; `strict` refuses), aligns and embeds it,
-and measures its quality (`faceid_jobs.quality`) and, when liveness models
+and measures its quality (`faceid_jobs.pipeline.quality`) and, when liveness models
 are loaded, its P(live). `check_enrollable` applies the quality and liveness
 gates.
 
@@ -180,7 +180,7 @@ def photo_face(image: np.ndarray, photo: str, models: Any, *, strict: bool = Fal
         EnrollmentError: several faces and `strict`.
     """
     from faceid_jobs.models.align import align_faces
-    from faceid_jobs.quality import face_quality
+    from faceid_jobs.pipeline.quality import face_quality
 
     faces = models.detector.detect(image)
     if len(faces) == 0:

@@ -7,7 +7,7 @@ import pytest
 
 from faceid_jobs.errors import ConfigError, NoFaceError
 from faceid_jobs.images import read_photo
-from faceid_jobs.search import make_query
+from faceid_jobs.search.query import make_query
 
 pytestmark = pytest.mark.models
 

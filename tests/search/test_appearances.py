@@ -6,16 +6,16 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from faceid_jobs.appearances import (
+from faceid_jobs.errors import ConfigError, SpoofError
+from faceid_jobs.records import ChunkContext, faces_to_table
+from faceid_jobs.search.appearances import (
     INDEX_META_COLUMNS,
     empty_meta,
     index_rows,
     merge_appearances,
     row_selector,
 )
-from faceid_jobs.errors import ConfigError, SpoofError
-from faceid_jobs.records import ChunkContext, faces_to_table
-from faceid_jobs.search import Query, QueryFace, check_live, search_index
+from faceid_jobs.search.query import Query, QueryFace, check_live, search_index
 from faceid_jobs.types import Faces
 from tests.memory_index import MemoryIndex
 

@@ -223,7 +223,7 @@ def render_report(
 
     Args:
         title: page heading, e.g. ``"search: ross.jpg"`` or ``"find: Ross"``.
-        hits: `faceid_jobs.search.Hit` objects (or their ``to_json()`` dicts,
+        hits: `faceid_jobs.search.query.Hit` objects (or their ``to_json()`` dicts,
             or any object with the attributes ``video, frame, timestamp_s,
             bbox, similarity`` and optionally ``liveness, quality, identity,
             start_s, end_s, track_id``), in any order: the page sorts them by
@@ -375,7 +375,7 @@ def _e(text: Any) -> str:
 
 def search_report(result: Any, query_image: np.ndarray | None, *, threshold: float | None = None,
                   title: str | None = None, read_videos: bool = True) -> str:
-    """`render_report` for a `faceid_jobs.search.SearchResult` and its query photo."""
+    """`render_report` for a `faceid_jobs.search.query.SearchResult` and its query photo."""
     q = result.query
     photo = PurePosixPath(str(q.photo)).name or str(q.photo)
     details: dict[str, Any] = {

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from faceid_jobs.models.align import ARCFACE_TEMPLATE
-from faceid_jobs.quality import face_quality, frontalness, sharpness, size_score
+from faceid_jobs.pipeline.quality import face_quality, frontalness, sharpness, size_score
 
 T = ARCFACE_TEMPLATE.astype(np.float64)
 EYE_HALF = (T[1, 0] - T[0, 0]) / 2

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceid_jobs.gallery import UnknownIdentityError, enroll, remove
-from faceid_jobs.identify import GalleryMatrix
-from faceid_jobs.labels import (
+from faceid_jobs.identity.gallery import UnknownIdentityError, enroll, remove
+from faceid_jobs.identity.labels import (
     LABELS_PREFIX,
     find_identity,
     label_key,
@@ -16,6 +15,7 @@ from faceid_jobs.labels import (
     read_labels,
     relabel,
 )
+from faceid_jobs.identity.matching import GalleryMatrix
 from faceid_jobs.records import parquet_to_table
 from tests.synthetic_store import EMBEDDER, add_video, faces_of, people, photo
 

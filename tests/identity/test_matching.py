@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from faceid_jobs.errors import ConfigError, NoFaceError, SpoofError
-from faceid_jobs.identify import (
+from faceid_jobs.identity.matching import (
     EnrollmentError,
     GalleryMatrix,
     PhotoFace,

@@ -1,7 +1,7 @@
 """Forget an identity or a video: gallery, records, labels, index, with an audit record (I/O via a Store).
 
 - `forget_identity(name)`: the identity leaves the gallery (its embeddings'
-  entry and data key are deleted, `faceid_jobs.gallery.remove`).
+  entry and data key are deleted, `faceid_jobs.identity.gallery.remove`).
 - with ``purge_appearances``: every stored record file (every analysis, not
   only the current one) is read, its faces labelled with the current
   gallery exactly as `relabel` does, and the faces whose face or track
@@ -17,7 +17,7 @@
   (all analyses) with their data keys, and their label files are deleted;
   the merge then drops its shards.
 
-Each writes an audit record (`faceid_jobs.audit`): who, when, what was done
+Each writes an audit record (`faceid_jobs.identity.audit`): who, when, what was done
 and how much, never embeddings or images.
 """
 
@@ -34,11 +34,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from faceid_jobs.audit import write_audit
 from faceid_jobs.errors import ConfigError, FaceIdError
-from faceid_jobs.gallery import load_gallery, remove
+from faceid_jobs.identity.audit import write_audit
+from faceid_jobs.identity.gallery import load_gallery, remove
+from faceid_jobs.identity.labels import delete_labels, label_table
 from faceid_jobs.index.merge import mark_stale
-from faceid_jobs.labels import delete_labels, label_table
 from faceid_jobs.records.parquet import parquet_to_table, table_to_parquet
 from faceid_jobs.storage.catalog import VideoEntry, list_entries
 from faceid_jobs.storage.layout import video_key
@@ -180,7 +180,7 @@ def forget_identity(
     if purge_appearances:
         _finish_index(ws, result, merge, gc_keep)
     if relabel_after:
-        from faceid_jobs.labels import relabel
+        from faceid_jobs.identity.labels import relabel
 
         result.labels = relabel(ws, embedder_id, threshold).to_json()
     result.audit_key = write_audit(ws.store, "forget", {

@@ -28,7 +28,7 @@ their records must depend only on the chunk itself. Carrying a track in
 would make a chunk's rows depend on the previous chunk's result. The price
 is at most one split per person per `chunk_seconds` (30 s by default); search
 joins the two halves again when it merges hits into appearances
-(`faceid_jobs.appearances.merge_appearances`).
+(`faceid_jobs.search.appearances.merge_appearances`).
 
 Example:
     >>> import numpy as np

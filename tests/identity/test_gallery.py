@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from faceid_jobs.errors import ConfigError, IntegrityError
-from faceid_jobs.gallery import (
+from faceid_jobs.identity.gallery import (
     ENTRIES_PREFIX,
     VERSIONS_PREFIX,
     UnknownIdentityError,

@@ -391,7 +391,7 @@ def create_app(
         min_liveness: Annotated[float | None, Query(ge=0.0, le=1.0, description="Leave out hits with a "
                                                     "lower P(live)")] = None,
     ) -> dict[str, Any]:
-        from faceid_jobs.search import check_live, make_query, search_index
+        from faceid_jobs.search.query import check_live, make_query, search_index
 
         image, name = _read_photo(photo, limit)
         with pool.use() as models:
@@ -498,10 +498,11 @@ MAX_ENROLL_PHOTOS = 32
 def _enrollment() -> tuple[Any, Any]:
     """The enrollment modules (`identify`, `gallery`), or 501 when this installation lacks them."""
     try:
-        from faceid_jobs import gallery, identify
+        from faceid_jobs.identity import gallery
+        from faceid_jobs.identity import matching as identify
     except ImportError as exc:
         raise ApiError(501, "not_implemented", "enrollment is not available in this installation "
-                       f"({exc.name or 'faceid_jobs.gallery'} missing)") from None
+                       f"({exc.name or 'faceid_jobs.identity.gallery'} missing)") from None
     return identify, gallery
 
 

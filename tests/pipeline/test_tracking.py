@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceid_jobs.tracking import TRACK_BITS, box_iou, link_tracks, track_faces, track_id_base
+from faceid_jobs.pipeline.tracking import TRACK_BITS, box_iou, link_tracks, track_faces, track_id_base
 from faceid_jobs.types import Faces
 
 DIM = 8

@@ -10,7 +10,7 @@ An index built with ``index_by = "track"`` (rows carry ``start_s``/``end_s``)
 answers with appearances: hits of one track, and tracks of one video at
 most `appearance_gap_s` apart, become one hit spanning ``start_s``–``end_s``
 whose frame, time and box are those of its most similar face
-(`faceid_jobs.appearances.merge_appearances`). A face index answers with
+(`faceid_jobs.search.appearances.merge_appearances`). A face index answers with
 one hit per stored face.
 """
 
@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from faceid_jobs.appearances import merge_appearances
 from faceid_jobs.errors import ConfigError, IndexMissingError, NoFaceError, SpoofError
 from faceid_jobs.index import IndexInfo, ShardedIndex
 from faceid_jobs.models import ModelSet
 from faceid_jobs.models.align import align_faces
+from faceid_jobs.search.appearances import merge_appearances
 from faceid_jobs.types import Faces
 
 __all__ = [

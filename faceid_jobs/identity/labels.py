@@ -7,7 +7,7 @@ file per record file and gallery version::
 
 holding the rows of the record file that carry a label (`LABEL_COLUMNS`):
 ``identity`` and ``identity_similarity`` (the best gallery identity at or
-above `identity_threshold`, `faceid_jobs.identify`), ``track_identity``
+above `identity_threshold`, `faceid_jobs.identity.matching`), ``track_identity``
 (the identity of the face's track) and what `find` needs to place a face
 (frame, time, box, track). A record file with no labelled face gets an empty
 label file, so "labelled" and "nothing matched" are told apart. The schema
@@ -23,7 +23,7 @@ deleted. `process` labels its new record files the same way.
 `find_identity` reads, for each current record file, its labels of the
 current gallery version, or else of the newest older version (reported as
 `stale_files`), and merges the faces labelled with the name (face or track)
-into appearances (`faceid_jobs.appearances.merge_appearances`).
+into appearances (`faceid_jobs.search.appearances.merge_appearances`).
 """
 
 from __future__ import annotations
@@ -39,12 +39,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from faceid_jobs.appearances import merge_appearances
 from faceid_jobs.errors import IntegrityError
-from faceid_jobs.gallery import Gallery, UnknownIdentityError, load_gallery, load_gallery_version
-from faceid_jobs.identify import GalleryMatrix, track_identities
+from faceid_jobs.identity.gallery import Gallery, UnknownIdentityError, load_gallery, load_gallery_version
+from faceid_jobs.identity.matching import GalleryMatrix, track_identities
 from faceid_jobs.index.merge import current_sources
 from faceid_jobs.records.parquet import ENCRYPTED_MAGIC, parquet_to_table
+from faceid_jobs.search.appearances import merge_appearances
 from faceid_jobs.workspace import Workspace
 
 __all__ = [

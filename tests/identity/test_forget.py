@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from faceid_jobs.audit import AUDIT_PREFIX, list_audit
-from faceid_jobs.forget import UnknownVideoError, forget_identity, forget_video, record_key_refs
-from faceid_jobs.gallery import UnknownIdentityError, enroll, load_gallery
+from faceid_jobs.identity.audit import AUDIT_PREFIX, list_audit
+from faceid_jobs.identity.forget import UnknownVideoError, forget_identity, forget_video, record_key_refs
+from faceid_jobs.identity.gallery import UnknownIdentityError, enroll, load_gallery
+from faceid_jobs.identity.labels import find_identity, label_versions, relabel
 from faceid_jobs.index import list_versions, merge_index, open_index
 from faceid_jobs.index.merge import STALE_PREFIX
-from faceid_jobs.labels import find_identity, label_versions, relabel
 from faceid_jobs.records import parquet_to_table
 from faceid_jobs.storage import load_entry
 from tests.synthetic_store import EMBEDDER, add_video, faces_of, people, photo

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from faceid_jobs import runtime
 from faceid_jobs.errors import ModelError
-from faceid_jobs.runtime import (
+from faceid_jobs.models import runtime
+from faceid_jobs.models.runtime import (
     CPU,
     ModelFile,
     choose_providers,

@@ -38,7 +38,7 @@ import numpy as np
 
 from faceid_jobs.crypto.stream import ContainerHeader, open_sealed, seal
 from faceid_jobs.errors import ConfigError, FaceIdError, IntegrityError, StoreError
-from faceid_jobs.identify import GalleryMatrix, PhotoFace
+from faceid_jobs.identity.matching import GalleryMatrix, PhotoFace
 from faceid_jobs.workspace import Workspace
 
 __all__ = [
