@@ -51,7 +51,7 @@ def forget(
     from faceid_jobs.identity.forget import forget_identity, forget_video
     from faceid_jobs.models import resolve_model_path
     from faceid_jobs.models.runtime import ModelFile
-    from faceid_jobs.pipeline.process import merge_for
+    from faceid_jobs.pipeline import steps
     from faceid_jobs.workspace import open_workspace
 
     if (name is None) == (video is None):
@@ -64,7 +64,7 @@ def forget(
     embedder = ModelFile.from_path(resolve_model_path(settings, "embedder")).id if needs_embedder else ""
 
     def merge():
-        return merge_for(ws, settings, embedder)
+        return steps.merge(settings, embedder, ws=ws)
 
     keep = 1 if gc else None
     if video is not None:

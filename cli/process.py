@@ -31,6 +31,7 @@ from faceid_jobs.cli.common import (
     setup_logging,
 )
 from faceid_jobs.errors import ExitCode
+from faceid_jobs.pipeline.process import ProcessObserver
 
 
 @exits_on_user_error
@@ -56,18 +57,21 @@ def process(
     dask_local: Annotated[int, typer.Option(
         "--dask-local", min=0, help="Start a local Dask cluster of N worker processes for this run.",
         rich_help_panel="Scale-out", show_default=False)] = 0,
+    prefect: Annotated[bool, typer.Option(
+        "--prefect", help="Run as the Prefect flow reprocess-archive even when no Prefect API is configured "
+        "(Prefect then starts a temporary server, ~8 s).", rich_help_panel="Scale-out")] = False,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output.")] = 0,
 ) -> None:
     """Detect, score and embed every face in the given videos, store them, and rebuild the index.
 
-    Re-running skips chunks already stored with the same models and settings. Runs as the
-    Prefect flow [bold]reprocess-archive[/bold]: on your Prefect server when PREFECT_API_URL is
-    set, else on Prefect's embedded server.
+    Re-running skips chunks already stored with the same models and settings. Runs in this
+    process; as the Prefect flow [bold]reprocess-archive[/bold] (shown in its UI) when
+    PREFECT_API_URL is set (environment or Prefect profile) or with --prefect.
 
     Example: [bold]faceid-jobs process ~/footage --sample-fps 4[/bold]
     """
     setup_logging(verbose)
-    from faceid_jobs.flows.runner import run_reprocess
+    from faceid_jobs.flows.runner import prefect_configured
     from faceid_jobs.workspace import open_workspace
 
     settings = settings_from(config, store=store, weights_dir=weights_dir, device=device,
@@ -78,9 +82,17 @@ def process(
                   "without it the index cannot be read", highlight=False)
     show_progress = not json_out and err.is_terminal
     with _RichObserver(enabled=show_progress) as observer:
-        summary = run_reprocess(list(sources), settings, build=not no_index, dask_address=dask_address,
-                                dask_local=dask_local, console_level="WARNING" if verbose == 0 else "INFO",
-                                observer=observer)
+        if prefect or prefect_configured():
+            from faceid_jobs.flows.runner import run_reprocess
+
+            summary = run_reprocess(list(sources), settings, build=not no_index, dask_address=dask_address,
+                                    dask_local=dask_local, console_level="WARNING" if verbose == 0 else "INFO",
+                                    observer=observer)
+        else:
+            from faceid_jobs.pipeline.process import run_local
+
+            summary = run_local(list(sources), settings, build=not no_index, dask_address=dask_address,
+                                dask_local=dask_local, observer=observer).to_json()
     if json_out:
         print_json(summary)
     else:
@@ -107,11 +119,12 @@ def _print_summary(summary: dict, store_uri: str) -> None:
     table.add_row("video seconds / wall second", f"{summary['video_seconds_per_second']:.2f}")
     table.add_row("wall time", f"{summary['wall_seconds']:.1f} s")
     table.add_row("store", store_uri)
-    table.add_row("Prefect flow run", summary["flow_run_id"])
+    if summary.get("flow_run_id"):
+        table.add_row("Prefect flow run", summary["flow_run_id"])
     out.print(table)
 
 
-class _RichObserver:
+class _RichObserver(ProcessObserver):
     """Progress bars on stderr: overall frames and the current video."""
 
     def __init__(self, enabled: bool) -> None:

@@ -38,9 +38,9 @@ __all__ = ["merge_index_task", "rebuild_index"]
 @task(name="merge-index", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=backoff_delays(5, 2),
       retry_condition_fn=retry_if_transient)
 def merge_index_task(settings: Settings, embedder: str) -> MergeResult:
-    from faceid_jobs.pipeline.process import merge_for
+    from faceid_jobs.pipeline.steps import merge
 
-    return merge_for(workspace_for(settings), settings, embedder)
+    return merge(settings, embedder, ws=workspace_for(settings))
 
 
 @flow(name="rebuild-index", task_runner=default_task_runner())

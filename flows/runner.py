@@ -1,8 +1,11 @@
-"""Run `reprocess-archive` from Python (what `faceid-jobs process` calls).
+"""Run `reprocess-archive` from Python (what `faceid-jobs process --prefect` calls, and
+`process` whenever a Prefect API is configured).
 
-Without `PREFECT_API_URL` (environment or Prefect profile) Prefect 3 starts
-its embedded server (SQLite under `PREFECT_HOME`) for the run and stops it at
-exit; with one, the run is recorded on that server and shows in its UI.
+With `PREFECT_API_URL` (environment or Prefect profile) the run is recorded on
+that server and shows in its UI; with `--prefect` and none configured, Prefect
+3 starts its embedded server (SQLite under `PREFECT_HOME`) for the run and
+stops it at exit (~8 s), which is why a plain `process` runs the same loop in
+process instead (`faceid_jobs.pipeline.process.run_local`).
 """
 
 from __future__ import annotations
@@ -11,13 +14,15 @@ import atexit
 import contextlib
 import logging
 import os
+import tomllib
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from faceid_jobs.config import Settings
 from faceid_jobs.errors import ConfigError, StoreError
 
-__all__ = ["prefect_api_url", "quiet_prefect", "run_reprocess"]
+__all__ = ["prefect_api_url", "prefect_configured", "quiet_prefect", "run_reprocess"]
 
 
 def run_reprocess(
@@ -52,8 +57,8 @@ def run_reprocess(
             called from this process as chunks finish, video by video.
 
     Returns:
-        `ProcessSummary.to_json()` plus ``flow_run_id``. The run's failures
-        are in ``failures`` (the flow run itself is then Failed).
+        `ProcessSummary.to_json()` (``orchestrator`` "prefect", ``flow_run_id``).
+        The run's failures are in ``failures`` (the flow run itself is then Failed).
 
     Raises:
         FaceIdError: the run could not start or stopped early (bad settings,
@@ -63,51 +68,61 @@ def run_reprocess(
     # Prefect's embedded server gets 20 s to start by default; on a loaded
     # two-core machine (or beside another run) that is not always enough.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    from faceid_jobs.flows.common import cores, make_task_runner, models_for, settings_overrides
+    from faceid_jobs.flows.common import make_task_runner, settings_overrides
+    from faceid_jobs.models import resolve_model_path
 
     runner = make_task_runner(dask_address, dask_local, settings.workers)
-    if settings.threads == 0 and not dask_address:
-        # What the flow's `fit_threads` would choose, fixed here so the model
-        # set loaded below is the one its tasks reuse.
-        settings = settings.replace(threads=max(1, cores() // (dask_local or settings.workers or cores())))
-    if not dask_address and not dask_local:
-        # Missing or broken models fail here, in one line, before any server
-        # starts; the thread-pool tasks of the run reuse this set.
-        with models_for(settings):
-            pass
-    elif dask_local:
-        from faceid_jobs.models import resolve_model_path
-
-        for role in ("detector", "embedder"):
-            resolve_model_path(settings, role)
+    # Missing models fail here, in one line, before any server starts.
+    for role in ("detector", "embedder"):
+        resolve_model_path(settings, role)
     with quiet_prefect(console_level):
-        from faceid_jobs.flows.reprocess import observing, reprocess_archive
+        from faceid_jobs.flows.reprocess import reprocess_archive
 
         _check_api()
         flow = reprocess_archive.with_options(task_runner=runner)
-        with observing(observer):
-            try:
-                state = flow(
-                    sources=list(sources),
-                    settings=settings_overrides(settings),
-                    build_index=build,
-                    retries=retries,
-                    retry_delay_seconds=retry_delay_seconds,
-                    return_state=True,
-                )
-            except RuntimeError as exc:
-                if "ephemeral Prefect API server" not in str(exc):
-                    raise
-                raise StoreError(
-                    "Prefect's embedded server did not start in time: raise "
-                    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS or set PREFECT_API_URL to a "
-                    "running server (`prefect server start`)") from None
+        try:
+            state = flow(
+                sources=list(sources),
+                settings=settings_overrides(settings),
+                build_index=build,
+                retries=retries,
+                retry_delay_seconds=retry_delay_seconds,
+                observer=observer,
+                return_state=True,
+            )
+        except RuntimeError as exc:
+            if "ephemeral Prefect API server" not in str(exc):
+                raise
+            raise StoreError(
+                "Prefect's embedded server did not start in time: raise "
+                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS or set PREFECT_API_URL to a "
+                "running server (`prefect server start`)") from None
         result = state.result(raise_on_failure=False)
     if isinstance(result, BaseException):
         raise result
     if not isinstance(result, dict):  # pragma: no cover - a crashed or cancelled run
         raise RuntimeError(f"reprocess-archive ended {state.type.value}: {state.message}")
     return result
+
+
+def prefect_configured() -> bool:
+    """Whether a Prefect API is configured, without importing Prefect (which costs seconds).
+
+    Looks where Prefect does for `PREFECT_API_URL`: the environment, then the
+    active profile of the profiles file (`PREFECT_PROFILES_PATH`, else
+    `PREFECT_HOME/profiles.toml`, else ``~/.prefect/profiles.toml``).
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        return True
+    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    path = Path(os.environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser()
+    try:
+        profiles = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active") or "ephemeral"
+    profile = (profiles.get("profiles") or {}).get(active) or {}
+    return bool(profile.get("PREFECT_API_URL"))
 
 
 def prefect_api_url() -> str | None:

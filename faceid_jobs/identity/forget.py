@@ -130,7 +130,7 @@ def forget_identity(
             compared with the gallery and are left, listed in `skipped_files`).
         threshold: `identity_threshold` (the labels `find` shows use it too).
         purge_appearances: delete the faces labelled with the name.
-        merge: publishes a new index version (e.g. ``lambda: merge_for(ws, settings, embedder_id)``);
+        merge: publishes a new index version (e.g. ``lambda: merge(settings, embedder_id, ws=ws)``);
             called after a purge.
         gc_keep: then delete all but this many newest index versions.
         relabel_after: then label the stored faces with the new gallery

@@ -89,7 +89,7 @@ def flow_settings(cpu_settings, tmp_path_factory):
 def first_run(prefect_server, clips, flow_settings, tmp_path_factory):
     """The two clips processed once into a fresh store: state, summary, store, its file digests
     right after, and how many model sets this process loaded for it."""
-    from faceid_jobs.flows.common import _POOL
+    from faceid_jobs.pipeline.steps import MODEL_POOL as _POOL
     from tests.flows.util import run_reprocess_flow, snapshot
 
     _POOL.clear()
@@ -101,7 +101,7 @@ def first_run(prefect_server, clips, flow_settings, tmp_path_factory):
 
 def model_loads() -> int:
     """Model sets loaded so far by this process's pool."""
-    from faceid_jobs.flows.common import _POOL
+    from faceid_jobs.pipeline.steps import MODEL_POOL as _POOL
 
     return sum(_POOL.loaded().values())
 

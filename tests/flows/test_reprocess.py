@@ -23,13 +23,13 @@ pytestmark = [pytest.mark.models, pytest.mark.usefixtures("prefect_server")]
 
 SUMMARY_KEYS = {"videos", "chunks", "frames_sampled", "faces", "faces_in_store", "indexed_vectors",
                 "video_seconds", "wall_seconds", "video_seconds_per_second", "failures", "index",
-                "flow_run_id"}
+                "orchestrator", "flow_run_id"}
 
 
 def test_two_clips_complete_with_one_task_per_chunk(first_run):
     state, summary = first_run["state"], first_run["summary"]
     assert state.is_completed(), state.message
-    assert set(summary) == SUMMARY_KEYS
+    assert set(summary) == SUMMARY_KEYS and summary["orchestrator"] == "prefect"
     # 4 s at 23.976 fps = 96 frames per clip; 2-second chunks of 48 frames: 2 chunks per clip.
     assert summary["videos"] == 2
     assert summary["chunks"] == {"done": 4, "skipped": 0, "failed": 0}

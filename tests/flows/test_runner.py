@@ -19,12 +19,25 @@ def test_runs_on_the_configured_server_and_returns_the_run_id(prefect_server, cl
     from prefect.client.orchestration import get_client
 
     from faceid_jobs.flows.runner import run_reprocess
+    from faceid_jobs.pipeline.process import ProcessObserver
 
     events = []
 
-    class Recorder:
-        def __getattr__(self, name):
-            return lambda *args: events.append((name, *[getattr(a, "uri", a) for a in args[:1]]))
+    class Recorder(ProcessObserver):
+        def videos_found(self, count):
+            events.append(("videos_found", count))
+
+        def video_started(self, plan):
+            events.append(("video_started", plan.uri))
+
+        def chunk_finished(self, plan, frames, result):
+            events.append(("chunk_finished", plan.uri))
+
+        def video_finished(self, uri):
+            events.append(("video_finished", uri))
+
+        def indexing(self):
+            events.append(("indexing",))
 
     settings = flow_settings.replace(store=str(tmp_path / "store"))
     summary = run_reprocess([str(clips / "b.mp4")], settings, retry_delay_seconds=0, observer=Recorder())

@@ -159,7 +159,9 @@ def test_remote_videos_are_fetched_once_per_process_and_removed_when_evicted(tmp
             path.unlink()
 
     monkeypatch.setitem(probe._OPENERS, "fake", fake_download)
-    cache = common._VideoCache(keep=1)
+    from faceid_jobs.pipeline import steps
+
+    cache = steps._VideoCache(keep=1)
     # The planning copy's path is never trusted for a remote video (the temp file is gone).
     with cache.path("fake://b/one.mp4", "/tmp/gone.mp4") as first:
         assert first.read_bytes() == b"fake://b/one.mp4"

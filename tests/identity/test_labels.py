@@ -127,11 +127,11 @@ def test_relabel_reads_only_records(store):
 
 def test_processing_labels_its_new_records(store):
     from faceid_jobs.config import Settings
-    from faceid_jobs.pipeline.process import label_new_records
+    from faceid_jobs.pipeline.steps import label
 
     ws, p, keys = store
-    label_new_records(ws, Settings(identity_threshold=0.5), EMBEDDER)  # no gallery: nothing to do
+    label(Settings(identity_threshold=0.5), EMBEDDER, ws=ws)  # no gallery: nothing to do
     assert label_versions(ws) == []
     _enroll(ws, p, *NAMES)
-    label_new_records(ws, Settings(identity_threshold=0.5), EMBEDDER)
+    label(Settings(identity_threshold=0.5), EMBEDDER, ws=ws)
     assert label_versions(ws) == [1] and len(list(ws.store.list(LABELS_PREFIX))) == len(keys)

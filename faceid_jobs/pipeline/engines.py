@@ -1,0 +1,175 @@
+"""Where the steps of a run execute: threads in this process, or a Dask cluster (I/O).
+
+The orchestration loop (`faceid_jobs.pipeline.process.run_archive`) only
+submits step functions (`faceid_jobs.pipeline.steps`) and settles futures;
+an `Engine` decides where they run. The Prefect flow supplies its own engine
+(`faceid_jobs.flows.engine`), so the loop is the same in every mode.
+
+Transient errors (I/O, memory; `TRANSIENT_ERRORS`) are retried inside the
+step with exponential backoff and jitter; anything else fails the step at
+once. A Dask worker that dies mid-chunk has its chunks re-run elsewhere by
+the scheduler; steps are idempotent, so a re-run chunk writes the same rows.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from faceid_jobs.errors import ConfigError
+from faceid_jobs.pipeline.summary import TRANSIENT_ERRORS
+
+if TYPE_CHECKING:
+    from faceid_jobs.models import ModelSet
+    from faceid_jobs.workspace import Workspace
+
+__all__ = ["DEFAULT_RETRY", "DaskEngine", "Engine", "Future", "RetryPolicy", "ThreadEngine", "make_engine", "settle"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Future(Protocol[T]):
+    """What every engine's submit returns (concurrent, Dask and Prefect futures all fit)."""
+
+    def result(self) -> T: ...
+
+
+class Engine(Protocol):
+    """Runs step functions somewhere; see the module docstring."""
+
+    name: str
+    concurrency: int  # chunks running at once on this machine's cores; 0 = unknown (remote)
+
+    def submit(self, step: Callable[..., T], *args: Any) -> Future[T]: ...
+
+    def close(self) -> None: ...
+
+
+def settle(future: Future[T]) -> tuple[T | None, BaseException | None]:
+    """Wait for `future`; (its value, None) or (None, the exception it failed with)."""
+    try:
+        return future.result(), None
+    except Exception as exc:
+        return None, exc
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries of a step after a transient error: delay, 2·delay, 4·delay, … with ±20 % jitter."""
+
+    retries: int = 3
+    delay_seconds: float = 10.0
+
+    def delays(self) -> list[float]:
+        return [self.delay_seconds * 2**i for i in range(max(self.retries, 0))]
+
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+def run_with_retries(step: Callable[..., T], policy: RetryPolicy, *args: Any, **kwargs: Any) -> T:
+    """Call `step`, retrying transient errors per `policy` (module-level: Dask pickles it by name)."""
+    delays = policy.delays()
+    for attempt in range(len(delays) + 1):
+        try:
+            return step(*args, **kwargs)
+        except TRANSIENT_ERRORS as exc:
+            if attempt == len(delays):
+                raise
+            delay = delays[attempt] * random.uniform(0.8, 1.2)
+            log.warning("%s: %s: %s; retry %d of %d in %.1f s", step.__name__, type(exc).__name__, exc,
+                        attempt + 1, len(delays), delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class ThreadEngine:
+    """Steps on a thread pool in this process (onnxruntime and OpenCV release the GIL).
+
+    `ws` and `models`, when given, are passed to the steps that take them, so a
+    caller holding a workspace and a loaded model set (tests, the bench, the
+    API) runs on exactly those.
+    """
+
+    name = "local"
+
+    def __init__(self, workers: int, retry: RetryPolicy = DEFAULT_RETRY, *, ws: Workspace | None = None,
+                 models: ModelSet | None = None) -> None:
+        if workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {workers}")
+        self.concurrency = workers
+        self._retry = retry
+        self._given = {k: v for k, v in {"ws": ws, "models": models}.items() if v is not None}
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="faceid-step")
+
+    def submit(self, step: Callable[..., T], *args: Any) -> Future[T]:
+        kwargs = {k: v for k, v in self._given.items() if k in _keywords(step)}
+        return self._pool.submit(run_with_retries, step, self._retry, *args, **kwargs)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+@functools.cache
+def _keywords(step: Callable[..., Any]) -> frozenset[str]:
+    return frozenset(inspect.signature(step).parameters)
+
+
+class DaskEngine:
+    """Steps on a Dask cluster: an existing scheduler (`address`) or a local cluster of
+    `local_workers` processes with one thread each, started for the run."""
+
+    name = "dask"
+
+    def __init__(self, *, address: str | None = None, local_workers: int = 0,
+                 retry: RetryPolicy = DEFAULT_RETRY) -> None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:  # pragma: no cover - declared dependency
+            raise ConfigError("Dask runs need dask[distributed] (pip install 'dask[distributed]')") from None
+        self._retry = retry
+        self._cluster = None
+        where = address or f"a local cluster of {local_workers} workers"
+        try:
+            if address:
+                self.client = Client(address, timeout="10s")
+                self.concurrency = 0
+            else:
+                self._cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=True,
+                                             dashboard_address=None)
+                self.client = Client(self._cluster)
+                self.concurrency = local_workers
+        except (OSError, TimeoutError) as exc:
+            self.close()
+            raise ConfigError(f"Dask scheduler at {where} does not answer: {exc}") from None
+
+    def submit(self, step: Callable[..., T], *args: Any) -> Future[T]:
+        return self.client.submit(run_with_retries, step, self._retry, *args, pure=False)
+
+    def close(self) -> None:
+        client = getattr(self, "client", None)
+        if client is not None:
+            client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def make_engine(*, workers: int, dask_address: str | None = None, dask_local: int = 0,
+                retry: RetryPolicy = DEFAULT_RETRY) -> Engine:
+    """The engine for a run in this process: Dask when asked, else a thread pool of `workers`."""
+    if dask_address and dask_local:
+        raise ConfigError("give either a Dask address or a local Dask cluster size, not both")
+    if dask_local < 0:
+        raise ConfigError(f"dask_local must be >= 0, got {dask_local}")
+    if dask_address or dask_local:
+        return DaskEngine(address=dask_address, local_workers=dask_local, retry=retry)
+    return ThreadEngine(workers, retry)

@@ -1,0 +1,202 @@
+"""What a `process` run did: failures, the run summary and the collector that builds it (pure).
+
+The orchestration loop (`faceid_jobs.pipeline.process.run_archive`) feeds a
+`SummaryCollector` as chunks settle, in the spirit of Iceberg's
+`SnapshotSummaryCollector`: callers add facts, `build()` returns the summary.
+The same collector serves the in-process run and the Prefect flow, so both
+report the same numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from faceid_jobs.errors import FaceIdError, StoreError
+
+if TYPE_CHECKING:
+    from faceid_jobs.index import MergeResult
+    from faceid_jobs.pipeline.chunk import ChunkJob, ChunkResult
+    from faceid_jobs.pipeline.plan import VideoPlan
+
+__all__ = [
+    "TRANSIENT_ERRORS",
+    "Failure",
+    "ProcessSummary",
+    "SummaryCollector",
+    "VideoRow",
+    "describe_failure",
+]
+
+# Errors a retry can cure: I/O hiccups (network filesystems, S3, a full queue)
+# and memory pressure. Corrupt input (VideoError), bad settings, missing or
+# wrong models and integrity failures are never retried.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OSError, StoreError, MemoryError, TimeoutError)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A video (chunk None) or chunk that could not be processed."""
+
+    video: str
+    chunk: int | None
+    error: str
+
+
+@dataclass
+class VideoRow:
+    """One video's line of the run report."""
+
+    video: str
+    chunks: int = 0
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    faces: int = 0
+    faces_in_store: int = 0
+    video_seconds: float = 0.0
+    catalog: str = "-"
+    status: str = "ok"
+    error: str = ""
+
+
+@dataclass
+class ProcessSummary:
+    """What a `process` run did; `to_json()` is the CLI's `--json` output."""
+
+    videos: int = 0
+    chunks_done: int = 0
+    chunks_skipped: int = 0
+    chunks_failed: int = 0
+    frames_sampled: int = 0
+    faces: int = 0
+    faces_in_store: int = 0
+    indexed_vectors: int | None = None
+    video_seconds: float = 0.0
+    processed_video_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    failures: list[Failure] = field(default_factory=list)
+    index: MergeResult | None = None
+    rows: list[VideoRow] = field(default_factory=list)
+    orchestrator: str = "local"
+    flow_run_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def speed(self) -> float:
+        """Video seconds analysed (not skipped) per wall-clock second."""
+        return self.processed_video_seconds / self.wall_seconds if self.wall_seconds else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "videos": self.videos,
+            "chunks": {
+                "done": self.chunks_done,
+                "skipped": self.chunks_skipped,
+                "failed": self.chunks_failed,
+            },
+            "frames_sampled": self.frames_sampled,
+            "faces": self.faces,
+            "faces_in_store": self.faces_in_store,
+            "indexed_vectors": self.indexed_vectors,
+            "video_seconds": round(self.video_seconds, 3),
+            "wall_seconds": round(self.wall_seconds, 3),
+            "video_seconds_per_second": round(self.speed, 3),
+            "failures": [asdict(f) for f in self.failures],
+            "index": asdict(self.index) if self.index else None,
+            "orchestrator": self.orchestrator,
+            "flow_run_id": self.flow_run_id,
+        }
+
+    def failure_message(self) -> str:
+        """One line naming what failed, for a failed run's state message."""
+        videos = sorted({f.video for f in self.failures if f.chunk is None})
+        chunks = [f"{Path(f.video).name}#{f.chunk}" for f in self.failures if f.chunk is not None]
+        parts = []
+        if chunks:
+            parts.append(f"{len(chunks)} chunk(s) failed ({_first(chunks)})")
+        if videos:
+            parts.append(f"{len(videos)} video(s)/source(s) failed ({_first([Path(v).name for v in videos])})")
+        return "; ".join(parts) + f"; first: {self.failures[0].error}"
+
+
+def _first(names: list[str], most: int = 10) -> str:
+    return ", ".join(names[:most]) + (", …" if len(names) > most else "")
+
+
+class SummaryCollector:
+    """Adds up a run as its steps settle; `build()` gives the `ProcessSummary`."""
+
+    def __init__(self, orchestrator: str = "local") -> None:
+        self._summary = ProcessSummary(orchestrator=orchestrator)
+        self._rows: dict[str, VideoRow] = {}
+
+    def row(self, uri: str) -> VideoRow:
+        if uri not in self._rows:
+            self._rows[uri] = VideoRow(uri)
+            self._summary.videos += 1
+        return self._rows[uri]
+
+    def add_video(self, plan: VideoPlan) -> None:
+        row = self.row(plan.uri)
+        row.chunks = len(plan.jobs)
+        row.video_seconds = round(plan.info.duration_s, 3)
+        self._summary.video_seconds += plan.info.duration_s
+
+    def add_chunk(self, job: ChunkJob, result: ChunkResult) -> None:
+        row = self.row(job.video_uri)
+        if result.status == "skipped":
+            self._summary.chunks_skipped += 1
+            row.skipped += 1
+            return
+        self._summary.chunks_done += 1
+        self._summary.frames_sampled += result.frames_sampled
+        self._summary.faces += result.faces
+        self._summary.processed_video_seconds += job.chunk.frames / job.fps
+        row.done += 1
+        row.faces += result.faces
+
+    def add_failure(self, failure: Failure, *, video: str | None = None) -> None:
+        """A failed source, video or chunk; `video` names the report row it belongs to."""
+        self._summary.failures.append(failure)
+        if failure.chunk is not None:
+            self._summary.chunks_failed += 1
+        if video is not None:
+            row = self.row(video)
+            row.status = "failed"
+            row.error = row.error or failure.error
+            if failure.chunk is not None:
+                row.failed += 1
+
+    def add_catalogued(self, uri: str, changed: bool, faces_in_store: int) -> None:
+        row = self.row(uri)
+        row.faces_in_store = faces_in_store
+        row.catalog = "updated" if changed else "unchanged"
+        self._summary.faces_in_store += faces_in_store
+
+    def set_index(self, result: MergeResult) -> None:
+        self._summary.index = result
+        self._summary.indexed_vectors = result.vectors
+
+    def build(self, wall_seconds: float, flow_run_id: str | None = None) -> ProcessSummary:
+        self._summary.wall_seconds = wall_seconds
+        self._summary.flow_run_id = flow_run_id
+        self._summary.rows = list(self._rows.values())
+        return self._summary
+
+
+def describe_failure(exc: BaseException | None, video: str, chunk: int | None = None) -> str:
+    """One line naming the video (and chunk) and the problem."""
+    where = video if chunk is None else f"{video}: chunk {chunk}"
+    if isinstance(exc, FaceIdError):
+        text = str(exc)
+        return text if video in text else f"{where}: {text}"
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return f"{where}: {type(exc).__name__}: {exc} (retries exhausted)"
+    if exc is None:
+        return f"{where}: failed (no exception recorded)"
+    return f"{where}: internal error ({type(exc).__name__}: {exc})"
