@@ -13,7 +13,14 @@ Every endpoint but ``GET /health`` (and the docs at ``/docs``) needs
 body is read, compared in constant time and never logged. Request bodies
 above `api_max_upload_mb` are refused while they stream in. Errors are JSON
 ``{"error": "<one line>", "code": "<kind>"}`` with a 4xx status for a
-client's mistake.
+client's mistake: a library error answers its class's ``http_status`` and
+``api_code`` (`faceid_jobs.errors`).
+
+Photos go through the same photo path as the CLI (`faceid_jobs.photo`), and
+an enrollment through `faceid_jobs.identity.gallery.enroll`, which writes the
+audit record; the Prefect event is the caller's ``on_change`` callback
+(`faceid-jobs api` passes one when a Prefect server is configured), so this
+module imports no flow code.
 
 Example:
     >>> app = create_app(load_settings(), token="s3cret")  # doctest: +SKIP
@@ -23,7 +30,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hmac
 import logging
 import queue
@@ -42,19 +48,14 @@ from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from faceid_jobs.config import Settings
-from faceid_jobs.errors import (
-    ConfigError,
-    FaceIdError,
-    IndexMissingError,
-    IntegrityError,
-    ModelError,
-    NoFaceError,
-    PhotoError,
-    SpoofError,
-    StoreError,
-)
+from faceid_jobs.errors import ConfigError, FaceIdError, IndexMissingError, NoFaceError
+from faceid_jobs.identity import gallery
+from faceid_jobs.identity.enrollment import enrollable_face
+from faceid_jobs.identity.matching import verify_face
 from faceid_jobs.images import decode_photo
 from faceid_jobs.models import ModelSet, load_models
+from faceid_jobs.photo import analyse, check_live, face_of
+from faceid_jobs.search.query import make_query, search_index
 
 __all__ = ["MAX_IMAGE_PIXELS", "OPEN_PATHS", "create_app"]
 
@@ -77,32 +78,6 @@ class ApiError(Exception):
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": " ".join(str(message).split()), "code": code}, status_code=status,
                         headers=headers)
-
-
-# FaceIdError subclass → (status, code); the first match wins.
-_STATUS: list[tuple[type[FaceIdError], int, str]] = [
-    (SpoofError, 422, "spoof"),
-    (NoFaceError, 422, "no_face"),
-    (PhotoError, 400, "bad_photo"),
-    (ConfigError, 400, "bad_request"),
-    (IndexMissingError, 503, "no_index"),
-    (IntegrityError, 500, "integrity"),
-    (ModelError, 500, "model"),
-    (StoreError, 503, "store"),
-]
-
-
-# Errors of the enrollment modules, matched by name so that this module imports them only when used.
-_STATUS_BY_NAME = {"UnknownIdentityError": (404, "unknown_identity"), "EnrollmentError": (422, "not_enrollable")}
-
-
-def _status_of(exc: FaceIdError) -> tuple[int, str]:
-    if type(exc).__name__ in _STATUS_BY_NAME:
-        return _STATUS_BY_NAME[type(exc).__name__]
-    for cls, status, code in _STATUS:
-        if isinstance(exc, cls):
-            return status, code
-    return 400, "bad_request"
 
 
 # ---------------------------------------------------------------- shared state
@@ -305,6 +280,7 @@ def create_app(
     token: str | None = None,
     auth: bool = True,
     model_sets: list[ModelSet] | None = None,
+    on_change: gallery.OnChange | None = None,
 ) -> FastAPI:
     """The API app, with models loaded and the store opened.
 
@@ -317,6 +293,8 @@ def create_app(
             only with ``--no-auth`` on a loopback address).
         model_sets: already loaded model sets (tests); default: load
             ``api_model_sets`` of them, liveness included.
+        on_change: called with each committed gallery change (``/enroll``),
+            e.g. to emit the Prefect event; see `faceid_jobs.identity.gallery.notify`.
 
     Raises:
         ConfigError: auth is on but there is no token.
@@ -352,10 +330,9 @@ def create_app(
 
     @app.exception_handler(FaceIdError)
     async def _faceid_error(_: Request, exc: FaceIdError) -> JSONResponse:
-        status, code = _status_of(exc)
-        if status >= 500:
+        if exc.http_status >= 500:
             log.error("%s", exc)
-        return _error(status, code, str(exc))
+        return _error(exc.http_status, exc.api_code, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -391,15 +368,12 @@ def create_app(
         min_liveness: Annotated[float | None, Query(ge=0.0, le=1.0, description="Leave out hits with a "
                                                     "lower P(live)")] = None,
     ) -> dict[str, Any]:
-        from faceid_jobs.search.query import check_live, make_query, search_index
-
         image, name = _read_photo(photo, limit)
         with pool.use() as models:
             # Like the CLI: the query's liveness is measured only when it must be checked.
-            used = models if require_live else dataclasses.replace(models, liveness=None)
-            query = make_query(image, name, used, face_index)
+            query = make_query(image, name, models, face_index, liveness=require_live)
         if require_live:
-            check_live(query, settings.live_threshold)
+            check_live(query.face, settings.live_threshold)
         result = search_index(
             query, holder.get(),
             top_k=top_k or settings.top_k,
@@ -415,12 +389,10 @@ def create_app(
         if pool.first.liveness is None:
             raise ApiError(501, "not_implemented", "no liveness models are configured (the liveness setting)")
         with pool.use() as models:
-            faces = models.detector.detect(image)
-            if len(faces) == 0:
-                raise NoFaceError(f"{name}: no face found in the photo")
-            order = np.argsort(-faces.area, kind="stable")
-            faces = faces[order]
-            scores = models.liveness.score(image, faces.xyxy)
+            faces = analyse(image, models, embed=False, quality=False)
+        if len(faces) == 0:
+            raise NoFaceError(f"{name}: no face found in the photo")
+        scores = faces.liveness
         return {
             "photo": name,
             "live_threshold": settings.live_threshold,
@@ -442,20 +414,18 @@ def create_app(
         threshold: Annotated[float | None, Query(ge=0.0, le=1.0, description="Lowest cosine similarity for a "
                                                  "match [default: identity_threshold]")] = None,
     ) -> dict[str, Any]:
-        ident_mod, gallery_mod = _enrollment()
         image, name = _read_photo(photo, limit)
         with pool.use() as models:
-            used = models if require_live else dataclasses.replace(models, liveness=None)
-            face, embedding = ident_mod.photo_face(image, name, used)
+            face, embedding = face_of(image, name, models, liveness=require_live)
             embedder_id = models.ids["embedder"]
         if require_live:
-            ident_mod.check_enrollable(face, min_quality=0.0, live_threshold=settings.live_threshold)
-        enrolled = gallery_mod.load_gallery(holder.ws, names=[identity]).get(identity)
+            check_live(face, settings.live_threshold)
+        enrolled = gallery.load_gallery(holder.ws, names=[identity]).get(identity)
         if enrolled.ref.embedder_id != embedder_id:
             raise ConfigError(f"{identity}: enrolled with embedder {enrolled.ref.embedder_id}, the server runs "
                               f"{embedder_id}; enrol again")
-        result = ident_mod.verify_face(face, embedding, identity, enrolled.embeddings,
-                                       settings.identity_threshold if threshold is None else threshold)
+        result = verify_face(face, embedding, identity, enrolled.embeddings,
+                             settings.identity_threshold if threshold is None else threshold)
         return result.to_json()
 
     @app.post("/enroll", dependencies=secured, summary="Enroll an identity from photos",
@@ -468,22 +438,20 @@ def create_app(
         replace: Annotated[bool, Query(description="Replace the identity's photos instead of adding")] = False,
         require_live: Annotated[bool, Query(description="Refuse photos that do not look live")] = True,
     ) -> dict[str, Any]:
-        ident_mod, gallery_mod = _enrollment()
-        name = gallery_mod.check_name(name)
+        name = gallery.check_name(name)
         if len(photos) > MAX_ENROLL_PHOTOS:
             raise ApiError(400, "bad_request", f"at most {MAX_ENROLL_PHOTOS} photos per request")
         items = []
         for upload in photos:
             image, photo_name = _read_photo(upload, limit)
             with pool.use() as models:
-                used = models if require_live else dataclasses.replace(models, liveness=None)
-                face, embedding = ident_mod.photo_face(image, photo_name, used)
+                face, embedding = enrollable_face(
+                    image, photo_name, models, min_quality=settings.enroll_min_quality,
+                    live_threshold=settings.live_threshold if require_live else None)
                 embedder_id = models.ids["embedder"]
-            ident_mod.check_enrollable(face, min_quality=settings.enroll_min_quality,
-                                       live_threshold=settings.live_threshold if require_live else None)
             items.append((face, embedding))
-        change = gallery_mod.enroll(holder.ws, {name: items}, embedder_id, replace_existing=replace)
-        _announce(settings, change)
+        change = gallery.enroll(holder.ws, {name: items}, embedder_id, replace_existing=replace,
+                                details={"liveness_checked": require_live, "via": "api"}, on_change=on_change)
         return change.to_json() | {"photos": [f.to_json() for f, _ in items]}
 
     log.info("API ready: %d model set(s), index version %s, auth %s", len(sets), holder.version,
@@ -493,24 +461,3 @@ def create_app(
 
 
 MAX_ENROLL_PHOTOS = 32
-
-
-def _enrollment() -> tuple[Any, Any]:
-    """The enrollment modules (`identify`, `gallery`), or 501 when this installation lacks them."""
-    try:
-        from faceid_jobs.identity import gallery
-        from faceid_jobs.identity import matching as identify
-    except ImportError as exc:
-        raise ApiError(501, "not_implemented", "enrollment is not available in this installation "
-                       f"({exc.name or 'faceid_jobs.identity.gallery'} missing)") from None
-    return identify, gallery
-
-
-def _announce(settings: Settings, change: Any) -> None:
-    """Emit `faceid.enrollment.changed` (Prefect, when configured) as `faceid-jobs enroll` does; never fails."""
-    try:
-        from faceid_jobs.flows.events import emit_enrollment_changed
-
-        emit_enrollment_changed(settings.store, change.version, change.action, len(change.names))
-    except Exception:  # the enrollment is committed: an event problem must not turn it into an error
-        log.warning("could not announce the gallery change", exc_info=True)

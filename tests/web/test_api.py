@@ -190,6 +190,22 @@ def test_enroll_then_verify(client, portraits, media_dir):
     assert client.post("/verify", data={"identity": "Printed"}, files=_photo(portraits["Ross"])).status_code == 404
 
 
+def test_an_api_enrollment_writes_the_audit_record_a_cli_one_would(client, portraits, indexed_cut):
+    import json
+
+    audit = indexed_cut.root / "store" / "audit"
+    before = set(audit.glob("*.json")) if audit.exists() else set()
+    r = client.post("/enroll", data={"name": "Chandler"}, files=[("photos", ("Chandler.png",
+                                                                             portraits["Chandler"].read_bytes(),
+                                                                             "image/png"))])
+    assert r.status_code == 200, r.text
+    [new] = set(audit.glob("*.json")) - before
+    record = json.loads(new.read_text())
+    assert record["action"] == "enroll" and r.json()["audit_key"] == f"audit/{new.name}"
+    assert record["what"]["gallery_version"] == r.json()["version"] and record["what"]["via"] == "api"
+    assert record["what"]["liveness_checked"] is True and record["what"]["photos"] == 1
+
+
 # ---------------------------------------------------------------- liveness
 
 
