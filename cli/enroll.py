@@ -95,7 +95,7 @@ def enroll(
     accepted, failures = prepare_enrollment(
         wanted, models, min_quality=settings.enroll_min_quality,
         live_threshold=None if no_liveness_check else settings.live_threshold, strict=strict,
-        all_or_nothing=from_dir is None, on_photo=on_photo)
+        all_or_nothing=from_dir is None, max_pixels=settings.max_image_pixels, on_photo=on_photo)
     for failure in failures:
         err.print(f"[red]not enrolled:[/red] {failure.name}: {failure.error}", highlight=False, soft_wrap=True)
     result: dict[str, Any] = {"gallery_version": None, "enrolled": [], "failures": [asdict(f) for f in failures],

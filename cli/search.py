@@ -73,7 +73,7 @@ def search(
 
     settings = settings_from(config, store=store, weights_dir=weights_dir, device=device,
                              top_k=top_k, threshold=threshold, min_liveness=min_liveness)
-    image = read_photo(photo)
+    image = read_photo(photo, settings.max_image_pixels)
     # Liveness models only when the query face itself must be checked; hits carry stored scores.
     models = load_models(settings, liveness=require_live)
     query = make_query(image, str(photo), models, face_index)

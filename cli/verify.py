@@ -54,7 +54,7 @@ def verify(
 
     settings = settings_from(config, store=store, weights_dir=weights_dir, device=device,
                              identity_threshold=threshold)
-    image = read_photo(photo)
+    image = read_photo(photo, settings.max_image_pixels)
     enrolled = load_gallery(open_workspace(settings), names=[identity]).get(identity)
     models = load_models(settings, liveness=not no_liveness_check)
     if enrolled.ref.embedder_id != models.ids["embedder"]:

@@ -16,11 +16,13 @@ __all__ = [
     "EnrollmentError",
     "ExitCode",
     "FaceIdError",
+    "ImageTooLargeError",
     "IndexMissingError",
     "IntegrityError",
     "ModelError",
     "NoFaceError",
     "PhotoError",
+    "PolicyError",
     "SpoofError",
     "StoreError",
     "UnknownIdentityError",
@@ -63,6 +65,13 @@ class PhotoError(FaceIdError):
     api_code = "bad_photo"
 
 
+class ImageTooLargeError(PhotoError):
+    """An image whose header declares more pixels than `max_image_pixels` (refused before decoding)."""
+
+    http_status = 413
+    api_code = "too_large"
+
+
 class NoFaceError(FaceIdError):
     """A photo holds no detectable face."""
 
@@ -83,6 +92,13 @@ class EnrollmentError(FaceIdError):
 
     http_status = 422
     api_code = "not_enrollable"
+
+
+class PolicyError(FaceIdError):
+    """A request the server's policy does not allow (API: 403), e.g. skipping liveness."""
+
+    http_status = 403
+    api_code = "forbidden"
 
 
 class UnknownIdentityError(FaceIdError):

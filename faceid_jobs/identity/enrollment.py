@@ -103,6 +103,7 @@ def prepare_enrollment(
     strict: bool = False,
     all_or_nothing: bool = True,
     read: Callable[[Path], np.ndarray] | None = None,
+    max_pixels: int | None = None,
     on_photo: Callable[[str, PhotoFace], None] | None = None,
 ) -> tuple[dict[str, list[tuple[PhotoFace, np.ndarray]]], list[PhotoFailure]]:
     """Read, embed and check every photo.
@@ -115,15 +116,17 @@ def prepare_enrollment(
         strict: refuse photos with several faces.
         all_or_nothing: raise the first failure; otherwise an identity with
             a failing photo is left out (all its photos) and the failure listed.
-        read: photo reader (default `faceid_jobs.images.read_photo`).
+        read: photo reader (default `faceid_jobs.images.read_photo`, refusing images above `max_pixels`).
+        max_pixels: `max_image_pixels` (default: its default, 50 MP).
         on_photo: called with (name, face) for each accepted photo.
 
     Returns:
         (name → [(face, embedding)] of the identities whose photos all passed, failures).
     """
-    from faceid_jobs.images import read_photo
+    from faceid_jobs.images import MAX_IMAGE_PIXELS, read_photo
 
-    read = read or read_photo
+    limit = max_pixels or MAX_IMAGE_PIXELS
+    read = read or (lambda path: read_photo(path, limit))
     accepted: dict[str, list[tuple[PhotoFace, np.ndarray]]] = {}
     failures: list[PhotoFailure] = []
     for name, files in photos.items():

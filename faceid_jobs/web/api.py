@@ -33,7 +33,6 @@ import contextlib
 import hmac
 import logging
 import queue
-import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -46,6 +45,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartParser
 
 from faceid_jobs.config import Settings
 from faceid_jobs.errors import ConfigError, FaceIdError, IndexMissingError, NoFaceError
@@ -57,12 +57,10 @@ from faceid_jobs.models import ModelSet, load_models
 from faceid_jobs.photo import analyse, check_live, face_of
 from faceid_jobs.search.query import make_query, search_index
 
-__all__ = ["MAX_IMAGE_PIXELS", "OPEN_PATHS", "create_app"]
+__all__ = ["OPEN_PATHS", "create_app"]
 
 log = logging.getLogger(__name__)
 
-# Decoding is refused above this (a 50-megapixel photo is 150 MB as BGR).
-MAX_IMAGE_PIXELS = 50_000_000
 # Served without a token: liveness probe and the API's own documentation.
 OPEN_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
 
@@ -229,39 +227,20 @@ class _TooLarge(Exception):
 # ---------------------------------------------------------------- photos
 
 
-def image_pixels(data: bytes) -> int | None:
-    """Width × height from a PNG or JPEG header, without decoding; None for other formats."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        w, h = struct.unpack(">II", data[16:24])
-        return w * h
-    if data[:2] == b"\xff\xd8":
-        i = 2
-        while i + 9 < len(data):
-            if data[i] != 0xFF:
-                i += 1
-                continue
-            marker = data[i + 1]
-            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
-                i += 1 if marker == 0xFF else 2
-                continue
-            length = struct.unpack(">H", data[i + 2:i + 4])[0]
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                h, w = struct.unpack(">HH", data[i + 5:i + 9])
-                return w * h
-            i += 2 + length
-    return None
+class _Decoder:
+    """Decodes uploads, at most `concurrent` at once (each may briefly hold max_image_pixels × 3 bytes and more)."""
 
+    def __init__(self, limit: int, max_pixels: int, concurrent: int) -> None:
+        self.limit, self.max_pixels = limit, max_pixels
+        self._slots = threading.BoundedSemaphore(concurrent)
 
-def _read_photo(upload: UploadFile, limit: int, field: str = "photo") -> tuple[np.ndarray, str]:
-    name = (upload.filename or field).replace("\n", " ")[:200]
-    data = upload.file.read(limit + 1)
-    if len(data) > limit:
-        raise ApiError(413, "too_large", f"{name}: larger than {limit / (1 << 20):g} MiB")
-    pixels = image_pixels(data)
-    if pixels is not None and pixels > MAX_IMAGE_PIXELS:
-        raise ApiError(413, "too_large", f"{name}: image too large ({pixels / 1e6:.0f} megapixels, "
-                       f"at most {MAX_IMAGE_PIXELS / 1e6:.0f})")
-    return decode_photo(data, name), name
+    def __call__(self, upload: UploadFile, field: str = "photo") -> tuple[np.ndarray, str]:
+        name = (upload.filename or field).replace("\n", " ")[:200]
+        data = upload.file.read(self.limit + 1)
+        if len(data) > self.limit:
+            raise ApiError(413, "too_large", f"{name}: larger than {self.limit / (1 << 20):g} MiB")
+        with self._slots:
+            return decode_photo(data, name, self.max_pixels), name
 
 
 # ---------------------------------------------------------------- app
@@ -310,6 +289,10 @@ def create_app(
     with contextlib.suppress(IndexMissingError):
         holder.get()  # load it now: the first search should not wait for it
     limit = int(settings.api_max_upload_mb * (1 << 20))
+    _read_photo = _Decoder(limit, settings.max_image_pixels, settings.api_max_decodes)
+    # Uploads up to the body limit stay in memory (Starlette spools files above 1 MiB to the
+    # temporary folder by default, where photos of faces would outlive the request on a crash).
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, limit + 1)
 
     app = FastAPI(
         title="faceid-jobs",
@@ -368,7 +351,7 @@ def create_app(
         min_liveness: Annotated[float | None, Query(ge=0.0, le=1.0, description="Leave out hits with a "
                                                     "lower P(live)")] = None,
     ) -> dict[str, Any]:
-        image, name = _read_photo(photo, limit)
+        image, name = _read_photo(photo)
         with pool.use() as models:
             # Like the CLI: the query's liveness is measured only when it must be checked.
             query = make_query(image, name, models, face_index, liveness=require_live)
@@ -385,7 +368,7 @@ def create_app(
 
     @app.post("/liveness", dependencies=secured, summary="P(live) of every face in the photo")
     def liveness(photo: Annotated[UploadFile, File(description="Photo to check.")]) -> dict[str, Any]:
-        image, name = _read_photo(photo, limit)
+        image, name = _read_photo(photo)
         if pool.first.liveness is None:
             raise ApiError(501, "not_implemented", "no liveness models are configured (the liveness setting)")
         with pool.use() as models:
@@ -414,7 +397,7 @@ def create_app(
         threshold: Annotated[float | None, Query(ge=0.0, le=1.0, description="Lowest cosine similarity for a "
                                                  "match [default: identity_threshold]")] = None,
     ) -> dict[str, Any]:
-        image, name = _read_photo(photo, limit)
+        image, name = _read_photo(photo)
         with pool.use() as models:
             face, embedding = face_of(image, name, models, liveness=require_live)
             embedder_id = models.ids["embedder"]
@@ -443,7 +426,7 @@ def create_app(
             raise ApiError(400, "bad_request", f"at most {MAX_ENROLL_PHOTOS} photos per request")
         items = []
         for upload in photos:
-            image, photo_name = _read_photo(upload, limit)
+            image, photo_name = _read_photo(upload)
             with pool.use() as models:
                 face, embedding = enrollable_face(
                     image, photo_name, models, min_quality=settings.enroll_min_quality,
