@@ -20,6 +20,9 @@ from faceid_jobs.cli.common import (
 )
 from faceid_jobs.errors import ConfigError
 
+# Bearer tokens shorter than this are refused on a non-loopback address.
+MIN_TOKEN_CHARS = 32
+
 
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -74,6 +77,12 @@ def api(
     settings = settings_from(config, store=store, weights_dir=weights_dir, device=device)
     if not no_auth and not settings.api_token:
         raise ConfigError("no API token: set FACEID_JOBS_API_TOKEN (or pass --no-auth on localhost)")
+    if not no_auth and not _is_loopback(host):
+        for var, value in (("FACEID_JOBS_API_TOKEN", settings.api_token),
+                           ("FACEID_JOBS_API_ENROLL_TOKEN", settings.api_enroll_token)):
+            if value and len(value) < MIN_TOKEN_CHARS:
+                raise ConfigError(f"{var} is shorter than {MIN_TOKEN_CHARS} characters: too easy to guess on "
+                                  f"{host} (use e.g. `openssl rand -hex 24`)")
     with working("loading models and index…"):
         app = create_app(settings, auth=not no_auth, on_change=_gallery_events(settings.store))
     shown = f"[{host}]" if ":" in host else host

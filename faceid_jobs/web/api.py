@@ -48,7 +48,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartParser
 
 from faceid_jobs.config import Settings
-from faceid_jobs.errors import ConfigError, FaceIdError, IndexMissingError, NoFaceError
+from faceid_jobs.errors import ConfigError, FaceIdError, IndexMissingError, NoFaceError, PolicyError
 from faceid_jobs.identity import gallery
 from faceid_jobs.identity.enrollment import enrollable_face
 from faceid_jobs.identity.matching import verify_face
@@ -148,9 +148,11 @@ class IndexHolder:
 class _Guard:
     """Checks the bearer token and the body size before the app reads the body."""
 
-    def __init__(self, app: Any, token: str | None, max_body: int) -> None:
+    def __init__(self, app: Any, token: str | None, max_body: int, enroll_token: str | None = None) -> None:
         self.app = app
         self.token = token.encode() if token else None
+        # /enroll takes its own token: the search token cannot change who is enrolled.
+        self.enroll_token = enroll_token.encode() if enroll_token else None
         self.max_body = max_body
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
@@ -158,10 +160,19 @@ class _Guard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        if self.token is not None and scope.get("path", "") not in OPEN_PATHS:
+        path = scope.get("path", "")
+        if self.token is not None and path not in OPEN_PATHS:
             auth = headers.get(b"authorization", b"")
             scheme, _, given = auth.partition(b" ")
-            if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(), self.token):
+            expected = self.token
+            if path.rstrip("/") == "/enroll":
+                if self.enroll_token is None:
+                    await self._drain(receive)
+                    await _error(403, "forbidden", "enrollment over HTTP is off: the server has no "
+                                 "FACEID_JOBS_API_ENROLL_TOKEN")(scope, receive, send)
+                    return
+                expected = self.enroll_token
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(), expected):
                 await self._drain(receive)
                 await _error(401, "unauthorized", "missing or wrong bearer token (send Authorization: Bearer "
                              "<token>)", {"WWW-Authenticate": "Bearer"})(scope, receive, send)
@@ -386,6 +397,10 @@ def create_app(
             ],
         }
 
+    def allow_no_liveness(require_live: bool) -> None:
+        if not require_live and not settings.api_allow_no_liveness:
+            raise PolicyError("require_live=false is not allowed on this server (api_allow_no_liveness is off)")
+
     @app.post("/verify", dependencies=secured, summary="Is the face in the photo this enrolled identity",
               description="The same JSON as `faceid-jobs verify --json`: match, similarity, threshold, "
                           "liveness and the photo's face. A face that does not look live is refused "
@@ -397,6 +412,10 @@ def create_app(
         threshold: Annotated[float | None, Query(ge=0.0, le=1.0, description="Lowest cosine similarity for a "
                                                  "match [default: identity_threshold]")] = None,
     ) -> dict[str, Any]:
+        allow_no_liveness(require_live)
+        if threshold is not None and threshold < settings.identity_threshold:
+            raise PolicyError(f"threshold {threshold:g} is below the server's identity_threshold "
+                              f"{settings.identity_threshold:g}: a client may raise it, not lower it")
         image, name = _read_photo(photo)
         with pool.use() as models:
             face, embedding = face_of(image, name, models, liveness=require_live)
@@ -421,6 +440,7 @@ def create_app(
         replace: Annotated[bool, Query(description="Replace the identity's photos instead of adding")] = False,
         require_live: Annotated[bool, Query(description="Refuse photos that do not look live")] = True,
     ) -> dict[str, Any]:
+        allow_no_liveness(require_live)
         name = gallery.check_name(name)
         if len(photos) > MAX_ENROLL_PHOTOS:
             raise ApiError(400, "bad_request", f"at most {MAX_ENROLL_PHOTOS} photos per request")
@@ -439,7 +459,8 @@ def create_app(
 
     log.info("API ready: %d model set(s), index version %s, auth %s", len(sets), holder.version,
              "on" if auth else "OFF")
-    app.add_middleware(_Guard, token=token if auth else None, max_body=limit)
+    app.add_middleware(_Guard, token=token if auth else None, max_body=limit,
+                       enroll_token=settings.api_enroll_token if auth else None)
     return app
 
 
