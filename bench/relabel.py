@@ -38,9 +38,9 @@ def main() -> None:
     from bench.synthetic import make_index_store, unit_vectors
     from faceid_jobs.config import Settings
     from faceid_jobs.identity.gallery import enroll
-    from faceid_jobs.identity.matching import PhotoFace
     from faceid_jobs.models import resolve_model_path
     from faceid_jobs.models.runtime import ModelFile
+    from faceid_jobs.photo import PhotoFace
     from faceid_jobs.workspace import open_workspace
 
     root = Path(tempfile.mkdtemp(prefix="faceid-bench-relabel-"))

@@ -667,7 +667,8 @@ def section_search(ctx: Context) -> dict[str, Any]:
     from bench.synthetic import make_index_store
     from faceid_jobs.index import index_params, load_manifest, merge_index, open_index
     from faceid_jobs.models.runtime import file_sha256
-    from faceid_jobs.search.query import Query, QueryFace, search_index
+    from faceid_jobs.photo import PhotoFace
+    from faceid_jobs.search.query import Query, search_index
 
     a = ctx.args
     embedder_id = _embedder_id(ctx, file_sha256)
@@ -714,7 +715,7 @@ def section_search(ctx: Context) -> dict[str, Any]:
         found_at = pc.index_in(index.meta.column("face_id"), value_set=pa.array(syn.face_ids))
         assert found_at.null_count == 0, "index rows that the synthetic store did not write"
         to_vec = np.asarray(found_at.to_numpy(), np.int64)
-        qf = QueryFace(photo="synthetic", bbox=(0.0, 0.0, 1.0, 1.0), det_score=1.0, face_index=0,
+        qf = PhotoFace(photo="synthetic", bbox=(0.0, 0.0, 1.0, 1.0), det_score=1.0, face_index=0,
                        faces_in_photo=1)
         floor = faiss.IndexFlatIP(vecs.shape[1])
         floor.add(vecs)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -20,6 +20,9 @@ from faceid_jobs.cli.common import (
 )
 from faceid_jobs.errors import ConfigError
 
+# Bearer tokens shorter than this are refused on a non-loopback address.
+MIN_TOKEN_CHARS = 32
+
 
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -28,6 +31,13 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _gallery_events(store: str) -> Any:
+    """The callback that announces gallery changes (Prefect event), or None without a Prefect server."""
+    from faceid_jobs.flows.events import GalleryEvents, prefect_api_configured
+
+    return GalleryEvents(store) if prefect_api_configured() else None
 
 
 @exits_on_user_error
@@ -67,8 +77,14 @@ def api(
     settings = settings_from(config, store=store, weights_dir=weights_dir, device=device)
     if not no_auth and not settings.api_token:
         raise ConfigError("no API token: set FACEID_JOBS_API_TOKEN (or pass --no-auth on localhost)")
+    if not no_auth and not _is_loopback(host):
+        for var, value in (("FACEID_JOBS_API_TOKEN", settings.api_token),
+                           ("FACEID_JOBS_API_ENROLL_TOKEN", settings.api_enroll_token)):
+            if value and len(value) < MIN_TOKEN_CHARS:
+                raise ConfigError(f"{var} is shorter than {MIN_TOKEN_CHARS} characters: too easy to guess on "
+                                  f"{host} (use e.g. `openssl rand -hex 24`)")
     with working("loading models and index…"):
-        app = create_app(settings, auth=not no_auth)
+        app = create_app(settings, auth=not no_auth, on_change=_gallery_events(settings.store))
     shown = f"[{host}]" if ":" in host else host
     err.print(f"faceid-jobs api on http://{shown}:{port} (docs /docs, auth {'OFF' if no_auth else 'bearer token'}, "
               f"index version {app.state.index.version or 'none yet'})", highlight=False)

@@ -28,15 +28,11 @@ NoLivenessOpt = Annotated[bool, typer.Option(
     "live_threshold, 0.5); liveness models are then not loaded.", rich_help_panel="Security")]
 
 
-def after_gallery_change(ws: Any, change: Any, *, audit: dict[str, Any] | None = None) -> bool:
-    """Audit record (when given) and the `faceid.enrollment.changed` event; True when it was emitted."""
-    if audit is not None:
-        from faceid_jobs.identity.audit import write_audit
+def gallery_events(ws: Any) -> Any:
+    """The ``on_change`` callback that emits `faceid.enrollment.changed` (``.emitted`` tells if it did)."""
+    from faceid_jobs.flows.events import GalleryEvents
 
-        write_audit(ws.store, change.action, audit)
-    from faceid_jobs.flows.events import emit_enrollment_changed
-
-    return emit_enrollment_changed(ws.store.uri, change.version, change.action, len(change.names))
+    return GalleryEvents(ws.store.uri)
 
 
 def labels_hint(emitted: bool) -> str:
@@ -74,9 +70,9 @@ def enroll(
     Examples: [bold]faceid-jobs enroll Ross ross1.jpg ross2.jpg[/bold],
     [bold]faceid-jobs enroll --from-dir ./people[/bold]
     """
+    from faceid_jobs.identity.enrollment import enrollment_photos, prepare_enrollment
     from faceid_jobs.identity.gallery import check_name
     from faceid_jobs.identity.gallery import enroll as enroll_gallery
-    from faceid_jobs.identity.matching import enrollment_photos, prepare_enrollment
     from faceid_jobs.models import load_models
     from faceid_jobs.workspace import open_workspace
 
@@ -99,7 +95,7 @@ def enroll(
     accepted, failures = prepare_enrollment(
         wanted, models, min_quality=settings.enroll_min_quality,
         live_threshold=None if no_liveness_check else settings.live_threshold, strict=strict,
-        all_or_nothing=from_dir is None, on_photo=on_photo)
+        all_or_nothing=from_dir is None, max_pixels=settings.max_image_pixels, on_photo=on_photo)
     for failure in failures:
         err.print(f"[red]not enrolled:[/red] {failure.name}: {failure.error}", highlight=False, soft_wrap=True)
     result: dict[str, Any] = {"gallery_version": None, "enrolled": [], "failures": [asdict(f) for f in failures],
@@ -108,13 +104,15 @@ def enroll(
         ws = open_workspace(settings, create_key=True)
         if ws.created_key:
             err.print(f"created encryption key file {ws.created_key} (mode 0600): back it up", highlight=False)
-        change = enroll_gallery(ws, accepted, models.ids["embedder"], replace_existing=replace)
+        events = gallery_events(ws)
+        change = enroll_gallery(ws, accepted, models.ids["embedder"], replace_existing=replace,
+                                details={"liveness_checked": not no_liveness_check, "via": "cli"},
+                                on_change=events)
         result["gallery_version"] = change.version
         result["enrolled"] = [{"name": n, "photos": [f.to_json() for f, _ in items]}
                               for n, items in sorted(accepted.items())]
-        result["event_emitted"] = after_gallery_change(ws, change, audit={
-            "identities": sorted(accepted), "photos": change.embeddings, "gallery_version": change.version,
-            "replace": replace, "liveness_checked": not no_liveness_check})
+        result["event_emitted"] = events.emitted
+        result["audit_key"] = change.audit_key
     if json_out:
         print_json(result)
     elif accepted:

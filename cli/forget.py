@@ -49,8 +49,7 @@ def forget(
     [bold]faceid-jobs forget --video /footage/day1.mp4[/bold]
     """
     from faceid_jobs.identity.forget import forget_identity, forget_video
-    from faceid_jobs.models import resolve_model_path
-    from faceid_jobs.models.runtime import ModelFile
+    from faceid_jobs.models import embedder_id
     from faceid_jobs.pipeline import steps
     from faceid_jobs.workspace import open_workspace
 
@@ -61,7 +60,7 @@ def forget(
     settings = settings_from(config, store=store, weights_dir=weights_dir)
     ws = open_workspace(settings)
     needs_embedder = purge_appearances or video is not None
-    embedder = ModelFile.from_path(resolve_model_path(settings, "embedder")).id if needs_embedder else ""
+    embedder = embedder_id(settings) if needs_embedder else ""
 
     def merge():
         return steps.merge(settings, embedder, ws=ws)
@@ -72,15 +71,14 @@ def forget(
             result = forget_video(ws, video, merge=merge, gc_keep=keep, fingerprint_mode=settings.fingerprint)
         emitted = False
     else:
-        from faceid_jobs.cli.enroll import after_gallery_change
-        from faceid_jobs.identity.gallery import GalleryChange
+        from faceid_jobs.cli.enroll import gallery_events
 
+        events = gallery_events(ws)
         with working(f"forgetting {name}…"):
             result = forget_identity(ws, name, embedder_id=embedder, threshold=settings.identity_threshold,
                                      purge_appearances=purge_appearances, merge=merge if purge_appearances else None,
-                                     gc_keep=keep, relabel_after=purge_appearances)
-        change = GalleryChange(result.gallery_version or 0, "remove", (name,))
-        emitted = after_gallery_change(ws, change)
+                                     gc_keep=keep, relabel_after=purge_appearances, on_change=events)
+        emitted = events.emitted
     data = result.to_json() | {"event_emitted": emitted}
     if json_out:
         print_json(data)

@@ -85,13 +85,13 @@ def remove(name: NameArg, json_out: JsonOpt = False, store: StoreOpt = None, con
 
     Its labelled faces stay in the records: `faceid-jobs forget NAME --purge-appearances` deletes them too.
     """
-    from faceid_jobs.cli.enroll import after_gallery_change, labels_hint
+    from faceid_jobs.cli.enroll import gallery_events, labels_hint
     from faceid_jobs.identity.gallery import remove as remove_identity
 
     ws = _workspace(config, store)
-    change = remove_identity(ws, [name])
-    emitted = after_gallery_change(ws, change, audit={"identity": name, "gallery_version": change.version,
-                                                      "purge_appearances": False})
+    events = gallery_events(ws)
+    change = remove_identity(ws, [name], details={"purge_appearances": False, "via": "cli"}, on_change=events)
+    emitted = events.emitted
     if json_out:
         print_json(change.to_json() | {"event_emitted": emitted})
         return

@@ -91,14 +91,13 @@ def build(json_out: JsonOpt = False, store: StoreOpt = None, weights_dir: Weight
     """
     from dataclasses import asdict
 
-    from faceid_jobs.models import resolve_model_path
-    from faceid_jobs.models.runtime import ModelFile
+    from faceid_jobs.models import embedder_id
     from faceid_jobs.pipeline.steps import merge
     from faceid_jobs.workspace import open_workspace
 
     settings = settings_from(config, store=store, weights_dir=weights_dir)
     ws = open_workspace(settings)
-    embedder = ModelFile.from_path(resolve_model_path(settings, "embedder")).id
+    embedder = embedder_id(settings)
     with working("merging records into a new index version…"):
         result = merge(settings, embedder, ws=ws)
     if json_out:

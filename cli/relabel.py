@@ -39,13 +39,12 @@ def relabel(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from faceid_jobs.identity.labels import relabel as relabel_store
-    from faceid_jobs.models import resolve_model_path
-    from faceid_jobs.models.runtime import ModelFile
+    from faceid_jobs.models import embedder_id
     from faceid_jobs.workspace import open_workspace
 
     settings = settings_from(config, store=store, weights_dir=weights_dir)
     ws = open_workspace(settings)
-    embedder = ModelFile.from_path(resolve_model_path(settings, "embedder")).id
+    embedder = embedder_id(settings)
     progress = Progress(TextColumn("[bold]record files"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=err, disable=json_out or not err.is_terminal, transient=True)
     task = progress.add_task("relabel", total=None)

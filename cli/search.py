@@ -66,18 +66,19 @@ def search(
     from faceid_jobs.images import read_photo
     from faceid_jobs.index import list_versions, open_index
     from faceid_jobs.models import load_models
-    from faceid_jobs.search.query import check_live, make_query, search_index
+    from faceid_jobs.photo import check_live
+    from faceid_jobs.search.query import make_query, search_index
     from faceid_jobs.storage import open_store
     from faceid_jobs.workspace import open_workspace
 
     settings = settings_from(config, store=store, weights_dir=weights_dir, device=device,
                              top_k=top_k, threshold=threshold, min_liveness=min_liveness)
-    image = read_photo(photo)
+    image = read_photo(photo, settings.max_image_pixels)
     # Liveness models only when the query face itself must be checked; hits carry stored scores.
     models = load_models(settings, liveness=require_live)
     query = make_query(image, str(photo), models, face_index)
     if require_live:
-        check_live(query, settings.live_threshold)  # before the index is opened
+        check_live(query.face, settings.live_threshold)  # before the index is opened
     store_ = open_store(settings.store)
     if index_version is None and not list_versions(store_):
         raise IndexMissingError(f"{store_.uri}: no index yet (run `faceid-jobs process` on some footage first)")

@@ -46,25 +46,26 @@ def verify(
     Example: [bold]faceid-jobs verify visitor.jpg --identity Ross --json[/bold]
     """
     from faceid_jobs.identity.gallery import load_gallery
-    from faceid_jobs.identity.matching import check_enrollable, photo_face, verify_face
+    from faceid_jobs.identity.matching import verify_face
     from faceid_jobs.images import read_photo
     from faceid_jobs.models import load_models
+    from faceid_jobs.photo import check_live, face_of
     from faceid_jobs.workspace import open_workspace
 
     settings = settings_from(config, store=store, weights_dir=weights_dir, device=device,
                              identity_threshold=threshold)
-    image = read_photo(photo)
+    image = read_photo(photo, settings.max_image_pixels)
     enrolled = load_gallery(open_workspace(settings), names=[identity]).get(identity)
     models = load_models(settings, liveness=not no_liveness_check)
     if enrolled.ref.embedder_id != models.ids["embedder"]:
         raise ConfigError(f"{identity}: enrolled with embedder {enrolled.ref.embedder_id}, but the configured one "
                           f"is {models.ids['embedder']}; enrol again")
-    face, embedding = photo_face(image, str(photo), models)
+    face, embedding = face_of(image, str(photo), models)
     if face.faces_in_photo > 1:
         err.print(f"[yellow]warning:[/yellow] {photo}: holds {face.faces_in_photo} faces; checked the largest",
                   highlight=False, soft_wrap=True)
     if not no_liveness_check:
-        check_enrollable(face, min_quality=0.0, live_threshold=settings.live_threshold)
+        check_live(face, settings.live_threshold)
     result = verify_face(face, embedding, identity, enrolled.embeddings, settings.identity_threshold)
     if json_out:
         print_json(result.to_json())

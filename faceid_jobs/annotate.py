@@ -1,10 +1,10 @@
 """Draw who is where on a video: boxes, names, similarity and liveness (I/O: reads a source, writes a video).
 
 `annotate_video` reads a file, a camera (an index such as ``0``) or a stream
-URL (anything OpenCV's FFmpeg backend opens), runs detection, alignment,
-embedding and liveness on each frame (or every `detect_every`-th, the boxes
-held in between), labels each face with the gallery (`GalleryMatrix`, at
-`identity_threshold`) and writes every frame, annotated, at the source's
+URL (anything OpenCV's FFmpeg backend opens), runs the photo path
+(`faceid_jobs.photo.analyse`: detection, alignment, embedding, liveness) on
+each frame (or every `detect_every`-th, the boxes held in between), labels
+each face with the gallery (`GalleryMatrix`, at `identity_threshold`) and writes every frame, annotated, at the source's
 frame rate and size (mp4v), so a file's output has its frame count and fps.
 `draw_faces` (pure) does the drawing.
 """
@@ -110,14 +110,13 @@ def open_source(source: str) -> tuple[cv2.VideoCapture, bool]:
 
 
 def _labels(image: np.ndarray, models: Any, matrix: GalleryMatrix, threshold: float) -> list[FaceLabel]:
-    from faceid_jobs.models.align import align_faces
+    from faceid_jobs.photo import analyse
 
-    faces = models.detector.detect(image)
+    faces = analyse(image, models, quality=False)
     if not len(faces):
         return []
-    embeddings = models.embedder.embed(align_faces(image, faces.kps))
-    names, sims = matrix.label(embeddings, threshold)
-    live = models.liveness.score(image, faces.xyxy) if models.liveness is not None else [None] * len(faces)
+    names, sims = matrix.label(faces.embedding, threshold)
+    live = faces.liveness if faces.liveness is not None else [None] * len(faces)
     return [FaceLabel(tuple(float(v) for v in faces.xyxy[i]), names[i], sims[i],
                       None if live[i] is None else round(float(live[i]), 3)) for i in range(len(faces))]
 

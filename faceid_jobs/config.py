@@ -116,6 +116,16 @@ class Settings:
     api_max_upload_mb: float = 20.0
     api_model_sets: int = 1
     api_index_refresh_s: float = 10.0
+    # Photo decoding and API policy (issue 15). An image whose header declares more
+    # than max_image_pixels is refused before it is decoded (CLI, API, enrollment);
+    # the API decodes at most api_max_decodes images at once, honours
+    # require_live=false only with api_allow_no_liveness, never verifies below
+    # identity_threshold, and enrolls only with FACEID_JOBS_API_ENROLL_TOKEN
+    # (api_enroll_token; the search token cannot enroll).
+    max_image_pixels: int = 50_000_000
+    api_max_decodes: int = 2
+    api_allow_no_liveness: bool = False
+    api_enroll_token: str = field(default="", repr=False, metadata={"secret": True})
 
     def __post_init__(self) -> None:
         if self.device not in _DEVICES:
@@ -156,6 +166,8 @@ class Settings:
         for name in ("track_min_iou", "track_min_cosine", "min_liveness", "min_quality", "live_threshold"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.max_image_pixels < 1 or self.api_max_decodes < 1:
+            raise ConfigError("max_image_pixels and api_max_decodes must be >= 1")
         if self.api_max_upload_mb <= 0 or self.api_model_sets < 1 or self.api_index_refresh_s < 0:
             raise ConfigError("api_max_upload_mb must be > 0, api_model_sets >= 1, api_index_refresh_s >= 0")
         for name in ("identity_threshold", "enroll_min_quality"):

@@ -77,15 +77,10 @@ def settings_overrides(settings: Settings) -> dict[str, Any]:
 
 
 def embedder_id(settings: Settings) -> str:
-    """Model id of the configured embedder, from its file alone (no session is opened).
+    """`faceid_jobs.models.embedder_id`, imported when called (flows stay free of model code until then)."""
+    from faceid_jobs.models import embedder_id as configured_embedder
 
-    Raises:
-        ModelError: none of the configured embedder files exists.
-    """
-    from faceid_jobs.models import resolve_model_path
-    from faceid_jobs.models.runtime import ModelFile
-
-    return ModelFile.from_path(resolve_model_path(settings, "embedder")).id
+    return configured_embedder(settings)
 
 
 # ---------------------------------------------------------------- failures and retries

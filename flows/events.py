@@ -13,6 +13,10 @@ logged as a warning and never fails the enrollment.
 
 The event carries no names and no biometric data: the store, the gallery
 version, the action and how many identities changed.
+
+`GalleryEvents` is the callback the edges (CLI, `faceid-jobs api`) pass to
+the library's gallery changes as ``on_change``: the library never imports
+Prefect, the edge decides whether changes are announced.
 """
 
 from __future__ import annotations
@@ -22,11 +26,13 @@ import os
 import socket
 import tomllib
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from faceid_jobs.flows.deploy import ENROLLMENT_EVENT
 
-__all__ = ["ENROLLMENT_EVENT", "emit_enrollment_changed", "prefect_api_configured", "prefect_api_url"]
+__all__ = ["ENROLLMENT_EVENT", "GalleryEvents", "emit_enrollment_changed", "prefect_api_configured",
+           "prefect_api_url"]
 
 log = logging.getLogger(__name__)
 
@@ -90,3 +96,20 @@ def emit_enrollment_changed(store: str, gallery_version: int, action: str, ident
         return False
     return event is not None
 
+
+
+class GalleryEvents:
+    """``on_change`` callback for `faceid_jobs.identity.gallery`: emits the event for each change.
+
+    Attributes:
+        emitted: True once an event was handed to Prefect (the CLI reports it).
+    """
+
+    def __init__(self, store: str) -> None:
+        self.store = store
+        self.emitted = False
+
+    def __call__(self, change: Any) -> None:
+        """Emit `faceid.enrollment.changed` for a `GalleryChange`."""
+        sent = emit_enrollment_changed(self.store, change.version, change.action, len(change.names))
+        self.emitted = self.emitted or sent

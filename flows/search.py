@@ -65,7 +65,7 @@ def embed_photo_task(photo: str, settings: Settings, face_index: int | None = No
 
     # Search needs no liveness models: a set without them loads faster.
     with models_for(dataclasses.replace(settings, liveness=())) as models:
-        return make_query(read_photo(photo), photo, models, face_index)
+        return make_query(read_photo(photo, settings.max_image_pixels), photo, models, face_index)
 
 
 @task(name="search-index", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=backoff_delays(2, 2),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from faceid_jobs.identity.matching import PhotoFace
+from faceid_jobs.photo import PhotoFace
 from faceid_jobs.records import ChunkContext, faces_to_table, table_to_parquet
 from faceid_jobs.storage import VideoEntry, save_entry
 from faceid_jobs.storage.layout import record_key

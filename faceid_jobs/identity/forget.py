@@ -34,9 +34,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from faceid_jobs.errors import ConfigError, FaceIdError
+from faceid_jobs.errors import ConfigError, FaceIdError, UnknownVideoError
 from faceid_jobs.identity.audit import write_audit
-from faceid_jobs.identity.gallery import load_gallery, remove
+from faceid_jobs.identity.gallery import GalleryChange, OnChange, load_gallery, notify, remove
 from faceid_jobs.identity.labels import delete_labels, label_table
 from faceid_jobs.index.merge import mark_stale
 from faceid_jobs.records.parquet import parquet_to_table, table_to_parquet
@@ -50,10 +50,6 @@ log = logging.getLogger(__name__)
 
 RECORDS_PREFIX = "records/"
 _MASTER_KEY = re.compile(rb'"masterKeyID"\s*:\s*"([0-9a-f]{32})"')
-
-
-class UnknownVideoError(FaceIdError):
-    """`forget --video` names no catalogued video (exit 2)."""
 
 
 @dataclass
@@ -120,6 +116,7 @@ def forget_identity(
     gc_keep: int | None = None,
     relabel_after: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    on_change: OnChange | None = None,
 ) -> ForgetResult:
     """Remove `name` from the gallery; with `purge_appearances` also its faces from records and index.
 
@@ -136,6 +133,8 @@ def forget_identity(
         relabel_after: then label the stored faces with the new gallery
             (older label versions are deleted once done).
         progress: called with (record files done, record files in all).
+        on_change: called with the gallery change once everything is done
+            (`faceid_jobs.identity.gallery.notify`).
 
     Raises:
         UnknownIdentityError: the name is not enrolled.
@@ -175,7 +174,8 @@ def forget_identity(
         # Labels of the rewritten files name the deleted faces: gone with them (relabel writes new ones).
         result.label_files_deleted = delete_labels(ws, rewritten)
         mark_stale(ws.store, rewritten, reason="forget --purge-appearances")
-    change = remove(ws, [name])
+    # The "forget" record below says more than remove's own would: one record per forget.
+    change = remove(ws, [name], audit=False)
     result.gallery_version = change.version
     if purge_appearances:
         _finish_index(ws, result, merge, gc_keep)
@@ -188,6 +188,7 @@ def forget_identity(
         "faces_deleted": result.faces_deleted, "record_files_rewritten": result.record_files_rewritten,
         "index_version": (result.index or {}).get("version"),
     })
+    notify(on_change, GalleryChange(change.version, "remove", change.names, audit_key=result.audit_key))
     return result
 
 

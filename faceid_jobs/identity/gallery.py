@@ -19,6 +19,12 @@ identity (more photos, `--replace`) writes a new entry. After each commit
 the entries the new version no longer references are deleted with their data
 keys, so a removed identity's embeddings cannot be read back from any copy;
 a removal also deletes the older versions, which still name it.
+
+Policy lives here, not in the callers: `enroll` and `remove` write the audit
+record of the change themselves (`faceid_jobs.identity.audit`), whoever calls
+them (CLI or HTTP API), and then call the caller's `on_change` with the
+`GalleryChange` (the CLI and the API pass one that emits the Prefect event
+``faceid.enrollment.changed``; the library itself never imports Prefect).
 """
 
 from __future__ import annotations
@@ -37,8 +43,10 @@ from typing import Any
 import numpy as np
 
 from faceid_jobs.crypto.stream import ContainerHeader, open_sealed, seal
-from faceid_jobs.errors import ConfigError, FaceIdError, IntegrityError, StoreError
-from faceid_jobs.identity.matching import GalleryMatrix, PhotoFace
+from faceid_jobs.errors import ConfigError, IntegrityError, StoreError, UnknownIdentityError
+from faceid_jobs.identity.audit import write_audit
+from faceid_jobs.identity.matching import GalleryMatrix
+from faceid_jobs.photo import PhotoFace
 from faceid_jobs.workspace import Workspace
 
 __all__ = [
@@ -48,6 +56,7 @@ __all__ = [
     "GalleryChange",
     "Identity",
     "IdentityRef",
+    "OnChange",
     "UnknownIdentityError",
     "check_name",
     "enroll",
@@ -55,6 +64,7 @@ __all__ = [
     "list_gallery_versions",
     "load_gallery",
     "load_gallery_version",
+    "notify",
     "remove",
 ]
 
@@ -66,10 +76,6 @@ _FORMAT = 1
 _VERSION_KIND = "faceid-gallery"
 _ENTRY_KIND = "faceid-gallery-entry"
 MAX_NAME = 128
-
-
-class UnknownIdentityError(FaceIdError):
-    """A name that is not enrolled (exit 2)."""
 
 
 def check_name(name: str) -> str:
@@ -163,15 +169,31 @@ class GalleryVersion:
 
 @dataclass(frozen=True)
 class GalleryChange:
-    """What an enroll or remove committed."""
+    """What an enroll or remove committed, and the key of its audit record ("" when none was written)."""
 
     version: int
     action: str
     names: tuple[str, ...]
     embeddings: int = 0
+    audit_key: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self) | {"names": list(self.names)}
+
+
+# Called after each committed change (e.g. to emit the Prefect event); see `notify`.
+OnChange = Callable[[GalleryChange], None]
+
+
+def notify(on_change: OnChange | None, change: GalleryChange) -> None:
+    """Call `on_change` with a committed change; a failure is logged, never raised (the change stands)."""
+    if on_change is None:
+        return
+    try:
+        on_change(change)
+    except Exception as exc:  # the gallery version is published: nothing to undo
+        log.warning("gallery version %d committed, but announcing it failed (%s: %s)", change.version,
+                    type(exc).__name__, exc)
 
 
 def _now() -> str:
@@ -353,8 +375,9 @@ def _drop_unreferenced(ws: Workspace, new: GalleryVersion, base: GalleryVersion 
 
 
 def enroll(ws: Workspace, faces: dict[str, list[tuple[PhotoFace, np.ndarray]]], embedder_id: str, *,
-           replace_existing: bool = False) -> GalleryChange:
-    """Add identities (or photos to enrolled ones) and publish a new gallery version.
+           replace_existing: bool = False, details: dict[str, Any] | None = None,
+           on_change: OnChange | None = None) -> GalleryChange:
+    """Add identities (or photos to enrolled ones), publish a new gallery version, audit it, announce it.
 
     Args:
         ws: the store and keys.
@@ -362,6 +385,9 @@ def enroll(ws: Workspace, faces: dict[str, list[tuple[PhotoFace, np.ndarray]]], 
         embedder_id: model id of the embedder that made the embeddings.
         replace_existing: an enrolled name gets exactly these photos instead
             of keeping its earlier ones.
+        details: more facts for the audit record (e.g. ``liveness_checked``,
+            ``via``); never biometric data.
+        on_change: called with the committed change (see `notify`).
 
     Raises:
         ConfigError: nothing to enrol, or an enrolled name was embedded by
@@ -388,7 +414,12 @@ def enroll(ws: Workspace, faces: dict[str, list[tuple[PhotoFace, np.ndarray]]], 
         if ref.entry_id not in used:
             _delete_entry(ws, ref)
     count = sum(len(v) for v in faces.values())
-    return GalleryChange(manifest.version, "enroll", tuple(sorted(faces)), count)
+    audit_key = write_audit(ws.store, "enroll", {
+        "identities": sorted(faces), "photos": count, "gallery_version": manifest.version,
+        "replace": replace_existing} | (details or {}))
+    change = GalleryChange(manifest.version, "enroll", tuple(sorted(faces)), count, audit_key)
+    notify(on_change, change)
+    return change
 
 
 def _new_entry(ws: Workspace, name: str, items: list[tuple[PhotoFace, np.ndarray]], embedder_id: str,
@@ -407,9 +438,19 @@ def _new_entry(ws: Workspace, name: str, items: list[tuple[PhotoFace, np.ndarray
     return _entry(ws, name, vectors, photos, embedder_id, enrolled_at)
 
 
-def remove(ws: Workspace, names: Iterable[str], *, prune_history: bool = True) -> GalleryChange:
+def remove(ws: Workspace, names: Iterable[str], *, prune_history: bool = True, audit: bool = True,
+           details: dict[str, Any] | None = None, on_change: OnChange | None = None) -> GalleryChange:
     """Remove identities and publish a new gallery version; their entries (embeddings) and,
     with `prune_history`, the older versions that name them are deleted.
+
+    Args:
+        ws: the store and keys.
+        names: the identities to remove.
+        prune_history: delete the older gallery versions too.
+        audit: write the ``remove`` audit record (False only for a caller
+            that writes a fuller record of its own, `forget_identity`).
+        details: more facts for the audit record.
+        on_change: called with the committed change (see `notify`).
 
     Raises:
         UnknownIdentityError: a name is not enrolled.
@@ -429,7 +470,13 @@ def remove(ws: Workspace, names: Iterable[str], *, prune_history: bool = True) -
         for version in list_gallery_versions(ws.store):
             if version < manifest.version:
                 _delete_version(ws, version)
-    return GalleryChange(manifest.version, "remove", tuple(wanted))
+    audit_key = ""
+    if audit:
+        audit_key = write_audit(ws.store, "remove", {"identities": wanted, "gallery_version": manifest.version}
+                                | (details or {}))
+    change = GalleryChange(manifest.version, "remove", tuple(wanted), audit_key=audit_key)
+    notify(on_change, change)
+    return change
 
 
 def _delete_version(ws: Workspace, version: int) -> None:

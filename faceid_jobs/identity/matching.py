@@ -1,4 +1,4 @@
-"""Who is this face? Gallery matching, enrollment photo checks and 1:1 verification (pure given models).
+"""Who is this face? Gallery matching and 1:1 verification (pure).
 
 **Matching.** A `GalleryMatrix` holds every enrolled embedding with the
 index of its identity. A face's score for an identity is the best cosine
@@ -12,11 +12,10 @@ similarity (the sum of the similarities of the faces labelled with it), so a
 track whose frontal faces are labelled Ross carries Ross on its profile faces
 too. Faces without a track id are tracks of their own.
 
-**Enrollment photos.** `photo_face` finds the photo's face (the largest when
-there are several, with a warning; `strict` refuses), aligns and embeds it,
-and measures its quality (`faceid_jobs.pipeline.quality`) and, when liveness models
-are loaded, its P(live). `check_enrollable` applies the quality and liveness
-gates.
+**Verification.** `verify_face` matches the face of a photo
+(`faceid_jobs.photo.face_of`) against one identity's embeddings.
+
+Enrollment photos (which photos, their gates) are `faceid_jobs.identity.enrollment`.
 
 Measured on the Friends clip (every 6th frame, 225 faces, w600k_mbf, the six
 portraits as gallery): at 0.4, 179 faces are labelled and none with a person
@@ -26,38 +25,21 @@ someone else is 0.14.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from faceid_jobs.errors import ConfigError, FaceIdError, NoFaceError, SpoofError
+from faceid_jobs.errors import ConfigError
+from faceid_jobs.photo import PhotoFace
 
 __all__ = [
-    "PHOTO_SUFFIXES",
-    "EnrollmentError",
     "GalleryMatrix",
-    "PhotoFace",
-    "PhotoFailure",
     "VerifyResult",
-    "check_enrollable",
-    "enrollment_photos",
-    "photo_face",
-    "prepare_enrollment",
     "track_identities",
     "verify_face",
 ]
-
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-
-log = logging.getLogger(__name__)
-
-
-class EnrollmentError(FaceIdError):
-    """A photo cannot be enrolled: several faces with --strict, or too low a quality (exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -148,81 +130,6 @@ def track_identities(
 
 
 @dataclass(frozen=True)
-class PhotoFace:
-    """The face of an enrollment or verification photo (no embedding: that travels apart)."""
-
-    photo: str
-    bbox: tuple[float, float, float, float]
-    det_score: float
-    quality: float
-    liveness: float | None
-    faces_in_photo: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"photo": self.photo, "bbox": list(self.bbox), "det_score": self.det_score, "quality": self.quality,
-                "liveness": self.liveness, "faces_in_photo": self.faces_in_photo}
-
-
-def photo_face(image: np.ndarray, photo: str, models: Any, *, strict: bool = False) -> tuple[PhotoFace, np.ndarray]:
-    """Detect, choose, align, embed and score the face of a photo.
-
-    Args:
-        image: (h, w, 3) uint8 BGR.
-        photo: name for messages.
-        models: a `ModelSet` (liveness measured when `models.liveness` is loaded).
-        strict: refuse a photo holding more than one face.
-
-    Returns:
-        (the face, its (D,) float32 L2-normalised embedding).
-
-    Raises:
-        NoFaceError: no face in the photo.
-        EnrollmentError: several faces and `strict`.
-    """
-    from faceid_jobs.models.align import align_faces
-    from faceid_jobs.pipeline.quality import face_quality
-
-    faces = models.detector.detect(image)
-    if len(faces) == 0:
-        raise NoFaceError(f"{photo}: no face found in the photo")
-    if len(faces) > 1:
-        if strict:
-            raise EnrollmentError(f"{photo}: holds {len(faces)} faces, enrollment needs exactly one (--strict)")
-        log.info("%s: holds %d faces; using the largest", photo, len(faces))
-    face = faces[[int(np.argmax(faces.area))]]
-    crop = align_faces(image, face.kps)
-    embedding = models.embedder.embed(crop)[0]
-    quality = float(face_quality(crop, face.xyxy, face.score, face.kps)[0])
-    liveness = None
-    if models.liveness is not None:
-        liveness = round(float(models.liveness.score(image, face.xyxy)[0]), 4)
-    found = PhotoFace(photo=photo, bbox=tuple(round(float(v), 1) for v in face.xyxy[0]),
-                      det_score=round(float(face.score[0]), 4), quality=round(quality, 4),
-                      liveness=liveness, faces_in_photo=len(faces))
-    return found, np.asarray(embedding, np.float32)
-
-
-def check_enrollable(face: PhotoFace, *, min_quality: float, live_threshold: float | None) -> None:
-    """Apply the gates: liveness first (when `live_threshold` is not None), then quality.
-
-    Raises:
-        SpoofError: P(live) below `live_threshold` (exit 3).
-        ConfigError: liveness asked for but not measured (no liveness models).
-        EnrollmentError: quality below `min_quality`.
-    """
-    if live_threshold is not None:
-        if face.liveness is None:
-            raise ConfigError(f"{face.photo}: cannot check liveness: no liveness models are configured "
-                              "(use --no-liveness-check to enrol without it)")
-        if face.liveness < live_threshold:
-            raise SpoofError(f"{face.photo}: refused: the face does not look live "
-                             f"(liveness {face.liveness:.2f} < live_threshold {live_threshold:g})")
-    if face.quality < min_quality:
-        raise EnrollmentError(f"{face.photo}: face quality {face.quality:.2f} is below enroll_min_quality "
-                              f"{min_quality:g} (small, blurred or turned away); use a clearer photo")
-
-
-@dataclass(frozen=True)
 class VerifyResult:
     """Outcome of a 1:1 check of a photo against one enrolled identity."""
 
@@ -244,91 +151,3 @@ def verify_face(face: PhotoFace, embedding: np.ndarray, name: str, enrolled: np.
     similarity = float(np.max(enrolled @ np.asarray(embedding, np.float32))) if len(enrolled) else -1.0
     return VerifyResult(identity=name, match=similarity >= threshold, similarity=round(similarity, 4),
                         threshold=threshold, face=face)
-
-
-def enrollment_photos(folder: str | Path) -> dict[str, list[Path]]:
-    """Photos of a folder by identity: ``DIR/NAME/*.jpg`` (one identity per sub-folder) and
-    ``DIR/NAME.jpg`` (the file name is the identity); any of `PHOTO_SUFFIXES`.
-
-    Raises:
-        ConfigError: not a folder, or no photo in it.
-    """
-    root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise ConfigError(f"{root}: not a folder")
-    found: dict[str, list[Path]] = {}
-    for entry in sorted(root.iterdir()):
-        if entry.name.startswith("."):
-            continue
-        if entry.is_dir():
-            photos = sorted(p for p in entry.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file())
-            if photos:
-                found.setdefault(entry.name, []).extend(photos)
-        elif entry.suffix.lower() in PHOTO_SUFFIXES and entry.is_file():
-            found.setdefault(entry.stem, []).append(entry)
-    if not found:
-        raise ConfigError(f"{root}: no photos (expected DIR/NAME.jpg or DIR/NAME/*.jpg)")
-    return found
-
-
-@dataclass(frozen=True)
-class PhotoFailure:
-    """A photo that was not enrolled, and why (the error's exit code)."""
-
-    name: str
-    photo: str
-    error: str
-    exit_code: int
-
-
-def prepare_enrollment(
-    photos: dict[str, list[Path]],
-    models: Any,
-    *,
-    min_quality: float,
-    live_threshold: float | None,
-    strict: bool = False,
-    all_or_nothing: bool = True,
-    read: Callable[[Path], np.ndarray] | None = None,
-    on_photo: Callable[[str, PhotoFace], None] | None = None,
-) -> tuple[dict[str, list[tuple[PhotoFace, np.ndarray]]], list[PhotoFailure]]:
-    """Read, embed and check every photo.
-
-    Args:
-        photos: identity name → its photo files.
-        models: a `ModelSet` (with liveness models when `live_threshold` is set).
-        min_quality: `enroll_min_quality`.
-        live_threshold: `live_threshold`, or None to skip the liveness check.
-        strict: refuse photos with several faces.
-        all_or_nothing: raise the first failure; otherwise an identity with
-            a failing photo is left out (all its photos) and the failure listed.
-        read: photo reader (default `faceid_jobs.images.read_photo`).
-        on_photo: called with (name, face) for each accepted photo.
-
-    Returns:
-        (name → [(face, embedding)] of the identities whose photos all passed, failures).
-    """
-    from faceid_jobs.images import read_photo
-
-    read = read or read_photo
-    accepted: dict[str, list[tuple[PhotoFace, np.ndarray]]] = {}
-    failures: list[PhotoFailure] = []
-    for name, files in photos.items():
-        items = []
-        for path in files:
-            try:
-                face, embedding = photo_face(read(path), str(path), models, strict=strict)
-                check_enrollable(face, min_quality=min_quality, live_threshold=live_threshold)
-            except FaceIdError as exc:
-                if all_or_nothing:
-                    raise
-                failures.append(PhotoFailure(name, str(path), str(exc), int(exc.exit_code)))
-                items = None
-                break
-            face = replace(face, photo=Path(path).name)
-            if on_photo:
-                on_photo(name, face)
-            items.append((face, embedding))
-        if items:
-            accepted[name] = items
-    return accepted, failures

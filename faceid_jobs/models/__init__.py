@@ -31,6 +31,7 @@ __all__ = [
     "ModelSet",
     "align_faces",
     "describe_models",
+    "embedder_id",
     "liveness_crop_box",
     "load_model",
     "load_models",
@@ -119,6 +120,16 @@ def _resolve(folder: Path, names: str | Sequence[str], role: str) -> Path:
 def resolve_model_path(settings: Settings, role: str) -> Path:
     """The file `load_models` would use for "detector" or "embedder", without loading it."""
     return _resolve(settings.resolved_weights_dir(), getattr(settings, role), role)
+
+
+def embedder_id(settings: Settings) -> str:
+    """Model id of the configured embedder, from its file alone (no session is opened): the id
+    `ModelSet.ids["embedder"]` would give, for commands that need it without running the model.
+
+    Raises:
+        ModelError: none of the configured embedder files exists.
+    """
+    return ModelFile.from_path(resolve_model_path(settings, "embedder")).id
 
 
 def _typed(cls: type[_M], model: object) -> _M:

@@ -1,10 +1,11 @@
 """Find where the person in a photo appears (pure given a loaded model set and index).
 
 The query face is the largest face in the photo (or the one asked for by
-index, faces numbered largest first); it is aligned and embedded exactly as
-faces in footage are, then matched by cosine similarity. When liveness models
-are loaded the query face's P(live) is measured too, and `check_live` refuses
-a spoofed photo.
+index, faces numbered largest first), found, aligned and embedded by the one
+photo path (`faceid_jobs.photo.face_of`), exactly as faces in footage are,
+then matched by cosine similarity. When liveness models are loaded the query
+face's P(live) is measured too, and `faceid_jobs.photo.check_live` refuses a
+spoofed photo.
 
 An index built with ``index_by = "track"`` (rows carry ``start_s``/``end_s``)
 answers with appearances: hits of one track, and tracks of one video at
@@ -21,36 +22,20 @@ from typing import Any
 
 import numpy as np
 
-from faceid_jobs.errors import ConfigError, IndexMissingError, NoFaceError, SpoofError
+from faceid_jobs.errors import IndexMissingError
 from faceid_jobs.index import IndexInfo, ShardedIndex
 from faceid_jobs.models import ModelSet
-from faceid_jobs.models.align import align_faces
+from faceid_jobs.photo import PhotoFace, face_of
 from faceid_jobs.search.appearances import merge_appearances
-from faceid_jobs.types import Faces
 
 __all__ = [
     "Hit",
     "Query",
-    "QueryFace",
     "SearchResult",
-    "check_live",
     "make_query",
-    "pick_query_face",
     "search_image",
     "search_index",
 ]
-
-
-@dataclass(frozen=True)
-class QueryFace:
-    """The face a search was made with."""
-
-    photo: str
-    bbox: tuple[float, float, float, float]
-    det_score: float
-    face_index: int
-    faces_in_photo: int
-    liveness: float | None = None
 
 
 @dataclass(frozen=True)
@@ -86,7 +71,7 @@ class Hit:
 
 @dataclass(frozen=True)
 class SearchResult:
-    query: QueryFace
+    query: PhotoFace
     hits: tuple[Hit, ...]
     index: IndexInfo
     # "track": hits are appearances; "face": one hit per stored face.
@@ -94,9 +79,7 @@ class SearchResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "query": {"photo": self.query.photo, "bbox": list(self.query.bbox),
-                      "det_score": self.query.det_score, "face_index": self.query.face_index,
-                      "faces_in_photo": self.query.faces_in_photo, "liveness": self.query.liveness},
+            "query": self.query.to_json(),
             "hits": [h.to_json() for h in self.hits],
             "index": {"build_id": self.index.build_id, "kind": self.index.kind,
                       "vectors": self.index.vectors, "dim": self.index.dim,
@@ -105,68 +88,28 @@ class SearchResult:
         }
 
 
-def pick_query_face(faces: Faces, face_index: int | None, photo: str) -> tuple[Faces, int]:
-    """Choose the query face: largest first, or the `face_index`-th largest."""
-    if len(faces) == 0:
-        raise NoFaceError(f"{photo}: no face found in the photo")
-    by_size = np.argsort(-faces.area, kind="stable")
-    i = 0 if face_index is None else face_index
-    if not 0 <= i < len(faces):
-        raise ConfigError(f"{photo}: --face-index {i} out of range (the photo has {len(faces)} faces)")
-    return faces[[int(by_size[i])]], i
-
-
 @dataclass(frozen=True)
 class Query:
     """A query face and its embedding (D,) float32."""
 
-    face: QueryFace
+    face: PhotoFace
     embedding: np.ndarray
     embedder_id: str
 
 
-def make_query(image: np.ndarray, photo: str, models: ModelSet, face_index: int | None = None) -> Query:
-    """Detect, choose, align and embed the query face of a BGR image.
+def make_query(image: np.ndarray, photo: str, models: ModelSet, face_index: int | None = None, *,
+               liveness: bool = True) -> Query:
+    """Detect, choose, align and embed the query face of a BGR image (`faceid_jobs.photo.face_of`).
 
-    With liveness models loaded (`models.liveness`), the face's P(live) is
-    measured as well (`QueryFace.liveness`); otherwise it is None.
+    With `liveness` and liveness models loaded (`models.liveness`), the
+    face's P(live) is measured as well (`PhotoFace.liveness`); otherwise it is None.
 
     Raises:
         NoFaceError: the image holds no face.
         ConfigError: `face_index` is out of range.
     """
-    faces = models.detector.detect(image)
-    face, chosen = pick_query_face(faces, face_index, photo)
-    embedding = models.embedder.embed(align_faces(image, face.kps))[0]
-    liveness = None
-    if models.liveness is not None:
-        liveness = round(float(models.liveness.score(image, face.xyxy)[0]), 4)
-    qf = QueryFace(
-        photo=photo,
-        bbox=tuple(round(float(v), 1) for v in face.xyxy[0]),
-        det_score=round(float(face.score[0]), 4),
-        face_index=chosen,
-        faces_in_photo=len(faces),
-        liveness=liveness,
-    )
-    return Query(qf, embedding, models.ids["embedder"])
-
-
-def check_live(query: Query | QueryFace, threshold: float = 0.5) -> None:
-    """Refuse a query face whose P(live) is below `threshold` (`--require-live`, verify).
-
-    Raises:
-        SpoofError: the face looks like a spoof (exit code 3).
-        ConfigError: no liveness was measured (liveness models not loaded).
-    """
-    face = query.face if isinstance(query, Query) else query
-    if face.liveness is None:
-        raise ConfigError(f"{face.photo}: cannot check liveness: no liveness models are configured")
-    if face.liveness < threshold:
-        raise SpoofError(
-            f"{face.photo}: refused: the face does not look live "
-            f"(liveness {face.liveness:.2f} < live_threshold {threshold:g})"
-        )
+    face, embedding = face_of(image, photo, models, face_index=face_index, liveness=liveness)
+    return Query(face, embedding, models.ids["embedder"])
 
 
 def search_index(

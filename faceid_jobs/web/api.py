@@ -13,7 +13,14 @@ Every endpoint but ``GET /health`` (and the docs at ``/docs``) needs
 body is read, compared in constant time and never logged. Request bodies
 above `api_max_upload_mb` are refused while they stream in. Errors are JSON
 ``{"error": "<one line>", "code": "<kind>"}`` with a 4xx status for a
-client's mistake.
+client's mistake: a library error answers its class's ``http_status`` and
+``api_code`` (`faceid_jobs.errors`).
+
+Photos go through the same photo path as the CLI (`faceid_jobs.photo`), and
+an enrollment through `faceid_jobs.identity.gallery.enroll`, which writes the
+audit record; the Prefect event is the caller's ``on_change`` callback
+(`faceid-jobs api` passes one when a Prefect server is configured), so this
+module imports no flow code.
 
 Example:
     >>> app = create_app(load_settings(), token="s3cret")  # doctest: +SKIP
@@ -23,11 +30,9 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hmac
 import logging
 import queue
-import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -40,28 +45,22 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartParser
 
 from faceid_jobs.config import Settings
-from faceid_jobs.errors import (
-    ConfigError,
-    FaceIdError,
-    IndexMissingError,
-    IntegrityError,
-    ModelError,
-    NoFaceError,
-    PhotoError,
-    SpoofError,
-    StoreError,
-)
+from faceid_jobs.errors import ConfigError, FaceIdError, IndexMissingError, NoFaceError, PolicyError
+from faceid_jobs.identity import gallery
+from faceid_jobs.identity.enrollment import enrollable_face
+from faceid_jobs.identity.matching import verify_face
 from faceid_jobs.images import decode_photo
 from faceid_jobs.models import ModelSet, load_models
+from faceid_jobs.photo import analyse, check_live, face_of
+from faceid_jobs.search.query import make_query, search_index
 
-__all__ = ["MAX_IMAGE_PIXELS", "OPEN_PATHS", "create_app"]
+__all__ = ["OPEN_PATHS", "create_app"]
 
 log = logging.getLogger(__name__)
 
-# Decoding is refused above this (a 50-megapixel photo is 150 MB as BGR).
-MAX_IMAGE_PIXELS = 50_000_000
 # Served without a token: liveness probe and the API's own documentation.
 OPEN_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
 
@@ -77,32 +76,6 @@ class ApiError(Exception):
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": " ".join(str(message).split()), "code": code}, status_code=status,
                         headers=headers)
-
-
-# FaceIdError subclass → (status, code); the first match wins.
-_STATUS: list[tuple[type[FaceIdError], int, str]] = [
-    (SpoofError, 422, "spoof"),
-    (NoFaceError, 422, "no_face"),
-    (PhotoError, 400, "bad_photo"),
-    (ConfigError, 400, "bad_request"),
-    (IndexMissingError, 503, "no_index"),
-    (IntegrityError, 500, "integrity"),
-    (ModelError, 500, "model"),
-    (StoreError, 503, "store"),
-]
-
-
-# Errors of the enrollment modules, matched by name so that this module imports them only when used.
-_STATUS_BY_NAME = {"UnknownIdentityError": (404, "unknown_identity"), "EnrollmentError": (422, "not_enrollable")}
-
-
-def _status_of(exc: FaceIdError) -> tuple[int, str]:
-    if type(exc).__name__ in _STATUS_BY_NAME:
-        return _STATUS_BY_NAME[type(exc).__name__]
-    for cls, status, code in _STATUS:
-        if isinstance(exc, cls):
-            return status, code
-    return 400, "bad_request"
 
 
 # ---------------------------------------------------------------- shared state
@@ -175,9 +148,11 @@ class IndexHolder:
 class _Guard:
     """Checks the bearer token and the body size before the app reads the body."""
 
-    def __init__(self, app: Any, token: str | None, max_body: int) -> None:
+    def __init__(self, app: Any, token: str | None, max_body: int, enroll_token: str | None = None) -> None:
         self.app = app
         self.token = token.encode() if token else None
+        # /enroll takes its own token: the search token cannot change who is enrolled.
+        self.enroll_token = enroll_token.encode() if enroll_token else None
         self.max_body = max_body
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
@@ -185,10 +160,19 @@ class _Guard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        if self.token is not None and scope.get("path", "") not in OPEN_PATHS:
+        path = scope.get("path", "")
+        if self.token is not None and path not in OPEN_PATHS:
             auth = headers.get(b"authorization", b"")
             scheme, _, given = auth.partition(b" ")
-            if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(), self.token):
+            expected = self.token
+            if path.rstrip("/") == "/enroll":
+                if self.enroll_token is None:
+                    await self._drain(receive)
+                    await _error(403, "forbidden", "enrollment over HTTP is off: the server has no "
+                                 "FACEID_JOBS_API_ENROLL_TOKEN")(scope, receive, send)
+                    return
+                expected = self.enroll_token
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(), expected):
                 await self._drain(receive)
                 await _error(401, "unauthorized", "missing or wrong bearer token (send Authorization: Bearer "
                              "<token>)", {"WWW-Authenticate": "Bearer"})(scope, receive, send)
@@ -254,39 +238,20 @@ class _TooLarge(Exception):
 # ---------------------------------------------------------------- photos
 
 
-def image_pixels(data: bytes) -> int | None:
-    """Width × height from a PNG or JPEG header, without decoding; None for other formats."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        w, h = struct.unpack(">II", data[16:24])
-        return w * h
-    if data[:2] == b"\xff\xd8":
-        i = 2
-        while i + 9 < len(data):
-            if data[i] != 0xFF:
-                i += 1
-                continue
-            marker = data[i + 1]
-            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
-                i += 1 if marker == 0xFF else 2
-                continue
-            length = struct.unpack(">H", data[i + 2:i + 4])[0]
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                h, w = struct.unpack(">HH", data[i + 5:i + 9])
-                return w * h
-            i += 2 + length
-    return None
+class _Decoder:
+    """Decodes uploads, at most `concurrent` at once (each may briefly hold max_image_pixels × 3 bytes and more)."""
 
+    def __init__(self, limit: int, max_pixels: int, concurrent: int) -> None:
+        self.limit, self.max_pixels = limit, max_pixels
+        self._slots = threading.BoundedSemaphore(concurrent)
 
-def _read_photo(upload: UploadFile, limit: int, field: str = "photo") -> tuple[np.ndarray, str]:
-    name = (upload.filename or field).replace("\n", " ")[:200]
-    data = upload.file.read(limit + 1)
-    if len(data) > limit:
-        raise ApiError(413, "too_large", f"{name}: larger than {limit / (1 << 20):g} MiB")
-    pixels = image_pixels(data)
-    if pixels is not None and pixels > MAX_IMAGE_PIXELS:
-        raise ApiError(413, "too_large", f"{name}: image too large ({pixels / 1e6:.0f} megapixels, "
-                       f"at most {MAX_IMAGE_PIXELS / 1e6:.0f})")
-    return decode_photo(data, name), name
+    def __call__(self, upload: UploadFile, field: str = "photo") -> tuple[np.ndarray, str]:
+        name = (upload.filename or field).replace("\n", " ")[:200]
+        data = upload.file.read(self.limit + 1)
+        if len(data) > self.limit:
+            raise ApiError(413, "too_large", f"{name}: larger than {self.limit / (1 << 20):g} MiB")
+        with self._slots:
+            return decode_photo(data, name, self.max_pixels), name
 
 
 # ---------------------------------------------------------------- app
@@ -305,6 +270,7 @@ def create_app(
     token: str | None = None,
     auth: bool = True,
     model_sets: list[ModelSet] | None = None,
+    on_change: gallery.OnChange | None = None,
 ) -> FastAPI:
     """The API app, with models loaded and the store opened.
 
@@ -317,6 +283,8 @@ def create_app(
             only with ``--no-auth`` on a loopback address).
         model_sets: already loaded model sets (tests); default: load
             ``api_model_sets`` of them, liveness included.
+        on_change: called with each committed gallery change (``/enroll``),
+            e.g. to emit the Prefect event; see `faceid_jobs.identity.gallery.notify`.
 
     Raises:
         ConfigError: auth is on but there is no token.
@@ -332,6 +300,10 @@ def create_app(
     with contextlib.suppress(IndexMissingError):
         holder.get()  # load it now: the first search should not wait for it
     limit = int(settings.api_max_upload_mb * (1 << 20))
+    _read_photo = _Decoder(limit, settings.max_image_pixels, settings.api_max_decodes)
+    # Uploads up to the body limit stay in memory (Starlette spools files above 1 MiB to the
+    # temporary folder by default, where photos of faces would outlive the request on a crash).
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, limit + 1)
 
     app = FastAPI(
         title="faceid-jobs",
@@ -352,10 +324,9 @@ def create_app(
 
     @app.exception_handler(FaceIdError)
     async def _faceid_error(_: Request, exc: FaceIdError) -> JSONResponse:
-        status, code = _status_of(exc)
-        if status >= 500:
+        if exc.http_status >= 500:
             log.error("%s", exc)
-        return _error(status, code, str(exc))
+        return _error(exc.http_status, exc.api_code, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -391,15 +362,12 @@ def create_app(
         min_liveness: Annotated[float | None, Query(ge=0.0, le=1.0, description="Leave out hits with a "
                                                     "lower P(live)")] = None,
     ) -> dict[str, Any]:
-        from faceid_jobs.search.query import check_live, make_query, search_index
-
-        image, name = _read_photo(photo, limit)
+        image, name = _read_photo(photo)
         with pool.use() as models:
             # Like the CLI: the query's liveness is measured only when it must be checked.
-            used = models if require_live else dataclasses.replace(models, liveness=None)
-            query = make_query(image, name, used, face_index)
+            query = make_query(image, name, models, face_index, liveness=require_live)
         if require_live:
-            check_live(query, settings.live_threshold)
+            check_live(query.face, settings.live_threshold)
         result = search_index(
             query, holder.get(),
             top_k=top_k or settings.top_k,
@@ -411,16 +379,14 @@ def create_app(
 
     @app.post("/liveness", dependencies=secured, summary="P(live) of every face in the photo")
     def liveness(photo: Annotated[UploadFile, File(description="Photo to check.")]) -> dict[str, Any]:
-        image, name = _read_photo(photo, limit)
+        image, name = _read_photo(photo)
         if pool.first.liveness is None:
             raise ApiError(501, "not_implemented", "no liveness models are configured (the liveness setting)")
         with pool.use() as models:
-            faces = models.detector.detect(image)
-            if len(faces) == 0:
-                raise NoFaceError(f"{name}: no face found in the photo")
-            order = np.argsort(-faces.area, kind="stable")
-            faces = faces[order]
-            scores = models.liveness.score(image, faces.xyxy)
+            faces = analyse(image, models, embed=False, quality=False)
+        if len(faces) == 0:
+            raise NoFaceError(f"{name}: no face found in the photo")
+        scores = faces.liveness
         return {
             "photo": name,
             "live_threshold": settings.live_threshold,
@@ -430,6 +396,10 @@ def create_app(
                 for i in range(len(faces))
             ],
         }
+
+    def allow_no_liveness(require_live: bool) -> None:
+        if not require_live and not settings.api_allow_no_liveness:
+            raise PolicyError("require_live=false is not allowed on this server (api_allow_no_liveness is off)")
 
     @app.post("/verify", dependencies=secured, summary="Is the face in the photo this enrolled identity",
               description="The same JSON as `faceid-jobs verify --json`: match, similarity, threshold, "
@@ -442,20 +412,22 @@ def create_app(
         threshold: Annotated[float | None, Query(ge=0.0, le=1.0, description="Lowest cosine similarity for a "
                                                  "match [default: identity_threshold]")] = None,
     ) -> dict[str, Any]:
-        ident_mod, gallery_mod = _enrollment()
-        image, name = _read_photo(photo, limit)
+        allow_no_liveness(require_live)
+        if threshold is not None and threshold < settings.identity_threshold:
+            raise PolicyError(f"threshold {threshold:g} is below the server's identity_threshold "
+                              f"{settings.identity_threshold:g}: a client may raise it, not lower it")
+        image, name = _read_photo(photo)
         with pool.use() as models:
-            used = models if require_live else dataclasses.replace(models, liveness=None)
-            face, embedding = ident_mod.photo_face(image, name, used)
+            face, embedding = face_of(image, name, models, liveness=require_live)
             embedder_id = models.ids["embedder"]
         if require_live:
-            ident_mod.check_enrollable(face, min_quality=0.0, live_threshold=settings.live_threshold)
-        enrolled = gallery_mod.load_gallery(holder.ws, names=[identity]).get(identity)
+            check_live(face, settings.live_threshold)
+        enrolled = gallery.load_gallery(holder.ws, names=[identity]).get(identity)
         if enrolled.ref.embedder_id != embedder_id:
             raise ConfigError(f"{identity}: enrolled with embedder {enrolled.ref.embedder_id}, the server runs "
                               f"{embedder_id}; enrol again")
-        result = ident_mod.verify_face(face, embedding, identity, enrolled.embeddings,
-                                       settings.identity_threshold if threshold is None else threshold)
+        result = verify_face(face, embedding, identity, enrolled.embeddings,
+                             settings.identity_threshold if threshold is None else threshold)
         return result.to_json()
 
     @app.post("/enroll", dependencies=secured, summary="Enroll an identity from photos",
@@ -468,49 +440,28 @@ def create_app(
         replace: Annotated[bool, Query(description="Replace the identity's photos instead of adding")] = False,
         require_live: Annotated[bool, Query(description="Refuse photos that do not look live")] = True,
     ) -> dict[str, Any]:
-        ident_mod, gallery_mod = _enrollment()
-        name = gallery_mod.check_name(name)
+        allow_no_liveness(require_live)
+        name = gallery.check_name(name)
         if len(photos) > MAX_ENROLL_PHOTOS:
             raise ApiError(400, "bad_request", f"at most {MAX_ENROLL_PHOTOS} photos per request")
         items = []
         for upload in photos:
-            image, photo_name = _read_photo(upload, limit)
+            image, photo_name = _read_photo(upload)
             with pool.use() as models:
-                used = models if require_live else dataclasses.replace(models, liveness=None)
-                face, embedding = ident_mod.photo_face(image, photo_name, used)
+                face, embedding = enrollable_face(
+                    image, photo_name, models, min_quality=settings.enroll_min_quality,
+                    live_threshold=settings.live_threshold if require_live else None)
                 embedder_id = models.ids["embedder"]
-            ident_mod.check_enrollable(face, min_quality=settings.enroll_min_quality,
-                                       live_threshold=settings.live_threshold if require_live else None)
             items.append((face, embedding))
-        change = gallery_mod.enroll(holder.ws, {name: items}, embedder_id, replace_existing=replace)
-        _announce(settings, change)
+        change = gallery.enroll(holder.ws, {name: items}, embedder_id, replace_existing=replace,
+                                details={"liveness_checked": require_live, "via": "api"}, on_change=on_change)
         return change.to_json() | {"photos": [f.to_json() for f, _ in items]}
 
     log.info("API ready: %d model set(s), index version %s, auth %s", len(sets), holder.version,
              "on" if auth else "OFF")
-    app.add_middleware(_Guard, token=token if auth else None, max_body=limit)
+    app.add_middleware(_Guard, token=token if auth else None, max_body=limit,
+                       enroll_token=settings.api_enroll_token if auth else None)
     return app
 
 
 MAX_ENROLL_PHOTOS = 32
-
-
-def _enrollment() -> tuple[Any, Any]:
-    """The enrollment modules (`identify`, `gallery`), or 501 when this installation lacks them."""
-    try:
-        from faceid_jobs.identity import gallery
-        from faceid_jobs.identity import matching as identify
-    except ImportError as exc:
-        raise ApiError(501, "not_implemented", "enrollment is not available in this installation "
-                       f"({exc.name or 'faceid_jobs.identity.gallery'} missing)") from None
-    return identify, gallery
-
-
-def _announce(settings: Settings, change: Any) -> None:
-    """Emit `faceid.enrollment.changed` (Prefect, when configured) as `faceid-jobs enroll` does; never fails."""
-    try:
-        from faceid_jobs.flows.events import emit_enrollment_changed
-
-        emit_enrollment_changed(settings.store, change.version, change.action, len(change.names))
-    except Exception:  # the enrollment is committed: an event problem must not turn it into an error
-        log.warning("could not announce the gallery change", exc_info=True)

