@@ -37,6 +37,7 @@ from faceid_jobs.identity.clustering import ClusterParams, chinese_whispers, knn
 from faceid_jobs.identity.people import NODE_SCHEMA, PeopleState, PersonMeta, commit_state, load_state, person_id
 from faceid_jobs.index.merge import current_sources
 from faceid_jobs.records.parquet import parquet_to_table
+from faceid_jobs.storage.catalog import list_entries
 from faceid_jobs.workspace import Workspace
 
 __all__ = ["PeopleResult", "cluster_params", "configured_embedder", "discover_people", "discover_with",
@@ -67,12 +68,20 @@ class PeopleResult:
         return asdict(self)
 
 
-def configured_embedder(settings: Settings) -> str:
-    """Model id of the configured embedder, from its file alone (no session is opened)."""
+def configured_embedder(settings: Settings, store: Any = None) -> str:
+    """Model id of the configured embedder, from its file alone (no session is opened); without
+    weights, the one embedder every catalogued video was analysed with (when `store` is given)."""
+    from faceid_jobs.errors import ModelError
     from faceid_jobs.models import resolve_model_path
     from faceid_jobs.models.runtime import ModelFile
 
-    return ModelFile.from_path(resolve_model_path(settings, "embedder")).id
+    try:
+        return ModelFile.from_path(resolve_model_path(settings, "embedder")).id
+    except (ModelError, OSError):
+        used = {e.embedder_id for e in list_entries(store)} if store is not None else set()
+        if len(used) == 1:
+            return used.pop()
+        raise
 
 
 def cluster_params(settings: Settings) -> ClusterParams:
@@ -228,8 +237,8 @@ def discover_people(ws: Workspace, settings: Settings, *, rebuild: bool = False,
     Raises:
         StoreError: kept losing to concurrent writers.
     """
-    return discover_with(ws, configured_embedder(settings), cluster_params(settings), rebuild=rebuild, workers=workers,
-                         attempts=attempts)
+    return discover_with(ws, configured_embedder(settings, ws.store), cluster_params(settings), rebuild=rebuild,
+                         workers=workers, attempts=attempts)
 
 
 def discover_with(ws: Workspace, embedder: str, params: ClusterParams, *, rebuild: bool = False, workers: int = 2,
@@ -256,7 +265,8 @@ def discover_with(ws: Workspace, embedder: str, params: ClusterParams, *, rebuil
             state.nodes, state.vectors = NODE_SCHEMA.empty_table(), np.zeros((0, 0), np.float16)
         tables, vecs, _ = _read_new(ws, todo, params, workers)
         new_nodes = sum(t.num_rows for t in tables)
-        if not full and not new_nodes and not dropped and set(todo) <= old_sources and state.version:
+        nothing = not new_nodes and not dropped and (not state.version or set(todo) <= old_sources)
+        if (nothing and not full) or (not state.version and not new_nodes):
             return _result(state, False, False, 0, 0, 0, started, params)
         new_vectors = np.concatenate(vecs).astype(np.float32) if vecs else np.zeros((0, state.dim or 1), np.float32)
         new_table = pa.concat_tables(tables) if tables else None

@@ -54,7 +54,8 @@ def _person_json(pid: str, state: PeopleState, rows: np.ndarray, cols: dict[str,
                      "start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3),
                      "timestamp_s": round(cols["timestamp_s"][i], 3), "frame": cols["frame_index"][i],
                      "bbox": [round(float(v), 1) for v in cols["bbox"][i]], "face_id": cols["face_id"][i],
-                     "similarity": round(min(1.0, float(sims[s.row])), 4), "_order": (cols["added_version"][i], fps[s.row])})
+                     "similarity": round(min(1.0, float(sims[s.row])), 4),
+                     "_order": (cols["added_version"][i], fps[s.row])})
     apps.sort(key=lambda a: (a["_order"], a["start_s"]))
     best = rows[int(np.argmax([-1.0 if cols["quality"][i] is None else cols["quality"][i] for i in rows]))]
     for a in apps:
