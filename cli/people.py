@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from click import get_current_context
 from rich.table import Table
 
 from faceid_jobs.cli.common import (
@@ -27,16 +26,16 @@ app = typer.Typer(help="People found in the archive by clustering the stored fac
 
 HtmlOpt = Annotated[Path | None, typer.Option("--html", help="Also write a self-contained HTML contact sheet.",
                                               rich_help_panel="Output", show_default=False)]
+# The group's --store/--config, for its subcommands (one CLI invocation per process).
+_GROUP: dict[str, Any] = {}
 IdArg = Annotated[str, typer.Argument(help="A person id, e.g. P000012.", show_default=False)]
 
 
 def _workspace(store: str | None, config: Path | None, weights_dir: Path | None = None) -> tuple[Any, Any]:
     from faceid_jobs.workspace import open_workspace
 
-    ctx = get_current_context(silent=True)
-    parent = ctx.parent.params if ctx is not None and ctx.parent is not None else {}
-    store = store or parent.get("store")  # `people --store S show ID` means S too
-    config = config or parent.get("config")
+    store = store or _GROUP.get("store")  # `people --store S show ID` means S too
+    config = config or _GROUP.get("config")
     settings = settings_from(config, store=store, weights_dir=weights_dir)
     return settings, open_workspace(settings, create_key=True)
 
@@ -96,6 +95,7 @@ def people(
     Examples: [bold]faceid-jobs people --json[/bold], [bold]faceid-jobs people --html people.html[/bold]
     """
     if ctx.invoked_subcommand is not None:
+        _GROUP.update(store=store, config=config)
         return
     from faceid_jobs.identity.discover import discover_people
     from faceid_jobs.identity.people_edit import people_view
