@@ -38,6 +38,7 @@ from faceid_jobs.errors import ConfigError, FaceIdError
 from faceid_jobs.identity.audit import write_audit
 from faceid_jobs.identity.gallery import load_gallery, remove
 from faceid_jobs.identity.labels import delete_labels, label_table
+from faceid_jobs.identity.people import drop_sources
 from faceid_jobs.index.merge import mark_stale
 from faceid_jobs.records.parquet import parquet_to_table, table_to_parquet
 from faceid_jobs.storage.catalog import VideoEntry, list_entries
@@ -175,6 +176,7 @@ def forget_identity(
         # Labels of the rewritten files name the deleted faces: gone with them (relabel writes new ones).
         result.label_files_deleted = delete_labels(ws, rewritten)
         mark_stale(ws.store, rewritten, reason="forget --purge-appearances")
+        drop_sources(ws, rewritten)  # the people lose those faces too (the rest are clustered again)
     change = remove(ws, [name])
     result.gallery_version = change.version
     if purge_appearances:
@@ -247,6 +249,7 @@ def forget_video(ws: Workspace, video: str, *, merge: Callable[[], Any] | None =
         _delete_record(ws, key)
     result.record_files_deleted = len(keys)
     result.label_files_deleted = delete_labels(ws, keys)
+    drop_sources(ws, keys)
     ws.store.delete(video_key(entry.fingerprint))
     _finish_index(ws, result, merge, gc_keep)
     result.audit_key = write_audit(ws.store, "forget-video", {
