@@ -83,16 +83,14 @@ def track_nodes(vectors: np.ndarray, keys: np.ndarray, quality: np.ndarray | Non
     q = np.full(len(vectors), 0.5, np.float32) if quality is None else np.asarray(quality, np.float32)
     w = np.clip(np.nan_to_num(q, nan=0.5), 0.05, 1.0)
     uniq, inverse = np.unique(np.asarray(keys, np.int64), return_inverse=True)
-    first = np.zeros((len(uniq), vectors.shape[1]), np.float32)
-    np.add.at(first, inverse, vectors * w[:, None])
-    first = _unit(first)
+    order = np.argsort(inverse, kind="stable")
+    starts = np.flatnonzero(np.r_[True, inverse[order][1:] != inverse[order][:-1]]) if len(order) else order
+    first = _unit(np.add.reduceat(vectors[order] * w[order, None], starts)) if len(order) else vectors[:0]
     near = np.einsum("ij,ij->i", vectors, first[inverse]) >= outlier_cos
     # A track whose faces are all "outliers" keeps them all.
-    kept = np.zeros(len(uniq), np.int64)
-    np.add.at(kept, inverse, near)
-    near |= kept[inverse] == 0
-    second = np.zeros_like(first)
-    np.add.at(second, inverse[near], vectors[near] * w[near, None])
+    near |= np.bincount(inverse, weights=near, minlength=len(uniq))[inverse] == 0
+    weights = np.where(near, w, 0.0).astype(np.float32)
+    second = np.add.reduceat(vectors[order] * weights[order, None], starts) if len(order) else vectors[:0]
     return uniq, _unit(second)
 
 
