@@ -21,6 +21,7 @@ from faceid_jobs.cli import (
     verify,
 )
 from faceid_jobs.cli import api as api_cmd
+from faceid_jobs.cli import people as people_cmd
 
 app = typer.Typer(
     name="faceid-jobs",
@@ -46,6 +47,7 @@ app.command("annotate")(annotate.annotate)
 app.add_typer(identities.app, name="identities")
 app.add_typer(index_cmd.app, name="index")
 app.add_typer(keys.app, name="keys")
+app.add_typer(people_cmd.app, name="people")
 
 
 def main() -> None:

@@ -108,6 +108,16 @@ class Settings:
     # cosine similarity (and verify matches at it); enrollment photos need this quality.
     identity_threshold: float = 0.4
     enroll_min_quality: float = 0.5
+    # People discovery (`faceid-jobs people`, identity/clustering.py): each track is linked
+    # to its people_knn nearest tracks at cosine >= people_threshold and the graph is
+    # clustered (Chinese whispers); people with fewer than people_min_faces faces are not
+    # listed. `people name` enrolls up to people_name_faces best faces (one per track) and
+    # refuses when fewer than people_name_min_faces pass the quality and liveness gates.
+    people_knn: int = 10
+    people_threshold: float = 0.45
+    people_min_faces: int = 3
+    people_name_faces: int = 8
+    people_name_min_faces: int = 3
     # HTTP API (`faceid-jobs api`): bearer token clients must send (set it as
     # FACEID_JOBS_API_TOKEN rather than in a file; never logged or passed to flows),
     # largest request body, model sets serving requests in parallel, and how often
@@ -170,7 +180,11 @@ class Settings:
             raise ConfigError("max_image_pixels and api_max_decodes must be >= 1")
         if self.api_max_upload_mb <= 0 or self.api_model_sets < 1 or self.api_index_refresh_s < 0:
             raise ConfigError("api_max_upload_mb must be > 0, api_model_sets >= 1, api_index_refresh_s >= 0")
-        for name in ("identity_threshold", "enroll_min_quality"):
+        if self.people_knn < 1 or self.people_min_faces < 0 or not 1 <= self.people_name_min_faces \
+                <= self.people_name_faces:
+            raise ConfigError("people_knn must be >= 1, people_min_faces >= 0 and "
+                              "1 <= people_name_min_faces <= people_name_faces")
+        for name in ("identity_threshold", "enroll_min_quality", "people_threshold"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         for name in ("det_threshold", "nms_threshold"):

@@ -38,6 +38,7 @@ from faceid_jobs.errors import ConfigError, FaceIdError, UnknownVideoError
 from faceid_jobs.identity.audit import write_audit
 from faceid_jobs.identity.gallery import GalleryChange, OnChange, load_gallery, notify, remove
 from faceid_jobs.identity.labels import delete_labels, label_table
+from faceid_jobs.identity.people import drop_sources
 from faceid_jobs.index.merge import mark_stale
 from faceid_jobs.records.parquet import parquet_to_table, table_to_parquet
 from faceid_jobs.storage.catalog import VideoEntry, list_entries
@@ -174,6 +175,7 @@ def forget_identity(
         # Labels of the rewritten files name the deleted faces: gone with them (relabel writes new ones).
         result.label_files_deleted = delete_labels(ws, rewritten)
         mark_stale(ws.store, rewritten, reason="forget --purge-appearances")
+        drop_sources(ws, rewritten)  # the people lose those faces too (the rest are clustered again)
     # The "forget" record below says more than remove's own would: one record per forget.
     change = remove(ws, [name], audit=False)
     result.gallery_version = change.version
@@ -248,6 +250,7 @@ def forget_video(ws: Workspace, video: str, *, merge: Callable[[], Any] | None =
         _delete_record(ws, key)
     result.record_files_deleted = len(keys)
     result.label_files_deleted = delete_labels(ws, keys)
+    drop_sources(ws, keys)
     ws.store.delete(video_key(entry.fingerprint))
     _finish_index(ws, result, merge, gc_keep)
     result.audit_key = write_audit(ws.store, "forget-video", {

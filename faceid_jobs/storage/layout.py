@@ -10,12 +10,15 @@
     keys/data/<ref>.json                    (crypto/envelope.py)
     index/shards/<shard_id>.shard           (index/shard.py)
     index/manifests/<version:020d>.json     (index/manifest.py)
+    people/versions/<version:020d>.bin      people found by clustering (identity/people.py)
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "PEOPLE_PREFIX",
     "VIDEOS_PREFIX",
+    "people_version_key",
     "record_key",
     "record_prefix",
     "video_key",
@@ -35,3 +38,11 @@ def record_key(analysis_id: str, fingerprint: str, chunk_index: int) -> str:
 
 def video_key(fingerprint: str) -> str:
     return f"{VIDEOS_PREFIX}{fingerprint}.json"
+
+
+PEOPLE_PREFIX = "people/versions/"
+
+
+def people_version_key(version: int) -> str:
+    """`people/versions/<version:020d>.bin`: one sealed version of the people (identity/people.py)."""
+    return f"{PEOPLE_PREFIX}{version:020d}.bin"

@@ -1,0 +1,178 @@
+"""People discovery bench: which clustering, how right, how fast (standalone script).
+
+    .venv/bin/python -m bench.people photos            # labelled photo pairs (../shared/media/people)
+    .venv/bin/python -m bench.people friends           # Friends clip, process --sample-fps 4, vs the shot table
+    .venv/bin/python -m bench.people scale --faces 1000000 --threads 2
+
+Methods compared on the same embeddings:
+- ``avg-link@t``: average-linkage hierarchical clustering cut at cosine t (scipy; needs all n² similarities);
+- ``components@t``: connected components of the k-NN graph at cosine ≥ t (single linkage on the graph);
+- ``whispers@t``: Chinese whispers on the same graph (what `identity/clustering.py` ships).
+Pair accuracy: over all pairs of labelled faces, "same cluster" agrees with "same person".
+Prints one JSON object per case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+from faceid_jobs.identity.clustering import ClusterParams, chinese_whispers, components, knn_edges, renumber
+
+MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55)
+
+
+def pair_accuracy(pred: np.ndarray, truth: list[str]) -> float:
+    pairs = list(combinations(range(len(truth)), 2))
+    right = sum((pred[i] == pred[j]) == (truth[i] == truth[j]) for i, j in pairs)
+    return right / max(1, len(pairs))
+
+
+def methods(vectors: np.ndarray, t: float) -> dict[str, np.ndarray]:
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    params = ClusterParams(threshold=t)
+    src, dst, sim = knn_edges(vectors, params)
+    out = {"whispers": renumber(chinese_whispers(len(vectors), src, dst, sim)),
+           "components": components(len(vectors), src, dst)}
+    if len(vectors) <= 20_000:
+        z = linkage(vectors.astype(np.float64), method="average", metric="cosine")
+        out["avg-link"] = fcluster(z, 1 - t, criterion="distance")
+    return out
+
+
+def photo_faces() -> tuple[np.ndarray, list[str]]:
+    from faceid_jobs.config import Settings
+    from faceid_jobs.identity.matching import photo_face
+    from faceid_jobs.images import read_photo
+    from faceid_jobs.models import load_models
+
+    models = load_models(Settings(weights_dir=str(MEDIA.parent / "weights"), device="cpu"), liveness=False)
+    test_names = {"obama1": "obama", "alex_lacamoire1": "alex_lacamoire", "johnsnow_test1": "kit_harington"}
+    items = [(p, p.parent.name) for p in sorted((MEDIA / "people" / "train").glob("*/*.jpg"))]
+    items += [(MEDIA / "people" / "test" / f"{k}.jpg", v) for k, v in test_names.items()]
+    vectors, names = [], []
+    for path, who in items:
+        _, emb = photo_face(read_photo(path), path.name, models)
+        vectors.append(emb)
+        names.append(who)
+    return np.stack(vectors).astype(np.float32), names
+
+
+def bench_photos() -> dict:
+    vectors, names = photo_faces()
+    rows = {f"{m}@{t}": round(pair_accuracy(pred, names), 4)
+            for t in THRESHOLDS for m, pred in methods(vectors, t).items()}
+    return {"case": "photos", "faces": len(names), "pairs": len(names) * (len(names) - 1) // 2, "pair_accuracy": rows}
+
+
+def _process(video: Path, store: Path, key: Path, fps: float = 4.0) -> None:
+    exe = Path(sys.executable).parent / "faceid-jobs"
+    env = {"FACEID_JOBS_KEY_FILE": str(key), "PATH": "/usr/bin:/bin"}
+    subprocess.run([str(exe), "process", str(video), "--store", str(store), "--sample-fps", str(fps)],
+                   check=True, env=env, capture_output=True)
+
+
+def bench_friends(threshold: float) -> dict:
+    """Process the clip, discover people, and check every person of ≥ 3 faces against the portraits and shots."""
+    from faceid_jobs.config import Settings
+    from faceid_jobs.identity.discover import configured_embedder, discover_with
+    from faceid_jobs.identity.people_edit import people_view
+    from faceid_jobs.storage import LocalStore
+    from faceid_jobs.workspace import open_workspace
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.friends import EDGE, SHOTS, shot_of
+
+    tmp = Path(tempfile.mkdtemp(prefix="people-bench-"))
+    _process(MEDIA / "friends" / "in_video.mp4", tmp / "store", tmp / "key.json")
+    settings = Settings(weights_dir=str(MEDIA.parent / "weights"), key_file=str(tmp / "key.json"),
+                        store=str(tmp / "store"))
+    ws = open_workspace(settings, store=LocalStore(tmp / "store"))
+    result = discover_with(ws, configured_embedder(settings), ClusterParams(threshold=threshold))
+    view = people_view(ws, min_faces=3)
+    report = []
+    for p in view["people"]:
+        shots = sorted({shot_of(a["frame"]) for a in p["appearances"]})
+        cands = set.intersection(*[SHOTS[s][2] | {n for (n, e) in EDGE if e == s} for s in shots]) if shots else set()
+        report.append({"id": p["id"], "faces": p["faces"], "shots": shots, "consistent_with": sorted(cands)})
+    return {"case": "friends", "threshold": threshold, "people": result.people, "listed": len(report),
+            "seconds": result.seconds, "persons": report}
+
+
+def bench_scale(faces: int, add: int, threads: int, threshold: float) -> dict:
+    """Synthetic face-like vectors in tracks of 1–8 faces: cluster from scratch, then add `add` faces."""
+    import faiss
+
+    from bench.synthetic import face_vectors
+    from faceid_jobs.identity.clustering import track_nodes
+    from faceid_jobs.identity.discover import _incremental
+    from faceid_jobs.identity.people import PeopleState, person_id
+
+    faiss.omp_set_num_threads(threads)
+    fs = face_vectors(faces + add, 512, 11)
+    rng = np.random.default_rng(5)
+    # Tracks: runs of 1–8 faces of one identity (sort by identity, cut into runs).
+    order = np.argsort(fs.identity, kind="stable")
+    lengths = rng.integers(1, 9, len(order))
+    starts = np.cumsum(lengths)
+    track = np.zeros(len(order), np.int64)
+    track[starts[starts < len(order)]] = 1
+    track = np.cumsum(track)
+    ident_sorted = fs.identity[order]
+    track += np.cumsum(np.r_[0, ident_sorted[1:] != ident_sorted[:-1]])  # no track spans two identities
+    keys = np.empty(len(order), np.int64)
+    keys[order] = track
+    old = ~(rng.random(int(keys.max()) + 1) < add / (faces + add))[keys]  # these tracks arrive later
+    params = ClusterParams(threshold=threshold)
+    t0 = time.perf_counter()
+    uk, nodes = track_nodes(fs.vectors[old], keys[old])
+    src, dst, sim = knn_edges(nodes, params)
+    cls = renumber(chinese_whispers(len(nodes), src, dst, sim, seed=0))
+    seconds = time.perf_counter() - t0
+    truth = np.asarray([fs.identity[keys == k][0] for k in uk[:2000]])
+    purity = float(np.mean([len(set(truth[cls[:2000] == c])) == 1 for c in np.unique(cls[:2000])]))
+    state = PeopleState(version=1, next_id=int(cls.max()) + 2, vectors=nodes.astype(np.float16))
+    import pyarrow as pa
+
+    state.nodes = pa.table({"person": [person_id(int(c) + 1) for c in cls]})
+    t1 = time.perf_counter()
+    _, new_nodes = track_nodes(fs.vectors[~old], keys[~old])
+    _incremental(state, new_nodes, params)
+    inc = time.perf_counter() - t1
+    return {"case": "scale", "faces": int(old.sum()), "nodes": len(nodes), "people_found": int(cls.max()) + 1,
+            "identities": len(np.unique(fs.identity[old])), "seconds": round(seconds, 1),
+            "max_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+            "pure_clusters_sampled": round(purity, 4), "added_faces": int((~old).sum()),
+            "added_nodes": len(new_nodes), "incremental_seconds": round(inc, 2), "threads": threads}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("case", choices=["photos", "friends", "scale"])
+    ap.add_argument("--faces", type=int, default=100_000)
+    ap.add_argument("--add", type=int, default=10_000)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threshold", type=float, default=ClusterParams().threshold)
+    a = ap.parse_args()
+    if a.case == "photos":
+        out = bench_photos()
+    elif a.case == "friends":
+        out = bench_friends(a.threshold)
+    else:
+        out = bench_scale(a.faces, a.add, a.threads, a.threshold)
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+"""`faceid-jobs people`: who appears in the archive (clusters of stored faces), naming and editing them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from faceid_jobs.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    StoreOpt,
+    WeightsOpt,
+    err,
+    exits_on_user_error,
+    fmt_time,
+    out,
+    print_json,
+    settings_from,
+)
+
+app = typer.Typer(help="People found in the archive by clustering the stored faces; name them once.",
+                  no_args_is_help=False, invoke_without_command=True)
+
+HtmlOpt = Annotated[Path | None, typer.Option("--html", help="Also write a self-contained HTML contact sheet.",
+                                              rich_help_panel="Output", show_default=False)]
+# The group's --store/--config, for its subcommands (one CLI invocation per process).
+_GROUP: dict[str, Any] = {}
+IdArg = Annotated[str, typer.Argument(help="A person id, e.g. P000012.", show_default=False)]
+
+
+def _workspace(store: str | None, config: Path | None, weights_dir: Path | None = None) -> tuple[Any, Any]:
+    from faceid_jobs.workspace import open_workspace
+
+    store = store or _GROUP.get("store")  # `people --store S show ID` means S too
+    config = config or _GROUP.get("config")
+    settings = settings_from(config, store=store, weights_dir=weights_dir)
+    return settings, open_workspace(settings, create_key=True)
+
+
+def _empty(settings: Any) -> bool:
+    """Nothing catalogued and no people yet: answer without keys."""
+    from faceid_jobs.identity.people import list_people_versions
+    from faceid_jobs.storage import open_store
+    from faceid_jobs.storage.catalog import list_entries
+
+    store = open_store(settings.store)
+    return not list_entries(store) and not list_people_versions(store)
+
+
+def _table(people: list[dict[str, Any]], title: str) -> None:
+    table = Table(title=title, title_justify="left")
+    for col in ("id", "name", "faces", "appearances", "videos", "first seen", "last seen"):
+        table.add_column(col, justify="left" if col in ("id", "name", "first seen", "last seen") else "right")
+    for p in people:
+        first, last = p["first_seen"], p["last_seen"]
+        table.add_row(p["id"], p["name"] or "-", str(p["faces"]), str(len(p["appearances"])), str(p["videos"]),
+                      f"{Path(first['video']).name} {fmt_time(first['timestamp_s'])}",
+                      f"{Path(last['video']).name} {fmt_time(last['timestamp_s'])}")
+    out.print(table)
+
+
+def _html(path: Path, view: dict[str, Any], title: str) -> None:
+    from faceid_jobs.web.people_report import people_report
+    from faceid_jobs.web.report import write_report
+
+    write_report(path, people_report(view, title=title))
+    err.print(f"wrote {path}", highlight=False)
+
+
+@app.callback()
+@exits_on_user_error
+def people(
+    ctx: typer.Context,
+    json_out: JsonOpt = False,
+    min_faces: Annotated[int | None, typer.Option("--min-faces", min=0, help="List people with at least this "
+                                                  "many faces [default: people_min_faces, 3].",
+                                                  show_default=False)] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="List at most this many people.",
+                                              show_default=False)] = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Cluster every stored face again (ids, names, "
+                                          "merges and ignores are kept).")] = False,
+    html: HtmlOpt = None,
+    store: StoreOpt = None,
+    weights_dir: WeightsOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """List the people found across the archive, most frequent first.
+
+    New footage's tracks are clustered first (from the stored embeddings: no video is decoded); every face
+    belongs to some person, --min-faces only filters the list. Ignored people are left out.
+
+    Examples: [bold]faceid-jobs people --json[/bold], [bold]faceid-jobs people --html people.html[/bold]
+    """
+    if ctx.invoked_subcommand is not None:
+        _GROUP.update(store=store, config=config)
+        return
+    from faceid_jobs.identity.discover import discover_people
+    from faceid_jobs.identity.people_edit import people_view
+
+    settings = settings_from(config, store=store, weights_dir=weights_dir)
+    if _empty(settings):
+        view: dict[str, Any] = {"people": [], "version": 0, "clustering": {"faces": 0, "seconds": 0.0}}
+    else:
+        settings, ws = _workspace(store, config, weights_dir)
+        result = discover_people(ws, settings, rebuild=rebuild)
+        view = people_view(ws, min_faces=settings.people_min_faces if min_faces is None else min_faces,
+                           limit=limit, gap_s=settings.appearance_gap_s)
+        view["clustering"]["seconds"] = result.seconds
+    if html is not None:
+        _html(html, view, "People")
+    if json_out:
+        print_json(view)
+    else:
+        c = view["clustering"]
+        _table(view["people"], f"{len(view['people'])} people (version {view['version']}, "
+                               f"{c.get('faces', 0)} faces clustered in {c.get('seconds', 0):.1f} s)")
+
+
+@app.command("show")
+@exits_on_user_error
+def show(pid: IdArg, json_out: JsonOpt = False, html: HtmlOpt = None, store: StoreOpt = None,
+         config: ConfigOpt = None) -> None:
+    """One person: counts, best face and every appearance (video, from, to). Exit 2 for an unknown id."""
+    from faceid_jobs.identity.people_edit import person_view
+
+    settings, ws = _workspace(store, config)
+    person = person_view(ws, pid, gap_s=settings.appearance_gap_s)
+    if html is not None:
+        _html(html, {"people": [person]}, f"Person {person['id']}")
+    if json_out:
+        print_json(person)
+        return
+    _table([person], f"{person['id']}" + (" (ignored)" if person["ignored"] else ""))
+    table = Table(title="appearances", title_justify="left")
+    for col in ("video", "from", "to", "best", "frame", "similarity"):
+        table.add_column(col, justify="left" if col == "video" else "right")
+    for a in person["appearances"]:
+        table.add_row(Path(a["video"]).name, fmt_time(a["start_s"]), fmt_time(a["end_s"]), fmt_time(a["timestamp_s"]),
+                      str(a["frame"]), f"{a['similarity']:.3f}")
+    out.print(table)
+
+
+@app.command("name")
+@exits_on_user_error
+def name(
+    pid: IdArg,
+    new_name: Annotated[str, typer.Argument(help="The person's name (an identity).", show_default=False)],
+    merge_into: Annotated[bool, typer.Option("--merge-into", help="The name is enrolled already: add this "
+                                             "person's faces to it.")] = False,
+    no_liveness_check: Annotated[bool, typer.Option("--no-liveness-check", help="Do not require the faces' "
+                                                    "stored P(live) >= live_threshold.")] = False,
+    json_out: JsonOpt = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Name a person: its best faces are enrolled as that identity (gallery, audit record, event).
+
+    Exit 2 with the reason when fewer than people_name_min_faces faces pass the quality and liveness gates,
+    or when the name is enrolled already (unless --merge-into).
+    """
+    from faceid_jobs.cli.enroll import after_gallery_change, labels_hint
+    from faceid_jobs.identity.people import load_state
+    from faceid_jobs.identity.people_edit import name_person
+
+    settings, ws = _workspace(store, config)
+    state = load_state(ws)
+    change, cands = name_person(
+        ws, pid, new_name, state.embedder_id, faces=settings.people_name_faces,
+        min_faces=settings.people_name_min_faces, min_quality=settings.enroll_min_quality,
+        live_threshold=None if no_liveness_check else settings.live_threshold, merge_into=merge_into)
+    emitted = after_gallery_change(ws, change, audit={
+        "identities": list(change.names), "photos": change.embeddings, "gallery_version": change.version,
+        "from_person": state.resolve(pid.strip().upper()), "liveness_checked": not no_liveness_check})
+    result = {"person": state.resolve(pid.strip().upper()), "name": change.names[0],
+              "gallery_version": change.version, "faces_enrolled": change.embeddings, "event_emitted": emitted,
+              "refused": [{"face": c.face.photo, "problem": c.problem} for c in cands if c.problem]}
+    if json_out:
+        print_json(result)
+    else:
+        out.print(f"{result['person']} is now {result['name']}: {change.embeddings} faces enrolled "
+                  f"(gallery version {change.version})", highlight=False)
+        err.print(labels_hint(emitted), highlight=False)
+
+
+@app.command("merge")
+@exits_on_user_error
+def merge(ids: Annotated[list[str], typer.Argument(help="Two or more person ids.", show_default=False)],
+          json_out: JsonOpt = False, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Merge people into one (the oldest id stays); kept across rebuilds."""
+    from faceid_jobs.identity.people_edit import merge_people
+
+    _, ws = _workspace(store, config)
+    kept = merge_people(ws, ids)
+    print_json({"person": kept, "merged": sorted(set(i.upper() for i in ids) - {kept})}) if json_out else \
+        out.print(f"merged into {kept}", highlight=False)
+
+
+@app.command("ignore")
+@exits_on_user_error
+def ignore(pid: IdArg, undo: Annotated[bool, typer.Option("--undo", help="List the person again.")] = False,
+           json_out: JsonOpt = False, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Leave a person (a crowd, a poster) out of the listing; kept across rebuilds."""
+    from faceid_jobs.identity.people_edit import ignore_person
+
+    _, ws = _workspace(store, config)
+    p = ignore_person(ws, pid, not undo)
+    print_json({"person": p, "ignored": not undo}) if json_out else out.print(
+        f"{p} {'listed again' if undo else 'ignored'}", highlight=False)

@@ -1,0 +1,311 @@
+"""Discover people: cluster the stored faces' tracks, incrementally or from scratch (I/O via a Store).
+
+Reads record files only (their embeddings), never a video. Each run:
+
+1. the record files of every catalogued video's current analysis
+   (`index.merge.current_sources`) are compared with those the newest people
+   version clustered: files no longer current lose their nodes, new ones are
+   read and summarised per track (`clustering.track_nodes`);
+2. **incremental** (default): the new nodes are linked to each other and to
+   up to `_EXEMPLARS` nodes of every known person (spread from the most to
+   the least typical), whose people are pinned; Chinese whispers then lets new
+   nodes join a known person or form new ones. Known people never change;
+3. **rebuild** (``rebuild=True``, or another embedder): every node is
+   clustered again; each new cluster takes the id of the known person holding
+   most of its nodes (the largest such cluster per person keeps it; the other
+   parts of a person the user merged stay with it, others get new ids), so
+   ids, names and ignores survive; a cluster joining two known people keeps
+   the older (smaller) id.
+
+Deterministic: same stored records, same settings → same people.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from faceid_jobs.config import Settings
+from faceid_jobs.errors import StoreError
+from faceid_jobs.identity.clustering import ClusterParams, chinese_whispers, knn_edges, renumber, track_nodes
+from faceid_jobs.identity.people import NODE_SCHEMA, PeopleState, PersonMeta, commit_state, load_state, person_id
+from faceid_jobs.index.merge import current_sources
+from faceid_jobs.records.parquet import parquet_to_table
+from faceid_jobs.storage.catalog import list_entries
+from faceid_jobs.workspace import Workspace
+
+__all__ = ["PeopleResult", "cluster_params", "configured_embedder", "discover_people", "discover_with",
+           "nodes_of_table"]
+
+_EXEMPLARS = 8
+_COLUMNS = ["face_id", "video_fingerprint", "frame_index", "timestamp_s", "track_id", "bbox", "embedding", "quality",
+            "liveness"]
+
+
+@dataclass(frozen=True)
+class PeopleResult:
+    """What a discovery did."""
+
+    version: int
+    published: bool
+    rebuild: bool
+    people: int
+    nodes: int
+    faces: int
+    new_files: int
+    new_nodes: int
+    dropped_nodes: int
+    seconds: float
+    params: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def configured_embedder(settings: Settings, store: Any = None) -> str:
+    """Model id of the configured embedder, from its file alone (no session is opened); without
+    weights, the one embedder every catalogued video was analysed with (when `store` is given)."""
+    from faceid_jobs.errors import ModelError
+    from faceid_jobs.models import resolve_model_path
+    from faceid_jobs.models.runtime import ModelFile
+
+    try:
+        return ModelFile.from_path(resolve_model_path(settings, "embedder")).id
+    except (ModelError, OSError):
+        used = {e.embedder_id for e in list_entries(store)} if store is not None else set()
+        if len(used) == 1:
+            return used.pop()
+        raise
+
+
+def cluster_params(settings: Settings) -> ClusterParams:
+    return ClusterParams(k=settings.people_knn, threshold=settings.people_threshold)
+
+
+def nodes_of_table(table: pa.Table, source: str, params: ClusterParams) -> tuple[pa.Table, np.ndarray]:
+    """One record file's tracks: node rows (`NODE_SCHEMA` without person and version) and summaries."""
+    n = table.num_rows
+    if not n:
+        return NODE_SCHEMA.empty_table().drop_columns(["person", "added_version"]), np.zeros((0, 0), np.float32)
+    emb = table.column("embedding").combine_chunks()
+    vectors = np.asarray(emb.values.to_numpy(zero_copy_only=False), np.float32).reshape(n, -1)
+    tracks = table.column("track_id").combine_chunks()
+    valid = np.asarray(tracks.is_valid().to_numpy(zero_copy_only=False), bool)
+    tid = np.asarray(tracks.fill_null(0).to_numpy(zero_copy_only=False), np.int64)
+    keys = np.where(valid, tid, -(np.arange(n, dtype=np.int64) + 1))
+    quality = np.asarray(table.column("quality").to_numpy(zero_copy_only=False), np.float64)
+    liveness = np.asarray(table.column("liveness").to_numpy(zero_copy_only=False), np.float64)
+    times = np.asarray(table.column("timestamp_s").to_numpy(zero_copy_only=False), np.float64)
+    uniq, summaries = track_nodes(vectors, keys, quality, params.outlier_cos)
+    inverse = np.searchsorted(uniq, keys)
+    rank = np.nan_to_num(quality, nan=-1.0)
+    best = [int(np.flatnonzero(inverse == g)[np.argmax(rank[inverse == g])]) for g in range(len(uniq))]
+    counts = np.bincount(inverse, minlength=len(uniq))
+    live = [float(np.nanmean(liveness[inverse == g])) if np.isfinite(liveness[inverse == g]).any() else None
+            for g in range(len(uniq))]
+    pick = pa.array(best, pa.int64())
+    rows = table.take(pick)
+    out = pa.table({
+        "source": pa.array([source] * len(uniq), pa.string()),
+        "fingerprint": rows.column("video_fingerprint").cast(pa.string()),
+        "track_id": pa.array([int(k) if k >= 0 else None for k in uniq.tolist()], pa.int64()),
+        "faces": pa.array(counts, pa.int32()),
+        "start_s": pa.array([float(times[inverse == g].min()) for g in range(len(uniq))], pa.float64()),
+        "end_s": pa.array([float(times[inverse == g].max()) for g in range(len(uniq))], pa.float64()),
+        "face_id": rows.column("face_id").cast(pa.string()),
+        "frame_index": rows.column("frame_index").cast(pa.int64()),
+        "timestamp_s": rows.column("timestamp_s").cast(pa.float64()),
+        "bbox": rows.column("bbox").cast(pa.list_(pa.float32(), 4)),
+        "quality": rows.column("quality").cast(pa.float32()),
+        "liveness": pa.array(live, pa.float32()),
+    })
+    return out, summaries
+
+
+def _read_new(ws: Workspace, keys: list[str], params: ClusterParams, workers: int
+              ) -> tuple[list[pa.Table], list[np.ndarray], int]:
+    def one(key: str) -> tuple[pa.Table, np.ndarray, int]:
+        table = parquet_to_table(ws.store.get(key), key, _COLUMNS, cipher=ws.cipher)
+        nodes, vectors = nodes_of_table(table, key, params)
+        return nodes, vectors, table.num_rows
+
+    tables, vectors, faces = [], [], 0
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for t, v, n in pool.map(one, keys):
+            if t.num_rows:
+                tables.append(t)
+                vectors.append(v)
+            faces += n
+    return tables, vectors, faces
+
+
+def _exemplars(persons: list[str], vectors: np.ndarray) -> np.ndarray:
+    """Row indices of up to `_EXEMPLARS` nodes per person, from the most to the least typical."""
+    chosen: list[int] = []
+    order = np.argsort(np.asarray(persons), kind="stable")
+    sorted_p = np.asarray(persons)[order]
+    starts = np.flatnonzero(np.r_[True, sorted_p[1:] != sorted_p[:-1]])
+    for s, e in zip(starts, np.r_[starts[1:], len(order)], strict=True):
+        rows = order[s:e]
+        if len(rows) <= _EXEMPLARS:
+            chosen += rows.tolist()
+            continue
+        v = vectors[rows].astype(np.float32)
+        typical = rows[np.argsort(-(v @ v.mean(0)), kind="stable")]
+        chosen += typical[np.linspace(0, len(rows) - 1, _EXEMPLARS).round().astype(int)].tolist()
+    return np.asarray(sorted(set(chosen)), np.int64)
+
+
+def _incremental(state: PeopleState, new_vectors: np.ndarray, params: ClusterParams) -> list[str]:
+    """People ids of the new nodes (known people or fresh ids, taken from state.next_id)."""
+    persons = state.nodes.column("person").to_pylist()
+    ex = _exemplars(persons, state.vectors) if persons else np.zeros(0, np.int64)
+    known = state.vectors[ex].astype(np.float32)
+    labels_known = np.asarray([int(persons[i][1:]) for i in ex], np.int64)
+    base = np.concatenate([known, new_vectors]) if len(known) else new_vectors
+    m, n = len(known), len(new_vectors)
+    src, dst, sim = knn_edges(base, params, queries=new_vectors)
+    src = src + m
+    keep = src != dst
+    start = np.concatenate([labels_known, -(np.arange(n, dtype=np.int64) + 1)])
+    pinned = np.r_[np.ones(m, bool), np.zeros(n, bool)]
+    cls = chinese_whispers(m + n, src[keep], dst[keep], sim[keep], labels=start, pinned=pinned,
+                           iterations=params.iterations, seed=params.seed)[m:]
+    return _name_classes(state, cls)
+
+
+def _name_classes(state: PeopleState, cls: np.ndarray) -> list[str]:
+    """Class ≥ 0 → that person; negative classes → fresh ids in order of first node."""
+    fresh: dict[int, str] = {}
+    out = []
+    for c in cls.tolist():
+        if c >= 0:
+            out.append(person_id(c))
+            continue
+        if c not in fresh:
+            fresh[c] = person_id(state.next_id)
+            state.people[fresh[c]] = PersonMeta(created_version=state.version + 1)
+            state.next_id += 1
+        out.append(fresh[c])
+    return out
+
+
+def _rebuild(state: PeopleState, old_person: list[str | None], vectors: np.ndarray, params: ClusterParams
+             ) -> list[str]:
+    """Cluster every node again; map clusters to known ids by overlap (see the module docstring)."""
+    src, dst, sim = knn_edges(vectors, params)
+    cls = renumber(chinese_whispers(len(vectors), src, dst, sim, iterations=params.iterations, seed=params.seed))
+    votes: dict[int, Counter] = {}
+    for c, p in zip(cls.tolist(), old_person, strict=True):
+        if p is not None:
+            votes.setdefault(c, Counter())[state.resolve(p)] += 1
+    # Each known person goes to the cluster holding most of its nodes (ties: the lower cluster).
+    owner: dict[str, tuple[int, int]] = {}
+    for c, counter in votes.items():
+        for p, count in counter.items():
+            if p in state.people and (p not in owner or (count, -c) > (owner[p][1], -owner[p][0])):
+                owner[p] = (c, count)
+    label: dict[int, int] = {}
+    for p, (c, _) in sorted(owner.items()):
+        label.setdefault(c, int(p[1:]))  # sorted ids: a cluster owning two people keeps the older
+    for c, counter in votes.items():
+        if c not in label:
+            top = min(counter.items(), key=lambda pc: (-pc[1], pc[0]))[0]
+            if top in state.people and state.people[top].merged:
+                label[c] = int(top[1:])
+    final = np.asarray([label.get(c, -(c + 1)) for c in cls.tolist()], np.int64)
+    return _name_classes(state, final)
+
+
+def discover_people(ws: Workspace, settings: Settings, *, rebuild: bool = False, workers: int = 2,
+                    attempts: int = 3) -> PeopleResult:
+    """Cluster the stored faces into people and publish a new people version when anything changed.
+
+    Args:
+        ws: the store and keys.
+        settings: `people_*` settings and the embedder (`embedder_id` of the configured weights).
+        rebuild: cluster everything again instead of adding new tracks to known people.
+        workers: record files read in parallel.
+        attempts: tries when another writer publishes a version meanwhile.
+
+    Raises:
+        StoreError: kept losing to concurrent writers.
+    """
+    return discover_with(ws, configured_embedder(settings, ws.store), cluster_params(settings), rebuild=rebuild,
+                         workers=workers, attempts=attempts)
+
+
+def discover_with(ws: Workspace, embedder: str, params: ClusterParams, *, rebuild: bool = False, workers: int = 2,
+                  attempts: int = 3) -> PeopleResult:
+    """`discover_people` with the embedder id and parameters given (tests and benches)."""
+    started = time.perf_counter()
+    for _ in range(max(1, attempts)):
+        state = load_state(ws)
+        full = rebuild or (state.version > 0 and state.embedder_id != embedder)
+        sources = current_sources(ws.store, embedder)
+        if state.embedder_id != embedder:
+            state.nodes, state.vectors, state.sources = NODE_SCHEMA.empty_table(), np.zeros((0, 0), np.float16), []
+        current = [s in sources for s in state.nodes.column("source").to_pylist()]
+        dropped = len(current) - sum(current)
+        state.nodes = state.nodes.filter(pa.array(current, pa.bool_()))
+        state.vectors = state.vectors[np.asarray(current, bool)] if len(current) else state.vectors
+        old_sources = set(state.sources) & sources.keys()
+        todo = sorted(sources.keys() - (set() if full else old_sources))
+        if full:
+            kept = {s: p for s, p in zip(_node_keys(state.nodes), state.nodes.column("person").to_pylist(),
+                                         strict=True)}
+            added = {k: v for k, v in zip(_node_keys(state.nodes), state.nodes.column("added_version").to_pylist(),
+                                          strict=True)}
+            state.nodes, state.vectors = NODE_SCHEMA.empty_table(), np.zeros((0, 0), np.float16)
+        tables, vecs, _ = _read_new(ws, todo, params, workers)
+        new_nodes = sum(t.num_rows for t in tables)
+        nothing = not new_nodes and not dropped and (not state.version or set(todo) <= old_sources)
+        if (nothing and not full) or (not state.version and not new_nodes):
+            return _result(state, False, False, 0, 0, 0, started, params)
+        new_vectors = np.concatenate(vecs).astype(np.float32) if vecs else np.zeros((0, state.dim or 1), np.float32)
+        new_table = pa.concat_tables(tables) if tables else None
+        if full:
+            keys = _node_keys(new_table) if new_table is not None else []
+            persons = _rebuild(state, [kept.get(k) for k in keys], new_vectors, params) if keys else []
+            versions = [added.get(k, state.version + 1) for k in keys]
+        else:
+            persons = _incremental(state, new_vectors, params) if new_nodes else []
+            versions = [state.version + 1] * new_nodes
+        if new_table is not None:
+            new_table = new_table.append_column("person", pa.array(persons, pa.string())).append_column(
+                "added_version", pa.array(versions, pa.int64())).select(NODE_SCHEMA.names).cast(NODE_SCHEMA)
+            state.nodes = pa.concat_tables([state.nodes.cast(NODE_SCHEMA), new_table])
+            old = state.vectors if len(state.vectors) else np.zeros((0, new_vectors.shape[1]), np.float16)
+            state.vectors = np.concatenate([old, new_vectors.astype(np.float16)])
+            state.dim = int(new_vectors.shape[1])
+        state.embedder_id = embedder
+        state.sources = sorted(sources)
+        state.params = params.to_json()
+        live = set(state.nodes.column("person").to_pylist())
+        state.people = {p: m for p, m in state.people.items() if p in live or m.name}
+        new = commit_state(ws, state, "rebuild" if full else "discover")
+        if new is not None:
+            return _result(new, True, full, len(todo), new_nodes, dropped, started, params)
+    raise StoreError(f"{ws.store.uri}: could not publish a people version after {attempts} attempts "
+                     "(concurrent discoveries); run it again")
+
+
+def _node_keys(nodes: pa.Table) -> list[tuple[str, Any]]:
+    return list(zip(nodes.column("source").to_pylist(), nodes.column("track_id").to_pylist(),
+                    nodes.column("face_id").to_pylist() if "face_id" in nodes.column_names else [None] * nodes.num_rows,
+                    strict=True))
+
+
+def _result(state: PeopleState, published: bool, full: bool, files: int, new_nodes: int, dropped: int,
+            started: float, params: ClusterParams) -> PeopleResult:
+    total = int(np.asarray(state.nodes.column("faces").to_numpy(zero_copy_only=False)).sum()) \
+        if state.nodes.num_rows else 0
+    return PeopleResult(state.version, published, full, len(set(state.nodes.column("person").to_pylist())),
+                        state.nodes.num_rows, total, files, new_nodes, dropped,
+                        round(time.perf_counter() - started, 3), params.to_json())

@@ -1,0 +1,265 @@
+"""The people found in the archive: versioned, sealed in the store (I/O via a Store).
+
+One object per version, a `crypto.stream` container under a data key of its
+own (header ``kind = "faceid-people"``, ``version``, ``key_ref``)::
+
+    people/versions/<version:020d>.bin
+
+Its plaintext is three frames (``u32 length ‖ bytes``): the state as
+canonical JSON (people ids, names, ignore and merge edits, the record files
+clustered, parameters), the nodes as zstd Parquet (one row per track: its
+person, record file, best face, span) and the node vectors as little-endian
+float16 (n × dim; the track summaries of `identity/clustering.py`). Versions
+are published with put-if-absent like index manifests; the newest is
+current; older ones are deleted with their data keys once a newer one is
+published (so forgotten faces do not survive in an old copy).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from faceid_jobs.crypto.stream import open_sealed, read_header, seal
+from faceid_jobs.errors import FaceIdError, IntegrityError, StoreError
+from faceid_jobs.storage.layout import PEOPLE_PREFIX, people_version_key
+from faceid_jobs.workspace import Workspace
+
+__all__ = [
+    "NODE_SCHEMA",
+    "PEOPLE_FORMAT",
+    "PeopleState",
+    "PersonMeta",
+    "UnknownPersonError",
+    "commit_state",
+    "drop_sources",
+    "list_people_versions",
+    "load_state",
+    "person_id",
+]
+
+PEOPLE_FORMAT = 1
+_KIND = "faceid-people"
+
+NODE_SCHEMA = pa.schema([
+    pa.field("source", pa.string(), nullable=False),       # record file key
+    pa.field("fingerprint", pa.string(), nullable=False),
+    pa.field("track_id", pa.int64()),                        # null: a face without a track
+    pa.field("person", pa.string(), nullable=False),
+    pa.field("faces", pa.int32(), nullable=False),
+    pa.field("start_s", pa.float64(), nullable=False),
+    pa.field("end_s", pa.float64(), nullable=False),
+    pa.field("face_id", pa.string(), nullable=False),        # the track's best face (quality)
+    pa.field("frame_index", pa.int64(), nullable=False),
+    pa.field("timestamp_s", pa.float64(), nullable=False),
+    pa.field("bbox", pa.list_(pa.float32(), 4), nullable=False),
+    pa.field("quality", pa.float32()),
+    pa.field("liveness", pa.float32()),
+    pa.field("added_version", pa.int64(), nullable=False),
+])
+
+
+class UnknownPersonError(FaceIdError):
+    """A person id that does not exist (exit 2)."""
+
+
+def person_id(number: int) -> str:
+    """``P000123``."""
+    return f"P{number:06d}"
+
+
+@dataclass
+class PersonMeta:
+    """What the user said about a person, and since when it exists."""
+
+    created_version: int
+    name: str | None = None
+    ignored: bool = False
+    merged: bool = False  # made by `people merge`: a rebuild keeps its parts together
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PeopleState:
+    """One version of the people (version 0: never discovered)."""
+
+    version: int = 0
+    embedder_id: str = ""
+    dim: int = 0
+    next_id: int = 1
+    people: dict[str, PersonMeta] = field(default_factory=dict)
+    merged_into: dict[str, str] = field(default_factory=dict)  # old id → id it was merged into
+    sources: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    created_at: str = ""
+    action: str = ""
+    nodes: pa.Table = field(default_factory=NODE_SCHEMA.empty_table)
+    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float16))
+
+    def get(self, pid: str) -> PersonMeta:
+        """The person `pid`, following merges (``P000002`` merged into ``P000001`` → P000001)."""
+        resolved = self.resolve(pid)
+        if resolved not in self.people:
+            raise UnknownPersonError(f"{pid}: no such person (see `faceid-jobs people`)")
+        return self.people[resolved]
+
+    def resolve(self, pid: str) -> str:
+        seen = set()
+        while pid in self.merged_into and pid not in seen:
+            seen.add(pid)
+            pid = self.merged_into[pid]
+        return pid
+
+    def by_name(self, name: str) -> str | None:
+        return next((p for p, m in self.people.items() if m.name == name), None)
+
+    def body(self) -> dict[str, Any]:
+        return {"format": PEOPLE_FORMAT, "version": self.version, "embedder_id": self.embedder_id, "dim": self.dim,
+                "next_id": self.next_id, "people": {p: m.to_json() for p, m in sorted(self.people.items())},
+                "merged_into": dict(sorted(self.merged_into.items())), "sources": sorted(self.sources),
+                "params": self.params, "created_at": self.created_at, "action": self.action}
+
+
+def list_people_versions(store: Any) -> list[int]:
+    """Published versions, ascending."""
+    out = []
+    for key in store.list(PEOPLE_PREFIX):
+        stem = key[len(PEOPLE_PREFIX):].removesuffix(".bin")
+        if stem.isdigit() and key.endswith(".bin"):
+            out.append(int(stem))
+    return sorted(out)
+
+
+def _frames(*parts: bytes) -> bytes:
+    return b"".join(struct.pack("<I", len(p)) + p for p in parts)
+
+
+def _unframe(raw: bytes, count: int, name: str) -> list[bytes]:
+    out, pos = [], 0
+    for _ in range(count):
+        if pos + 4 > len(raw):
+            raise IntegrityError(f"{name}: damaged people version")
+        (size,) = struct.unpack_from("<I", raw, pos)
+        out.append(raw[pos + 4:pos + 4 + size])
+        pos += 4 + size
+    if pos != len(raw):
+        raise IntegrityError(f"{name}: damaged people version")
+    return out
+
+
+def _encode(state: PeopleState) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(state.nodes.cast(NODE_SCHEMA), sink, compression="zstd")
+    vectors = np.ascontiguousarray(state.vectors, "<f2")
+    return _frames(json.dumps(state.body(), sort_keys=True, separators=(",", ":")).encode(), sink.getvalue(),
+                   vectors.tobytes())
+
+
+def _decode(raw: bytes, name: str, version: int) -> PeopleState:
+    body_raw, nodes_raw, vec_raw = _unframe(raw, 3, name)
+    try:
+        body = json.loads(body_raw)
+        if body.get("format") != PEOPLE_FORMAT:
+            raise IntegrityError(f"{name}: people format {body.get('format')} is not supported")
+        if body["version"] != version:
+            raise IntegrityError(f"{name}: people version {body['version']} stored as {version} (replayed)")
+        nodes = pq.read_table(io.BytesIO(nodes_raw))
+        dim = int(body["dim"])
+        vectors = np.frombuffer(vec_raw, "<f2").reshape(-1, dim) if dim else np.zeros((0, 0), np.float16)
+        if len(vectors) != nodes.num_rows:
+            raise IntegrityError(f"{name}: damaged people version (nodes and vectors disagree)")
+        return PeopleState(
+            version=version, embedder_id=body["embedder_id"], dim=dim, next_id=int(body["next_id"]),
+            people={p: PersonMeta(**m) for p, m in body["people"].items()}, merged_into=dict(body["merged_into"]),
+            sources=list(body["sources"]), params=dict(body["params"]), created_at=body["created_at"],
+            action=body["action"], nodes=nodes, vectors=vectors)
+    except (KeyError, TypeError, ValueError, pa.ArrowException):
+        raise IntegrityError(f"{name}: damaged people version") from None
+
+
+def load_state(ws: Workspace, version: int | None = None, attempts: int = 3) -> PeopleState:
+    """The newest people version (or `version`); an empty state when none was published.
+
+    Raises:
+        IntegrityError: tampered, replayed or undecryptable.
+    """
+    for _ in range(max(1, attempts)):
+        versions = list_people_versions(ws.store)
+        wanted = version if version is not None else (versions[-1] if versions else None)
+        if wanted is None:
+            return PeopleState()
+        key = people_version_key(wanted)
+        try:
+            blob = ws.store.get(key)
+        except KeyError:
+            if version is not None:
+                raise UnknownPersonError(f"{ws.store.uri}: people version {version} does not exist") from None
+            continue  # deleted by a newer commit meanwhile: read the newest again
+
+        def key_for(header: Any, key: str = key) -> bytes:
+            ref = header.fields.get("key_ref")
+            if not isinstance(ref, str):
+                raise IntegrityError(f"{key}: damaged container header (no key)")
+            return ws.keys.get(ref, key)
+
+        raw = open_sealed(blob, key_for, key, {"kind": _KIND, "version": wanted})
+        return _decode(raw, key, wanted)
+    raise StoreError(f"{ws.store.uri}: people versions keep changing; try again")
+
+
+def _delete_version(ws: Workspace, version: int) -> None:
+    key = people_version_key(version)
+    try:
+        header, _ = read_header(io.BytesIO(ws.store.get(key)), key)
+        ref = header.fields.get("key_ref")
+    except (KeyError, IntegrityError):
+        ref = None
+    ws.store.delete(key)
+    if isinstance(ref, str):
+        ws.store.delete(ws.keys.key_of(ref))
+
+
+def commit_state(ws: Workspace, state: PeopleState, action: str) -> PeopleState | None:
+    """Publish `state` as the version after the one it was read from; None when another writer
+    published that version first (re-read and apply the change again). Older versions are deleted."""
+    version = state.version + 1
+    new = replace(state, version=version, created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                  action=action)
+    ref, dek = ws.keys.create()
+    blob = seal(_encode(new), dek, {"kind": _KIND, "version": version, "key_ref": ref})
+    if not ws.store.put_if_absent(people_version_key(version), blob):
+        ws.store.delete(ws.keys.key_of(ref))
+        return None
+    for old in list_people_versions(ws.store):
+        if old < version:
+            _delete_version(ws, old)
+    return new
+
+
+def drop_sources(ws: Workspace, record_keys: list[str], attempts: int = 5) -> int:
+    """Remove the nodes of these record files (rewritten or deleted by `forget`); returns nodes removed.
+
+    Their remaining faces (of a rewritten file) are clustered again by the next discovery.
+    """
+    gone = set(record_keys)
+    for _ in range(attempts):
+        state = load_state(ws)
+        if not state.version or not gone & set(state.sources):
+            return 0
+        keep = np.asarray([s not in gone for s in state.nodes.column("source").to_pylist()], bool)
+        state.nodes = state.nodes.filter(pa.array(keep))
+        state.vectors = state.vectors[keep]
+        state.sources = [s for s in state.sources if s not in gone]
+        if commit_state(ws, state, "forget") is not None:
+            return int((~keep).sum())
+    raise StoreError(f"{ws.store.uri}: could not publish a people version (concurrent changes); try again")

@@ -1,0 +1,46 @@
+"""`faceid-jobs people` as a user runs it: list (json, html, min-faces, limit, rebuild), show, merge, ignore,
+bad ids and an empty archive (synthetic store: no models needed)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from faceid_jobs.config import Settings
+from faceid_jobs.storage import LocalStore
+from faceid_jobs.workspace import open_workspace
+from tests.cli.runner import run
+from tests.synthetic_store import add_video, faces_of, people
+
+
+def test_people_cli(tmp_path):
+    key = tmp_path / "key.json"
+    ws = open_workspace(Settings(key_file=str(key)), create_key=True, store=LocalStore(tmp_path / "s"))
+    rng = np.random.default_rng(0)
+    p = people(("A", "B", "C"), seed=3)
+    add_video(ws, "v1", [[(v, 1) for v in faces_of(p["A"], 5, rng)] + [(v, 2) for v in faces_of(p["B"], 3, rng)],
+                         [(v, 3) for v in faces_of(p["C"], 2, rng)] + [(v, 4) for v in faces_of(p["A"], 2, rng)]])
+    env = {"FACEID_JOBS_KEY_FILE": str(key), "FACEID_JOBS_WEIGHTS_DIR": str(tmp_path / "no-weights")}
+    base = ["people", "--store", tmp_path / "s"]
+    res = run([*base, "--json"], env)
+    assert res.returncode == 0, res.stderr
+    body = json.loads(res.stdout)
+    assert [x["faces"] for x in body["people"]] == [7, 3]  # C (2 faces) is below --min-faces 3
+    assert body["clustering"]["faces"] == 12 and "seconds" in body["clustering"]
+    top = body["people"][0]
+    assert top["id"] == "P000001" and top["videos"] == 1 and top["best"]["video"] == "/videos/v1.mp4"
+    assert len(json.loads(run([*base, "--json", "--min-faces", "0", "--limit", "2"], env).stdout)["people"]) == 2
+    html = tmp_path / "people.html"
+    res = run([*base, "--html", html, "--rebuild"], env)
+    assert res.returncode == 0 and "P000001" in html.read_text() and "P000001" in res.stdout
+    show = json.loads(run([*base, "show", "p000001", "--json"], env).stdout)
+    assert show["id"] == "P000001" and show["faces"] == 7
+    res = run([*base, "show", "P424242"], env)
+    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0 and "P424242: no such person" in res.stderr
+    assert run([*base, "merge", "P000002", "P000003", "--json"], env).returncode == 0
+    assert run([*base, "ignore", "P000001"], env).returncode == 0
+    listed = json.loads(run([*base, "--json", "--min-faces", "0", "--rebuild"], env).stdout)["people"]
+    assert [(x["id"], x["faces"]) for x in listed] == [("P000002", 5)]
+    empty = run(["people", "--store", tmp_path / "empty", "--json"], env)
+    assert empty.returncode == 0 and json.loads(empty.stdout)["people"] == []
