@@ -161,19 +161,19 @@ def name(
     Exit 2 with the reason when fewer than people_name_min_faces faces pass the quality and liveness gates,
     or when the name is enrolled already (unless --merge-into).
     """
-    from faceid_jobs.cli.enroll import after_gallery_change, labels_hint
+    from faceid_jobs.cli.enroll import gallery_events, labels_hint
     from faceid_jobs.identity.people import load_state
     from faceid_jobs.identity.people_edit import name_person
 
     settings, ws = _workspace(store, config)
     state = load_state(ws)
+    events = gallery_events(ws)
     change, cands = name_person(
         ws, pid, new_name, state.embedder_id, faces=settings.people_name_faces,
         min_faces=settings.people_name_min_faces, min_quality=settings.enroll_min_quality,
-        live_threshold=None if no_liveness_check else settings.live_threshold, merge_into=merge_into)
-    emitted = after_gallery_change(ws, change, audit={
-        "identities": list(change.names), "photos": change.embeddings, "gallery_version": change.version,
-        "from_person": state.resolve(pid.strip().upper()), "liveness_checked": not no_liveness_check})
+        live_threshold=None if no_liveness_check else settings.live_threshold, merge_into=merge_into,
+        on_change=events)
+    emitted = events.emitted
     result = {"person": state.resolve(pid.strip().upper()), "name": change.names[0],
               "gallery_version": change.version, "faces_enrolled": change.embeddings, "event_emitted": emitted,
               "refused": [{"face": c.face.photo, "problem": c.problem} for c in cands if c.problem]}

@@ -23,9 +23,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from faceid_jobs.errors import ConfigError, StoreError
-from faceid_jobs.identity.matching import EnrollmentError, PhotoFace
+from faceid_jobs.errors import ConfigError, EnrollmentError, StoreError
 from faceid_jobs.identity.people import PeopleState, UnknownPersonError, commit_state, load_state
+from faceid_jobs.photo import PhotoFace
 from faceid_jobs.search.appearances import merge_appearances
 from faceid_jobs.storage.catalog import list_entries
 from faceid_jobs.workspace import Workspace
@@ -214,8 +214,8 @@ def _candidates(ws: Workspace, state: PeopleState, rows: np.ndarray, cols: dict[
 
 
 def name_person(ws: Workspace, pid: str, name: str, embedder_id: str, *, faces: int = 8, min_faces: int = 3,
-                min_quality: float = 0.5, live_threshold: float | None = 0.5, merge_into: bool = False
-                ) -> tuple[Any, list[EnrollCandidate]]:
+                min_quality: float = 0.5, live_threshold: float | None = 0.5, merge_into: bool = False,
+                on_change: Any = None) -> tuple[Any, list[EnrollCandidate]]:
     """Enroll the person's best faces as identity `name` and name the person; (GalleryChange, candidates).
 
     Raises:
@@ -241,7 +241,9 @@ def name_person(ws: Workspace, pid: str, name: str, embedder_id: str, *, faces: 
         why = "; ".join(sorted({c.problem for c in cands if c.problem})) or "too few faces"
         raise EnrollmentError(f"{resolved}: only {len(good)} of its {len(cands)} best faces pass the gates, "
                               f"{min_faces} needed ({why})")
-    change = enroll(ws, {name: [(c.face, c.embedding) for c in good]}, embedder_id)
+    change = enroll(ws, {name: [(c.face, c.embedding) for c in good]}, embedder_id, replace_existing=False,
+                    details={"from_person": resolved, "liveness_checked": live_threshold is not None,
+                             "via": "people name"}, on_change=on_change)
 
     def set_name(s: PeopleState) -> None:
         s.people[_known(s, resolved)].name = name
