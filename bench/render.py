@@ -136,7 +136,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"{m['cpu_model']}, {m['cores_usable']} cores, {m['memory_gib']} GiB; onnxruntime "
         f"{m['onnxruntime']} ({results['device']}); OpenCV {m['opencv']}; FAISS {m['faiss']}; "
-        "peers in their own venvs (bench/peers/*/requirements.txt). Runs per figure: {results['runs']}; "
+        f"peers in their own venvs (bench/peers/*/requirements.txt). Runs per figure: {results['runs']}; "
         "figures are median (min–max).",
         f"GPU: {results['gpu']}",
         "",

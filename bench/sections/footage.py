@@ -129,7 +129,9 @@ def run_mode(ctx: Context, video: Path, fps: float, runs: int, systems: list[str
                 _record(raw, errors, AGAIN, m2, others2, facts["seconds"])
             shutil.rmtree(store, ignore_errors=True)
     out: dict[str, Any] = {"video": facts, "sample_fps": fps, "systems": {}, "missing": missing,
-                           "errors": errors, "commands": {n: " ".join(c) for n, c in commands.items()}}
+                           "errors": errors,
+                           "commands": {n: " ".join([*c[:3], "--store", "STORE", *c[3:]] if n in OURS else c)
+                                        for n, c in commands.items()}}
     for name, rows in raw.items():
         if not rows:
             continue
@@ -148,7 +150,7 @@ def run_mode(ctx: Context, video: Path, fps: float, runs: int, systems: list[str
             "others_cpu_share_max": max((x["others_cpu_share"] for x in rows
                                          if x["others_cpu_share"] is not None), default=None),
         }
-    for ours in OURS:
+    for ours in (COLD, FRESH):
         for ref in REFS:
             if ours in raw and ref in raw and len(raw[ours]) == len(raw[ref]):
                 # run by run: their wall / ours (> 1: faceid-jobs is faster)
