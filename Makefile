@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SHARED_WEIGHTS ?= $(abspath ../shared/weights)
 SOURCE ?= ../shared/media/friends/in_video.mp4
 
-.PHONY: setup venv install weights test test-fast lint bench bench-quick bench-deps demo clean
+.PHONY: setup venv install weights test test-fast lint bench bench-quick bench-venvs demo clean
 
 setup: install weights ## venv in .venv, editable install with dev tools, model weights
 	@$(VENV)/bin/faceid-jobs doctor
@@ -34,19 +34,23 @@ test-fast: ## unit tests only (no real models)
 lint:
 	$(VENV)/bin/ruff check faceid_jobs cli flows tests bench
 
-# InsightFace (the peer `make bench` compares with) without its dependencies: they would
-# pull the CPU onnxruntime and opencv-python over onnxruntime-gpu / opencv-python-headless.
-INSIGHTFACE ?= insightface==2.1
-bench-deps: venv ## InsightFace + the few pure-python modules FaceAnalysis imports; checks nothing was overwritten
-	@$(PY) -c "from insightface.app import FaceAnalysis" >/dev/null 2>&1 || { \
-		$(PY) -m pip install --quiet --no-deps '$(INSIGHTFACE)' && \
-		$(PY) -m pip install --quiet onnx tqdm scikit-image requests; }
-	@$(PY) bench/check_deps.py
+# The peers run in their own venvs (bench/.venvs/, made on first use from the pinned
+# bench/peers/*/requirements.txt), so they never share a process or a package with faceid-jobs.
+# InsightFace goes in with --no-deps: its metadata asks for the GUI opencv-python.
+BENCH_VENVS := bench/.venvs
+$(BENCH_VENVS)/naive/bin/python: bench/peers/naive/requirements.txt
+	rm -rf $(BENCH_VENVS)/naive && $(PYTHON) -m venv $(BENCH_VENVS)/naive
+	$(BENCH_VENVS)/naive/bin/pip install --quiet -r bench/peers/naive/requirements.txt
+$(BENCH_VENVS)/insightface/bin/python: bench/peers/insightface/requirements.txt bench/peers/insightface/requirements-nodeps.txt
+	rm -rf $(BENCH_VENVS)/insightface && $(PYTHON) -m venv $(BENCH_VENVS)/insightface
+	$(BENCH_VENVS)/insightface/bin/pip install --quiet -r bench/peers/insightface/requirements.txt
+	$(BENCH_VENVS)/insightface/bin/pip install --quiet --no-deps -r bench/peers/insightface/requirements-nodeps.txt
+bench-venvs: venv $(BENCH_VENVS)/naive/bin/python $(BENCH_VENVS)/insightface/bin/python ## the peers' own venvs
 
-bench: bench-deps ## throughput and latency figures -> bench/results/ (BENCH_ARGS="--quick" etc.)
+bench: bench-venvs ## every figure, whole commands -> bench/results/ (BENCH_ARGS="--sections footage" etc.)
 	$(PY) bench/run.py $(BENCH_ARGS)
 
-bench-quick: bench-deps ## the same figures with fewer runs and shorter inputs (about 6 minutes)
+bench-quick: bench-venvs ## footage + memory on the clip, 1 run: a few minutes
 	$(PY) bench/run.py --quick $(BENCH_ARGS)
 
 demo: ## the main job on the embedded defaults: process the test clip, then search a portrait

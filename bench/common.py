@@ -13,7 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +54,6 @@ def percentiles(samples_s: Sequence[float]) -> dict[str, float]:
 def ratio_stats(ours: Sequence[float], ref: Sequence[float]) -> dict[str, float | int]:
     """Per-run ratios ours[i] / ref[i] (runs were interleaved, so pair them)."""
     return stats([a / b for a, b in zip(ours, ref, strict=False) if b > 0])
-
-
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
 
 
 def fmt(x: float | None, digits: int = 2) -> str:
@@ -215,43 +209,6 @@ def wait_idle(max_wait_s: float, threshold: float = 0.25) -> float | None:
         time.sleep(2.0)
         busy = cpu_busy()
     return busy
-
-
-class RunMeter:
-    """Wall time of a block, our process's CPU time, and how much CPU other processes took.
-
-    `other_share` is the share of all cores that processes other than this one kept busy
-    during the block (from /proc/stat minus our own rusage): on a shared machine a run
-    with a high share was slowed by someone else and is worth repeating.
-    """
-
-    def __enter__(self) -> RunMeter:
-        import resource
-
-        self._res = resource
-        self._r0 = resource.getrusage(resource.RUSAGE_SELF)
-        try:
-            self._t0 = _cpu_times()
-        except (OSError, ValueError, IndexError):
-            self._t0 = None
-        self._w0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.wall = time.perf_counter() - self._w0
-        r1 = self._res.getrusage(self._res.RUSAGE_SELF)
-        self.cpu = (r1.ru_utime + r1.ru_stime) - (self._r0.ru_utime + self._r0.ru_stime)
-        self.other_share: float | None = None
-        if self._t0 is not None:
-            try:
-                total1, idle1 = _cpu_times()
-            except (OSError, ValueError, IndexError):
-                return
-            hz = os.sysconf("SC_CLK_TCK")
-            busy = ((total1 - self._t0[0]) - (idle1 - self._t0[1])) / hz
-            cores = os.cpu_count() or 1
-            if self.wall > 0:
-                self.other_share = max(0.0, busy - self.cpu) / (self.wall * cores)
 
 
 def log(msg: str) -> None:

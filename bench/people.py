@@ -53,9 +53,9 @@ def methods(vectors: np.ndarray, t: float) -> dict[str, np.ndarray]:
 
 def photo_faces() -> tuple[np.ndarray, list[str]]:
     from faceid_jobs.config import Settings
-    from faceid_jobs.identity.matching import photo_face
     from faceid_jobs.images import read_photo
     from faceid_jobs.models import load_models
+    from faceid_jobs.photo import face_of
 
     models = load_models(Settings(weights_dir=str(MEDIA.parent / "weights"), device="cpu"), liveness=False)
     test_names = {"obama1": "obama", "alex_lacamoire1": "alex_lacamoire", "johnsnow_test1": "kit_harington"}
@@ -63,7 +63,7 @@ def photo_faces() -> tuple[np.ndarray, list[str]]:
     items += [(MEDIA / "people" / "test" / f"{k}.jpg", v) for k, v in test_names.items()]
     vectors, names = [], []
     for path, who in items:
-        _, emb = photo_face(read_photo(path), path.name, models)
+        _, emb = face_of(read_photo(path), path.name, models, liveness=False, quality=False)
         vectors.append(emb)
         names.append(who)
     return np.stack(vectors).astype(np.float32), names

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
@@ -132,6 +133,10 @@ class DaskEngine:
 
     def __init__(self, *, address: str | None = None, local_workers: int = 0,
                  retry: RetryPolicy = DEFAULT_RETRY) -> None:
+        # Dask logs every scheduler and worker event at INFO, in this process and
+        # in its local workers (which inherit the environment): warnings only,
+        # unless the user configured Dask's logging.
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
         try:
             from distributed import Client, LocalCluster
         except ImportError:  # pragma: no cover - declared dependency

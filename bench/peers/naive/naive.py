@@ -10,15 +10,18 @@ options, and the same model files as faceid-jobs:
                 align (5-point similarity → 112×112), embed (batch 1)
                 liveness: two MiniFASNet crops, each model at batch 1
 
-It does not use the project's code for anything that costs time: only the
-sampling grid (`faceid_jobs.video.chunks.sampled_frames`), so that both analyse
-the same frames. Pre- and post-processing follow the project's conventions
+It does not use the project's code: it runs in its own virtualenv
+(bench/peers/naive/requirements.txt); the sampling grid is restated in
+bench/peers/sampling.py, so that both analyse the same frames. Pre- and post-processing follow the project's conventions
 (INTER_AREA downscale into the letterbox, score 0.5, NMS 0.4, faces under
 16 px dropped), so its faces can be compared with the pipeline's one by one.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +29,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnxruntime as ort
+
+# appended, not prepended: bench/peers/insightface must not shadow the real package
+sys.path.append(str(Path(__file__).resolve().parent.parent))
+from sampling import sampled_frames
 
 __all__ = ["NaiveLoop", "NaiveResult", "liveness_box", "umeyama"]
 
@@ -49,10 +56,7 @@ class NaiveResult:
     embeddings: list[np.ndarray] = field(default_factory=list)
     liveness: list[float] = field(default_factory=list)
     stage_s: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def faces(self) -> int:
-        return len(self.frame_idx)
+    faces: int = 0
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray = ARCFACE_112) -> np.ndarray:
@@ -224,8 +228,6 @@ class NaiveLoop:
 
     def run(self, video: Path, sample_fps: float = 0.0, *, keep: bool = True) -> NaiveResult:
         """Read every frame; analyse the sampled ones face by face."""
-        from faceid_jobs.video.chunks import sampled_frames
-
         cap = cv2.VideoCapture(str(video), cv2.CAP_FFMPEG)
         fps = float(cap.get(cv2.CAP_PROP_FPS))
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
@@ -245,6 +247,7 @@ class NaiveLoop:
                     for box, points in zip(boxes, kps, strict=True):
                         emb = self.embed_one(frame, points)
                         live = self.liveness_one(frame, box) if self.live else float("nan")
+                        res.faces += 1
                         if keep:
                             res.frame_idx.append(idx)
                             res.boxes.append(box)
@@ -255,3 +258,28 @@ class NaiveLoop:
             cap.release()
         res.seconds = time.perf_counter() - t0
         return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python naive.py VIDEO --weights-dir W --sample-fps F`: one pass, a JSON line on stdout."""
+    ap = argparse.ArgumentParser(description="the naive reference loop over one video")
+    ap.add_argument("video", type=Path)
+    ap.add_argument("--weights-dir", type=Path, required=True)
+    ap.add_argument("--sample-fps", type=float, default=0.0)
+    ap.add_argument("--no-liveness", action="store_true")
+    ap.add_argument("--det-shape", choices=("fit", "square"), default="fit",
+                    help="detector input: the frame's shape padded to 32 (faceid-jobs' default) or 640×640")
+    a = ap.parse_args(argv)
+    ort.set_default_logger_severity(3)
+    t0 = time.perf_counter()
+    loop = NaiveLoop(a.weights_dir, liveness=not a.no_liveness, rect=a.det_shape == "fit")
+    load_s = time.perf_counter() - t0
+    res = loop.run(a.video, a.sample_fps, keep=False)
+    print(json.dumps({"system": "naive", "load_s": load_s, "loop_s": res.seconds,
+                      "frames_read": res.frames_read, "frames_analysed": res.frames_analysed,
+                      "faces": res.faces, "onnxruntime": ort.__version__, "opencv": cv2.__version__}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""The report: one result dict (what bench/run.py writes as JSON) → Markdown. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.common import fmt, fmt_ratio, fmt_stat, md_table
+
+OURS = ("faceid-jobs, cold", "faceid-jobs", "faceid-jobs, again (nothing to do)")
+REFS = ("naive loop", "InsightFace FaceAnalysis")
+
+
+def render_footage(f: dict[str, Any]) -> list[str]:
+    """Whole-command figures per video and rate, in-flow figures beside them, then the targets."""
+    lines = ["", "## Footage: whole commands (wall, CPU, peak RSS of each process; higher video s/s is better)",
+             "", "`in-flow` is what the command reports of itself: faceid-jobs' `--json` wall_seconds "
+             "(model loading, store set-up and Prefect start-up excluded), the peers' loop seconds "
+             "(model loading excluded). Ratios: the peer's whole-command wall / ours, run by run.", ""]
+    rows = []
+    for label, mode in f["modes"].items():
+        vs = mode["video"]["seconds"]
+        for name, r in mode["systems"].items():
+            speed = "–" if name == OURS[2] else fmt_stat(r["video_s_per_s"])
+            rows.append([
+                label, name, fmt_stat(r["wall_s"]), speed, fmt_stat(r["cpu_s"], 1),
+                fmt(r["cpu_s"]["median"] / vs), fmt_stat(r["peak_rss_mib"], 0),
+                fmt_ratio(r.get(f"x {REFS[0]}")), fmt_ratio(r.get(f"x {REFS[1]}")),
+                fmt_stat(r["inflow_wall_s"]), fmt_stat(r["inflow_video_s_per_s"]),
+                r.get("frames_analysed", "–"), r.get("faces", "–"),
+                "–" if r.get("others_cpu_share_max") is None else f"{r['others_cpu_share_max']:.0%}",
+            ])
+        for name, why in {**mode.get("missing", {}), **mode.get("errors", {})}.items():
+            rows.append([label, name, f"not measured: {why}"] + [""] * 11)
+    lines.append(md_table(["video, sampling", "system", "wall s", "video s / s", "CPU s", "CPU s / video s",
+                           "peak RSS MiB", "× naive", "× InsightFace", "in-flow wall s",
+                           "in-flow video s / s", "frames", "faces", "others' CPU (max)"], rows))
+    lines += ["", "Commands (VIDEO, STORE and W stand for the paths above):", ""]
+    seen = set()
+    for mode in f["modes"].values():
+        for name, cmd in mode.get("commands", {}).items():
+            if name not in seen and name != OURS[0]:
+                seen.add(name)
+                lines.append(f"- {name}: `{cmd}`")
+    lines += render_targets(f.get("targets", []))
+    return lines
+
+
+def render_targets(targets: list[dict[str, Any]]) -> list[str]:
+    if not targets:
+        return []
+    rows = [[t["target"], fmt(t["value"]), f"≥ {t['goal']}" if "flat" not in t["target"] else f"≤ {t['goal']}",
+             "–" if t["met"] is None else ("pass" if t["met"] else "FAIL")] for t in targets]
+    return ["", "Targets of the issue (medians of the fresh-store faceid-jobs rows):", "",
+            md_table(["target", "measured", "goal", "result"], rows)]
+
+
+def render_memory(mm: dict[str, Any]) -> list[str]:
+    lines = ["", f"## Peak RSS against video length (clip ×1 vs ×{mm['loops']}, same codec, fresh stores)", ""]
+    rows = []
+    for label, r in mm["rates"].items():
+        rows.append([label, fmt(r["short"]["video_seconds"], 0), fmt(r["short"]["peak_rss_mib"], 0),
+                     fmt(r["long"]["video_seconds"], 0), fmt(r["long"]["peak_rss_mib"], 0), fmt(r["growth"], 3)])
+    lines.append(md_table(["sampling", "short s", "peak RSS MiB", "long s", "peak RSS MiB", "long / short"], rows))
+    return lines + render_targets([r["target"] for r in mm["rates"].values()])
+
+
+def _render_search(sr: dict[str, Any]) -> list[str]:
+    """The search and merge tables (also for result files of earlier harness versions)."""
+    ip = sr.get("index_params", {})
+    k, above_k = sr.get("k", 20), sr.get("above_threshold_k", 128)
+    what = "synthetic face records" if sr.get("data") else "synthetic unit vectors"
+    lines = ["", f"## Search (single query, top-{k}; {what}, encrypted shards)", "",
+             f"Index parameters: exact up to {ip.get('exact_max')} vectors per shard, IVF "
+             f"({ip.get('ivf_codec')}, nprobe {ip.get('nprobe')}) above; FAISS OpenMP threads "
+             f"{sr['faiss_omp_threads']}. Data: {sr.get('data', 'uniform random unit vectors')}.", ""]
+    rows = []
+    for n, e in sr["sizes"].items():
+        rows.append([f"{int(n):,}", f"{e.get('shards')} {'/'.join(e.get('shard_kinds', []))}".strip(),
+                     fmt(e["faiss_floor"]["p50_ms"], 3), fmt(e.get("faiss_same_kind", {}).get("p50_ms"), 3),
+                     fmt(e["index_search"]["p50_ms"], 3), fmt(e["index_search"]["p95_ms"], 3),
+                     fmt(e["search_index_with_hits"]["p50_ms"], 3),
+                     fmt(e["search_index_with_hits"]["p95_ms"], 3), fmt(e["recall_at_20_vs_exact"], 3),
+                     fmt(e.get("above_threshold_found_share", e.get("source_found_share")), 3),
+                     fmt_stat(e["open_index_s"], 3), fmt_stat(e.get("cli_cold_wall_s")),
+                     fmt_stat(e.get("cli_peak_rss_mib"), 0)])
+    lines.append(md_table(["vectors", "shards", "FAISS flat p50 ms", "FAISS same kind p50 ms", "index p50 ms",
+                           "p95 ms", "search_index p50 ms", "p95 ms", f"recall@{k}",
+                           "above 0.4 found", "open_index s", "cold CLI s", "CLI peak RSS MiB"], rows))
+    if sr.get("above_threshold_k"):
+        lines.append(f"\nabove 0.4 found: share of the stored vectors with cosine ≥ {sr.get('threshold', 0.4)} to "
+                     f"the query (its identity's faces) among the index's top-{above_k}, against exact search.")
+    else:  # result files of earlier harness versions
+        lines.append("\nabove 0.4 found: here the share of queries whose source vector was returned.")
+    for n, e in sr["sizes"].items():
+        if e.get("cli_error"):
+            lines.append(f"\nCold CLI over {int(n):,} failed: `{e['cli_error']}`")
+    if sr.get("cli"):
+        lines.append(f"\nCold CLI: {sr['cli']}")
+    merges = {n: e for n, e in sr["sizes"].items() if e.get("merge")}
+    if merges:
+        lines += ["", "Merge into encrypted shards (vectors per second; floors over the same vectors and bytes):", ""]
+        rows = []
+        for n, e in merges.items():
+            m = e["merge"]
+            rows.append([f"{int(n):,}", fmt(m["merge_s"], 1), fmt(m["merge_vectors_per_s"], 0),
+                         fmt(m.get("read_records_vectors_per_s"), 0), fmt(m.get("faiss_build_vectors_per_s"), 0),
+                         fmt(m.get("faiss_add_vectors_per_s"), 0), fmt(m.get("aes_gcm_vectors_per_s"), 0),
+                         fmt(m.get("aes_gcm_mib_per_s"), 0), fmt(e.get("shard_mib"), 0)])
+        lines.append(md_table(["vectors", "merge s", "merge", "decrypt records", "FAISS train + add",
+                               "FAISS add", "AES-GCM", "AES-GCM MiB/s", "shards MiB"], rows))
+    else:  # result files of earlier harness versions
+        lines.append("\nMerge vectors/s: " + ", ".join(f"{int(n):,}: {fmt(e.get('merge_vectors_per_s'), 0)}"
+                                                      for n, e in sr["sizes"].items()))
+    sweeps = {n: e["nprobe_sweep"] for n, e in sr["sizes"].items() if e.get("nprobe_sweep")}
+    for n, sweep in sweeps.items():
+        lines += ["", f"nprobe against recall over {int(n):,} vectors:", ""]
+        lines.append(md_table(["nprobe", "index p50 ms", "p95 ms", f"recall@{k}", "above 0.4 found"],
+                              [[p, fmt(v["index_search"]["p50_ms"], 3), fmt(v["index_search"]["p95_ms"], 3),
+                                fmt(v["recall_at_20_vs_exact"], 3), fmt(v["above_threshold_found_share"], 3)]
+                               for p, v in sweep.items()]))
+    if sr.get("ivf_in_memory"):
+        lines += ["", "IVF built in memory regardless of exact_max (uniform vectors: no clusters, the worst case):",
+                  ""]
+        lines.append(md_table(["data", "vectors", "kind", "nprobe", "build s", "p50 ms", f"recall@{k}",
+                               "above 0.4 found"],
+                              [[r["data"], f"{r['vectors']:,}", r["kind"], r["nprobe"], fmt(r["build_s"], 1),
+                                fmt(r["search"]["p50_ms"], 3), fmt(r["recall_at_20_vs_exact"], 3),
+                                fmt(r["above_threshold_found_share"], 3)] for r in sr["ivf_in_memory"]]))
+    return lines
+
+
+def render(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    lines = [
+        f"# faceid-jobs benchmark — {results['date']} on {m['host']}",
+        "",
+        f"{m['cpu_model']}, {m['cores_usable']} cores, {m['memory_gib']} GiB; onnxruntime "
+        f"{m['onnxruntime']} ({results['device']}); OpenCV {m['opencv']}; FAISS {m['faiss']}; "
+        f"peers in their own venvs (bench/peers/*/requirements.txt). Runs per figure: {results['runs']}; "
+        "figures are median (min–max).",
+        f"GPU: {results['gpu']}",
+        "",
+        f"Command: `{results['command']}`",
+    ]
+    if results.get("note"):
+        lines += ["", f"**{results['note']}**"]
+    s = results["sections"]
+    failed = {k: v for k, v in s.items() if "error" in v}
+    s = {k: v for k, v in s.items() if "error" not in v}
+    for name, v in failed.items():
+        lines += ["", f"## {name}: FAILED", "", f"`{v['error']}` (traceback in the JSON)"]
+    if "footage" in s:
+        lines += render_footage(s["footage"])
+    if "batch" in s:
+        b = s["batch"]
+        lines += ["", f"## Faces per second against batch size ({b['faces']} faces from the clip)", ""]
+        rows = []
+        for size in b["embed"]:
+            rows.append([size, fmt_stat(b["embed"][size], 1), fmt_stat(b["embed_raw_session"][size], 1),
+                         fmt_stat(b["liveness"].get(size), 1)])
+        lines.append(md_table(["batch", "embed (ArcFace.embed)", "embed graph only", "liveness (2 models)"],
+                              rows))
+        lines.append(f"\nLiveness measured through: {b['liveness_api']}.")
+    if "search" in s:
+        lines += _render_search(s["search"])
+    if "memory" in s:
+        lines += render_memory(s["memory"])
+    if "relabel" in s:
+        rl = s["relabel"]
+        lines += ["", "## Relabel (`faceid-jobs relabel --json` as a fresh process)", "",
+                  md_table(["stored faces", "record files", "identities", "labelled", "faces / s (relabel)",
+                            "command wall s (incl. start-up)"],
+                           [[f"{rl['faces']:,}", rl["record_files"], f"{rl['identities']:,}",
+                             f"{rl['labelled_faces']:,}", fmt_stat(rl["faces_per_s"], 0),
+                             fmt_stat(rl["command_wall_s"])]])]
+    if "profile" in s:
+        p = s["profile"]
+        lines += ["", f"## Profile: each stage alone ({p['frames']} frames, "
+                  f"{p['faces_per_frame']:.2f} faces/frame)", ""]
+        rows = [[k, fmt_stat(v) if isinstance(v, dict) else v] for k, v in p["stages"].items()]
+        lines.append(md_table(["stage", "median (min–max)"], rows))
+        share = p["share_at_every_frame"]
+        lines.append("\nSequential cost at every frame: "
+                     f"{p['sequential_ms_per_frame_at_every_frame']:.1f} ms/frame = "
+                     f"{p['sequential_video_s_per_s_at_every_frame']:.2f} video s/s; shares: "
+                     + ", ".join(f"{k} {v:.0%}" for k, v in share.items()) + ".")
+        if "overlap_gain" in p:
+            lines.append(f"Pipeline measured {p['pipeline_video_s_per_s_at_every_frame']:.2f} video s/s "
+                         f"= {p['overlap_gain']:.2f}× the sequential sum.")
+        lines += ["", md_table(["raw-session experiment", "ms, median (min–max)"],
+                               [[k, fmt_stat(v)] for k, v in p["experiments"].items()])]
+        rl = p.get("rect_letterbox")
+        if rl:
+            ag = rl["agreement"]
+            lines.append(
+                f"\nDetector with a rectangular letterbox (naive pre/post-processing, {rl['frames']} "
+                f"frames): {fmt_stat(rl['rect_ms_per_frame'])} ms/frame vs "
+                f"{fmt_stat(rl['square_ms_per_frame'])} square; faces {ag['faces_ours']} vs "
+                f"{ag['faces_ref']}, unmatched {ag['unmatched_faces']}, "
+                f"largest box difference {fmt(ag['bbox_max_abs_diff_px'])} px, "
+                f"{fmt(ag['bbox_within_1px_share'], 3)} of boxes within 1 px.")
+        cp = p.get("analyse_chunk_cprofile")
+        if cp:
+            lines += ["", f"`analyse_chunk` main thread under cProfile ({cp['frames']} frames, every frame, "
+                      f"{cp['wall_s']:.1f} s wall = {cp['video_s_per_s']:.2f} video s/s; "
+                      "ONNX `run` = inference, `get` = waiting for decoded frames):", ""]
+            lines.append(md_table(["function", "calls", "self s", "cumulative s"],
+                                  [[r["function"], r["calls"], fmt(r["self_s"]), fmt(r["cum_s"])]
+                                   for r in cp["top_self_time"][:10]]))
+            runs = ", ".join(f"{k} {v:.2f} s ({cp['session_run_calls'][k]} calls)"
+                             for k, v in cp["session_run_s"].items())
+            lines.append(f"\nInference inside that run, by model: {runs}; "
+                         f"other main-thread time {cp['wall_s'] - sum(cp['session_run_s'].values()):.2f} s.")
+    loads = ", ".join(f"{k} {v:.2f}" for k, v in results.get("load_seconds", {}).items())
+    if loads:
+        lines += ["", f"Model load seconds (in-process sections): {loads}"]
+    return "\n".join(lines) + "\n"
