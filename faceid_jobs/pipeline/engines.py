@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from faceid_jobs.errors import ConfigError
+from faceid_jobs.errors import ConfigError, FaceIdError
 from faceid_jobs.pipeline.summary import TRANSIENT_ERRORS
 
 if TYPE_CHECKING:
@@ -93,6 +93,39 @@ def run_with_retries(step: Callable[..., T], policy: RetryPolicy, *args: Any, **
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+@dataclass(frozen=True)
+class _Refused:
+    """A step's `FaceIdError`, returned rather than raised (see `run_reporting`)."""
+
+    error: FaceIdError
+
+
+def run_reporting(step: Callable[..., T], policy: RetryPolicy, *args: Any) -> T | _Refused:
+    """`run_with_retries`, with a refusal of bad input (`FaceIdError`) returned as a value.
+
+    A Dask worker logs every task that raises as "Compute Failed" with a
+    traceback; a corrupt video is an expected outcome, reported once by the
+    run's summary, so it travels back as a value and `_Unwrapped` raises it.
+    """
+    try:
+        return run_with_retries(step, policy, *args)
+    except FaceIdError as exc:
+        return _Refused(exc)
+
+
+class _Unwrapped:
+    """A Dask future whose `result()` raises a `_Refused` step's error."""
+
+    def __init__(self, future: Any) -> None:
+        self._future = future
+
+    def result(self) -> Any:
+        value = self._future.result()
+        if isinstance(value, _Refused):
+            raise value.error
+        return value
+
+
 class ThreadEngine:
     """Steps on a thread pool in this process (onnxruntime and OpenCV release the GIL).
 
@@ -158,7 +191,7 @@ class DaskEngine:
             raise ConfigError(f"Dask scheduler at {where} does not answer: {exc}") from None
 
     def submit(self, step: Callable[..., T], *args: Any) -> Future[T]:
-        return self.client.submit(run_with_retries, step, self._retry, *args, pure=False)
+        return _Unwrapped(self.client.submit(run_reporting, step, self._retry, *args, pure=False))
 
     def close(self) -> None:
         client = getattr(self, "client", None)

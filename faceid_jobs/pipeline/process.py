@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from faceid_jobs.config import Settings
-from faceid_jobs.errors import ConfigError
+from faceid_jobs.errors import ConfigError, IntegrityError
 from faceid_jobs.pipeline import steps
 from faceid_jobs.pipeline.engines import DEFAULT_RETRY, Engine, RetryPolicy, ThreadEngine, make_engine, settle
 from faceid_jobs.pipeline.summary import Failure, ProcessSummary, SummaryCollector, describe_failure
@@ -77,6 +77,8 @@ def run_archive(
     Raises:
         FaceIdError: the run could not start (no sources, store unwritable,
             missing key or models).
+        IntegrityError: the index or labels could not be updated because stored
+            data failed an integrity check (the chunks' records are kept).
     """
     log = log or _log
     obs = observer or ProcessObserver()
@@ -143,12 +145,16 @@ def run_archive(
     if build:
         obs.indexing()
         merged, exc = settle(engine.submit(steps.merge, settings, embedder))
+        if isinstance(exc, IntegrityError):
+            raise exc  # a tampered or damaged store is not "some chunks failed": exit 4, not 1
         if merged is not None:
             collect.set_index(merged)
         else:
             fail(Failure(settings.store, None, "index merge failed: " + describe_failure(exc, settings.store)))
 
     labelled, exc = settle(engine.submit(steps.label, settings, embedder))
+    if isinstance(exc, IntegrityError):
+        raise exc
     if exc is not None:
         fail(Failure(settings.store, None, "labelling faces failed: " + describe_failure(exc, settings.store)))
     elif labelled is not None and labelled.files:
