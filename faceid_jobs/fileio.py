@@ -1,0 +1,127 @@
+"""Atomic, private file writes: the one temp-file + rename in the package (I/O).
+
+A reader sees the old file or the whole new one, never a part; the file is
+created with exactly the mode asked for (0600 by default, whatever the
+umask), and a symlink or file someone planted at the temp name is never
+followed or overwritten: the temp file is created with
+O_CREAT | O_EXCL | O_NOFOLLOW under a random name in the target's own folder
+(same filesystem, so the rename is atomic), fsynced, renamed over the target
+and the folder fsynced. On any failure the temp file is removed and the target
+is left as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ["TEMP_PREFIX", "atomic_write", "atomic_writer", "fsync_dir", "write_temp"]
+
+# Readers that list folders (LocalStore) skip names with this prefix.
+TEMP_PREFIX = ".tmp-"
+_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_ATTEMPTS = 8
+
+
+def _temp_name() -> str:
+    return f"{TEMP_PREFIX}{uuid.uuid4().hex}"
+
+
+def _open_temp(folder: Path, mode: int) -> tuple[BinaryIO, Path]:
+    """A new, empty temp file in `folder` with exactly `mode`; never an existing name."""
+    for _ in range(_ATTEMPTS):
+        tmp = folder / _temp_name()
+        try:
+            fd = os.open(tmp, _FLAGS, mode)
+        except FileExistsError:
+            continue  # a leftover, or something planted there: pick another name
+        try:
+            os.fchmod(fd, mode)  # the umask narrowed the mode os.open applied
+            return os.fdopen(fd, "wb"), tmp
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+    raise FileExistsError(f"{folder}: no free temporary file name after {_ATTEMPTS} tries")
+
+
+@contextlib.contextmanager
+def _temp_file(folder: Path, mode: int) -> Iterator[tuple[BinaryIO, Path]]:
+    """A temp file written by the caller, fsynced on success; removed if the block fails."""
+    f, tmp = _open_temp(folder, mode)
+    try:
+        with f:
+            yield f, tmp
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike[str], mode: int = 0o600) -> Iterator[BinaryIO]:
+    """Write a file atomically through a binary file object (for large or streamed data).
+
+    The target appears, complete, when the block ends without an exception;
+    if the block or the rename fails, the target is unchanged and no temp
+    file is left behind.
+
+    Raises:
+        OSError: the folder is missing or cannot be written.
+    """
+    target = Path(path)
+    folder = target.parent
+    with _temp_file(folder, mode) as (f, tmp):
+        yield f
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(folder)
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -> None:
+    """Replace (or create) `path` with `data` atomically, with exactly `mode`.
+
+    Example:
+        >>> import tempfile, stat
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> atomic_write(folder / "a.txt", b"hello")
+        >>> (folder / "a.txt").read_bytes(), oct(stat.S_IMODE((folder / "a.txt").stat().st_mode))
+        (b'hello', '0o600')
+
+    Raises:
+        OSError: the folder is missing or cannot be written.
+    """
+    with atomic_writer(path, mode) as f:
+        f.write(data)
+
+
+def write_temp(folder: str | os.PathLike[str], data: bytes, mode: int = 0o600) -> Path:
+    """A complete, fsynced temp file in `folder` holding `data`; the caller links or renames it.
+
+    For writers that publish by other means than a rename (a hard link for
+    put-if-absent); the caller removes the temp file afterwards.
+    """
+    with _temp_file(Path(folder), mode) as (f, tmp):
+        f.write(data)
+    return tmp
+
+
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    """Make a rename in `folder` durable across a power cut (not every filesystem allows it)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
