@@ -15,6 +15,7 @@
     gallery/entries/<entry_id>.bin                  one identity
     labels/<gallery version:020d>/<record key>      labels of one record file
     audit/<UTC time>-<token>.json                   audit record
+    queries/<run id>/<file>                         results of a search-photos flow run
 
 Names that go into a key (analysis ids, fingerprints, refs, ids) often come
 from the store itself (a catalog entry, a manifest), which someone with write
@@ -39,6 +40,7 @@ __all__ = [
     "GALLERY_VERSIONS_PREFIX",
     "LABELS_PREFIX",
     "MANIFESTS_PREFIX",
+    "QUERIES_PREFIX",
     "RECORDS_PREFIX",
     "SHARDS_PREFIX",
     "STALE_PREFIX",
@@ -62,6 +64,7 @@ __all__ = [
     "parse_record_key",
     "parse_shard_key",
     "parse_video_key",
+    "query_result_key",
     "record_key",
     "record_prefix",
     "shard_key",
@@ -80,6 +83,7 @@ GALLERY_VERSIONS_PREFIX = "gallery/versions/"
 GALLERY_ENTRIES_PREFIX = "gallery/entries/"
 LABELS_PREFIX = "labels/"
 AUDIT_PREFIX = "audit/"
+QUERIES_PREFIX = "queries/"
 # LocalStore's temp files: never listed or read, so no key may name one.
 TEMP_PREFIX = ".tmp-"
 
@@ -270,3 +274,10 @@ def parse_label_key(key: str) -> tuple[int, str] | None:
 def audit_key(stamp: str, token: str) -> str:
     """`audit/<stamp>-<token>.json`: `stamp` a compact UTC time, so records sort by time."""
     return join_key(AUDIT_PREFIX, check_segment(f"{stamp}-{token}", "audit record name") + ".json")
+
+
+# queries/
+
+def query_result_key(run_id: str, name: str) -> str:
+    """`queries/<run_id>/<name>`: one file of a search flow run's results."""
+    return join_key(QUERIES_PREFIX, check_segment(run_id, "run id"), check_segment(name, "result file name"))
