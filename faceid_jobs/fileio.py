@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["TEMP_PREFIX", "atomic_write", "atomic_writer", "fsync_dir", "write_temp"]
+__all__ = ["TEMP_PREFIX", "atomic_create", "atomic_write", "atomic_writer", "fsync_dir"]
 
 # Readers that list folders (LocalStore) skip names with this prefix.
 TEMP_PREFIX = ".tmp-"
@@ -106,15 +106,31 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -
         f.write(data)
 
 
-def write_temp(folder: str | os.PathLike[str], data: bytes, mode: int = 0o600) -> Path:
-    """A complete, fsynced temp file in `folder` holding `data`; the caller links or renames it.
+def atomic_create(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -> bool:
+    """Create `path` with `data` and exactly `mode` only if no file (or link) has that name.
 
-    For writers that publish by other means than a rename (a hard link for
-    put-if-absent); the caller removes the temp file afterwards.
+    The complete temp file is hard-linked to the name, which fails if the
+    name exists, so a reader never sees a partial file and two writers never
+    both win.
+
+    Returns:
+        True when this call created the file, False when the name existed.
+
+    Raises:
+        OSError: the folder is missing or cannot be written.
     """
-    with _temp_file(Path(folder), mode) as (f, tmp):
+    target = Path(path)
+    with _temp_file(target.parent, mode) as (f, tmp):
         f.write(data)
-    return tmp
+    try:
+        os.link(tmp, target, follow_symlinks=False)
+    except FileExistsError:
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    fsync_dir(target.parent)
+    return True
 
 
 def fsync_dir(folder: str | os.PathLike[str]) -> None:

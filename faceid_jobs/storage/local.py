@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from faceid_jobs.errors import StoreError
-from faceid_jobs.fileio import TEMP_PREFIX, atomic_write, atomic_writer, fsync_dir, write_temp
+from faceid_jobs.fileio import TEMP_PREFIX, atomic_create, atomic_write, atomic_writer
 from faceid_jobs.storage.layout import StoreKeyError, check_key, check_prefix
 
 __all__ = ["LocalStore"]
@@ -94,20 +94,9 @@ class LocalStore:
         path = self._path(key)
         try:
             self._mkdir(path.parent, key)
-            tmp = write_temp(path.parent, data, _MODE)
+            return atomic_create(path, data, _MODE)
         except OSError as exc:
             raise StoreError(f"{path}: cannot write ({exc.strerror or exc})") from None
-        try:
-            os.link(tmp, path, follow_symlinks=False)
-            fsync_dir(path.parent)
-            return True
-        except FileExistsError:
-            return False
-        except OSError as exc:
-            raise StoreError(f"{path}: cannot write ({exc.strerror})") from None
-        finally:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
 
     def _mkdir(self, folder: Path, key: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)
