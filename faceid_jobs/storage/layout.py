@@ -32,6 +32,7 @@ from __future__ import annotations
 import unicodedata
 
 from faceid_jobs.errors import IntegrityError
+from faceid_jobs.fileio import TEMP_PREFIX  # LocalStore's temp files: never listed or read, so no key names one
 
 __all__ = [
     "AUDIT_PREFIX",
@@ -84,8 +85,6 @@ GALLERY_ENTRIES_PREFIX = "gallery/entries/"
 LABELS_PREFIX = "labels/"
 AUDIT_PREFIX = "audit/"
 QUERIES_PREFIX = "queries/"
-# LocalStore's temp files: never listed or read, so no key may name one.
-TEMP_PREFIX = ".tmp-"
 
 _CHUNK_PREFIX, _CHUNK_SUFFIX = "chunk-", ".parquet"
 
