@@ -13,9 +13,11 @@ from faceid_jobs.errors import ConfigError
 
 @exits_on_user_error
 def export(
-    folder: Annotated[Path, typer.Argument(help="Output folder (created 0700).", show_default=False)],
+    folder: Annotated[Path, typer.Argument(help="Output folder (new, or empty and 0700).", show_default=False)],
     plaintext: Annotated[bool, typer.Option("--plaintext", help="Required: confirms the output is "
                                             "unencrypted biometric data.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Write into an existing folder that is not empty "
+                                        "or not mode 0700.")] = False,
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -29,6 +31,6 @@ def export(
     from faceid_jobs.workspace import open_workspace
 
     with working("decrypting record files…"):
-        result = export_plaintext(open_workspace(settings_from(config, store=store)), folder)
+        result = export_plaintext(open_workspace(settings_from(config, store=store)), folder, force=force)
     out.print(f"wrote {result.files} files, {result.rows} face rows to {result.folder}")
     err.print("these files are plaintext biometric data: keep them on an encrypted disk", highlight=False)

@@ -30,13 +30,13 @@ from faceid_jobs.flows.common import (
     retry_if_transient,
     workspace_for,
 )
+from faceid_jobs.storage.layout import QUERIES_PREFIX, query_result_key
 
 if TYPE_CHECKING:
     from faceid_jobs.search.query import Query
 
 __all__ = ["QUERIES_PREFIX", "embed_photo_task", "search_index_task", "search_photos", "write_results_task"]
 
-QUERIES_PREFIX = "queries/"
 
 _HIT_COLUMNS = ("photo", "rank", "similarity", "video", "timestamp_s", "start_s", "end_s", "frame", "bbox",
                 "face_id", "track_id", "liveness", "quality", "query_bbox", "query_det_score",
@@ -45,8 +45,8 @@ _HIT_COLUMNS = ("photo", "rank", "similarity", "video", "timestamp_s", "start_s"
 
 def result_keys(run_id: str) -> dict[str, str]:
     """Store keys of one search run's results."""
-    return {"json": f"{QUERIES_PREFIX}{run_id}/results.json",
-            "parquet": f"{QUERIES_PREFIX}{run_id}/hits.parquet"}
+    return {"json": query_result_key(run_id, "results.json"),
+            "parquet": query_result_key(run_id, "hits.parquet")}
 
 
 def _photo_run_name() -> str:

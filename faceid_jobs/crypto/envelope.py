@@ -16,10 +16,10 @@ import uuid
 from faceid_jobs.crypto.keys import Keyring, WrappedKey
 from faceid_jobs.errors import IntegrityError
 from faceid_jobs.storage.base import Store
+from faceid_jobs.storage.layout import DATA_KEYS_PREFIX, data_key, parse_data_key
 
 __all__ = ["DATA_KEYS_PREFIX", "DataKeys"]
 
-DATA_KEYS_PREFIX = "keys/data/"
 _FORMAT = 1
 
 
@@ -34,7 +34,7 @@ class DataKeys:
 
     @staticmethod
     def key_of(ref: str) -> str:
-        return f"{DATA_KEYS_PREFIX}{ref}.json"
+        return data_key(ref)
 
     def create(self) -> tuple[str, bytes]:
         """A new data key: (reference, 32 key bytes); its wrapped form is stored first."""
@@ -78,7 +78,7 @@ class DataKeys:
         """
         done = kept = 0
         for key in self.store.list(DATA_KEYS_PREFIX):
-            ref = key[len(DATA_KEYS_PREFIX):].removesuffix(".json")
+            ref = parse_data_key(key) or key
             wrapped = _decode(self.store.get(key), ref)
             if wrapped.kek_id == self.keyring.primary.key_id:
                 kept += 1

@@ -32,6 +32,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from faceid_jobs.errors import ConfigError, IntegrityError
+from faceid_jobs.fileio import atomic_create, atomic_write
 
 __all__ = [
     "Kek",
@@ -173,16 +174,14 @@ def create_key_file(path: Path, *, overwrite: bool = False) -> LocalKek:
         "key": base64.b64encode(secret).decode(),
     }
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+    data = json.dumps(body, indent=1).encode()
     try:
-        fd = os.open(path, flags, 0o600)
-    except FileExistsError:
-        raise ConfigError(f"{path}: key file already exists (refusing to replace it)") from None
-    with os.fdopen(fd, "w") as f:
-        os.fchmod(f.fileno(), 0o600)
-        json.dump(body, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
+        if overwrite:
+            atomic_write(path, data, 0o600)
+        elif not atomic_create(path, data, 0o600):
+            raise ConfigError(f"{path}: key file already exists (refusing to replace it)")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the key file ({exc.strerror or exc})") from None
     return kek
 
 

@@ -19,10 +19,10 @@ from typing import Any
 
 from faceid_jobs.errors import IntegrityError
 from faceid_jobs.storage.base import Store
+from faceid_jobs.storage.layout import AUDIT_PREFIX, audit_key
 
 __all__ = ["AUDIT_PREFIX", "list_audit", "who", "write_audit"]
 
-AUDIT_PREFIX = "audit/"
 _FORMAT = 1
 
 
@@ -42,7 +42,7 @@ def who() -> dict[str, str]:
 def write_audit(store: Store, action: str, what: dict[str, Any], *, at: datetime | None = None) -> str:
     """Write one audit record; returns its key."""
     when = (at or datetime.now(UTC)).astimezone(UTC)
-    key = f"{AUDIT_PREFIX}{when.strftime('%Y%m%dT%H%M%S.%fZ')}-{uuid.uuid4().hex}.json"
+    key = audit_key(when.strftime("%Y%m%dT%H%M%S.%fZ"), uuid.uuid4().hex)
     body = {"format": _FORMAT, "at": when.isoformat(timespec="seconds"), "who": who(), "action": action,
             "what": what}
     store.put_if_absent(key, json.dumps(body, indent=1, sort_keys=True, default=str).encode())

@@ -42,14 +42,13 @@ from faceid_jobs.identity.people import drop_sources
 from faceid_jobs.index.merge import mark_stale
 from faceid_jobs.records.parquet import parquet_to_table, table_to_parquet
 from faceid_jobs.storage.catalog import VideoEntry, list_entries
-from faceid_jobs.storage.layout import video_key
+from faceid_jobs.storage.layout import RECORDS_PREFIX, parse_record_key, video_key
 from faceid_jobs.workspace import Workspace
 
 __all__ = ["ForgetResult", "UnknownVideoError", "forget_identity", "forget_video", "record_key_refs"]
 
 log = logging.getLogger(__name__)
 
-RECORDS_PREFIX = "records/"
 _MASTER_KEY = re.compile(rb'"masterKeyID"\s*:\s*"([0-9a-f]{32})"')
 
 
@@ -243,7 +242,7 @@ def forget_video(ws: Workspace, video: str, *, merge: Callable[[], Any] | None =
     """
     entry = find_video(ws, video, fingerprint_mode)
     result = ForgetResult("forget-video", video=entry.uri)
-    keys = [k for k in _all_record_files(ws) if k.split("/")[3:4] == [entry.fingerprint]]
+    keys = [k for k in _all_record_files(ws) if (p := parse_record_key(k)) and p[1] == entry.fingerprint]
     for key in keys:
         with contextlib.suppress(KeyError, FaceIdError):  # unreadable: deleted all the same
             result.faces_deleted += parquet_to_table(ws.store.get(key), key, ["face_id"], cipher=ws.cipher).num_rows

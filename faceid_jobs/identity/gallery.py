@@ -47,6 +47,13 @@ from faceid_jobs.errors import ConfigError, IntegrityError, StoreError, UnknownI
 from faceid_jobs.identity.audit import write_audit
 from faceid_jobs.identity.matching import GalleryMatrix
 from faceid_jobs.photo import PhotoFace
+from faceid_jobs.storage.layout import (
+    GALLERY_ENTRIES_PREFIX,
+    GALLERY_VERSIONS_PREFIX,
+    gallery_entry_key,
+    gallery_version_key,
+    parse_gallery_version_key,
+)
 from faceid_jobs.workspace import Workspace
 
 __all__ = [
@@ -70,8 +77,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-VERSIONS_PREFIX = "gallery/versions/"
-ENTRIES_PREFIX = "gallery/entries/"
+VERSIONS_PREFIX = GALLERY_VERSIONS_PREFIX
+ENTRIES_PREFIX = GALLERY_ENTRIES_PREFIX
 _FORMAT = 1
 _VERSION_KIND = "faceid-gallery"
 _ENTRY_KIND = "faceid-gallery-entry"
@@ -104,7 +111,7 @@ class IdentityRef:
 
     @property
     def key(self) -> str:
-        return f"{ENTRIES_PREFIX}{self.entry_id}.bin"
+        return gallery_entry_key(self.entry_id)
 
 
 @dataclass(frozen=True)
@@ -201,16 +208,16 @@ def _now() -> str:
 
 
 def version_key(version: int) -> str:
-    return f"{VERSIONS_PREFIX}{version:020d}.bin"
+    return gallery_version_key(version)
 
 
 def list_gallery_versions(store: Any) -> list[int]:
     """Committed gallery versions, ascending."""
     out = []
     for key in store.list(VERSIONS_PREFIX):
-        name = key[len(VERSIONS_PREFIX):].removesuffix(".bin")
-        if name.isdigit() and key.endswith(".bin"):
-            out.append(int(name))
+        version = parse_gallery_version_key(key)
+        if version is not None:
+            out.append(version)
     return sorted(out)
 
 

@@ -45,6 +45,7 @@ from faceid_jobs.identity.matching import GalleryMatrix, track_identities
 from faceid_jobs.index.merge import current_sources
 from faceid_jobs.records.parquet import ENCRYPTED_MAGIC, parquet_to_table
 from faceid_jobs.search.appearances import merge_appearances
+from faceid_jobs.storage.layout import LABELS_PREFIX, label_key, parse_label_key, parse_record_key
 from faceid_jobs.workspace import Workspace
 
 __all__ = [
@@ -65,7 +66,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-LABELS_PREFIX = "labels/"
 LABELS_FORMAT = 1
 # Record columns a label file copies (to place a face without reading the record file).
 _RECORD_COLUMNS = ["face_id", "frame_index", "timestamp_s", "track_id", "bbox", "embedding"]
@@ -81,17 +81,6 @@ LABEL_SCHEMA = pa.schema([
     pa.field("identity_similarity", pa.float32()),
     pa.field("track_identity", pa.string()),
 ])
-
-
-def label_key(gallery_version: int, record_key: str) -> str:
-    """`labels/<gallery_version:020d>/<record_key>`."""
-    return f"{LABELS_PREFIX}{gallery_version:020d}/{record_key}"
-
-
-def _parse_label_key(key: str) -> tuple[int, str] | None:
-    rest = key[len(LABELS_PREFIX):]
-    version, _, record = rest.partition("/")
-    return (int(version), record) if version.isdigit() and record else None
 
 
 def label_table(records: pa.Table, matrix: GalleryMatrix, threshold: float, *,
@@ -183,7 +172,7 @@ def _existing_labels(ws: Workspace) -> dict[str, dict[int, str]]:
     """record key → {gallery version: label key} of every label file in the store."""
     found: dict[str, dict[int, str]] = {}
     for key in ws.store.list(LABELS_PREFIX):
-        parsed = _parse_label_key(key)
+        parsed = parse_label_key(key)
         if parsed is not None:
             found.setdefault(parsed[1], {})[parsed[0]] = key
     return found
@@ -340,7 +329,7 @@ def find_identity(ws: Workspace, name: str, *, gap_s: float = 1.0, gallery_versi
         mask = pc.or_kleene(pc.equal(table.column("identity"), name),
                                     pc.equal(table.column("track_identity"), name))
         picked = table.filter(pc.fill_null(mask, False)).to_pylist()
-        fingerprint = record.rsplit("/", 2)[-2]
+        fingerprint = (parse_record_key(record) or ("", "", 0))[1]
         for row in picked:
             row["video"] = sources[record]
             row["fingerprint"] = fingerprint

@@ -15,8 +15,8 @@ from faceid_jobs.crypto.envelope import DataKeys
 from faceid_jobs.crypto.stream import read_header
 from faceid_jobs.errors import ConfigError, IntegrityError
 from faceid_jobs.index.manifest import list_versions, load_manifest, manifest_key
-from faceid_jobs.index.shard import SHARDS_PREFIX
 from faceid_jobs.storage.base import Store
+from faceid_jobs.storage.layout import SHARDS_PREFIX
 
 __all__ = ["GcResult", "collect_garbage"]
 

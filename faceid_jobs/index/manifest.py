@@ -24,6 +24,7 @@ from faceid_jobs.crypto.envelope import DataKeys
 from faceid_jobs.errors import IndexMissingError, IntegrityError
 from faceid_jobs.index.shard import ShardRef
 from faceid_jobs.storage.base import Store
+from faceid_jobs.storage.layout import MANIFESTS_PREFIX, manifest_key, parse_manifest_key
 
 __all__ = [
     "MANIFESTS_PREFIX",
@@ -36,7 +37,6 @@ __all__ = [
     "republish",
 ]
 
-MANIFESTS_PREFIX = "index/manifests/"
 MANIFEST_FORMAT = 1
 
 
@@ -71,17 +71,13 @@ class Manifest:
         return data
 
 
-def manifest_key(version: int) -> str:
-    return f"{MANIFESTS_PREFIX}{version:020d}.json"
-
-
 def list_versions(store: Store) -> list[int]:
     """Published versions, ascending."""
     versions = []
     for key in store.list(MANIFESTS_PREFIX):
-        name = key[len(MANIFESTS_PREFIX):].removesuffix(".json")
-        if name.isdigit():
-            versions.append(int(name))
+        version = parse_manifest_key(key)
+        if version is not None:
+            versions.append(version)
     return sorted(versions)
 
 

@@ -44,11 +44,9 @@ from faceid_jobs.records import META_COLUMNS
 from faceid_jobs.records.parquet import parquet_to_table
 from faceid_jobs.storage.base import Store
 from faceid_jobs.storage.catalog import list_entries
-from faceid_jobs.storage.layout import record_prefix
+from faceid_jobs.storage.layout import STALE_PREFIX, record_prefix, stale_key
 
 __all__ = ["STALE_PREFIX", "MergeResult", "RowSelector", "all_rows", "current_sources", "mark_stale", "merge_index"]
-
-STALE_PREFIX = "index/stale/"
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +94,7 @@ def mark_stale(store: Store, sources: Iterable[str], reason: str = "") -> str | 
     if not keys:
         return None
     stamp = now().replace(":", "").replace("-", "").replace("+0000", "Z")
-    key = f"{STALE_PREFIX}{stamp}-{uuid.uuid4().hex}.json"
+    key = stale_key(stamp, uuid.uuid4().hex)
     store.put(key, json.dumps({"format": 1, "sources": keys, "reason": reason, "created_at": now()}).encode())
     return key
 

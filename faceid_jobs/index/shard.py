@@ -31,11 +31,11 @@ import pyarrow.parquet as pq
 from faceid_jobs.crypto.envelope import DataKeys
 from faceid_jobs.crypto.stream import SegmentWriter, read_container
 from faceid_jobs.errors import IntegrityError
+from faceid_jobs.storage.layout import SHARDS_PREFIX, shard_key
 
 __all__ = ["SHARDS_PREFIX", "IndexParams", "ShardRef", "build_faiss", "ivf_lists", "ivf_training_sample", "read_shard",
            "write_shard"]
 
-SHARDS_PREFIX = "index/shards/"
 _FRAME = 1 << 20
 
 
@@ -184,7 +184,7 @@ def write_shard(store, keys: DataKeys, index: faiss.Index, meta: pa.Table, *, ki
     """Encrypt and store a shard under a new id; returns its manifest entry."""
     shard_id = uuid.uuid4().hex
     key_ref, dek = keys.create()
-    key = f"{SHARDS_PREFIX}{shard_id}.shard"
+    key = shard_key(shard_id)
     fields = {"kind": "faceid-shard", "shard_id": shard_id, "created_version": created_version,
               "key_ref": key_ref}
     with tempfile.TemporaryFile() as tmp:

@@ -1,6 +1,8 @@
 """The store interface: a flat key space of immutable-by-convention objects.
 
-Keys are '/'-separated relative paths (no leading '/', no '..'). Every put is
+Keys are '/'-separated relative paths, built and checked by `storage/layout.py`
+(`check_key`: no leading '/', no empty, '.' or '..' segment, no backslash or
+control character); every implementation checks each key it is handed. Every put is
 atomic: a reader sees the whole new object or the old one, never a part.
 Implementations: `LocalStore` (a directory; the default) and, with the
 storage issue, S3.
@@ -11,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import BinaryIO, Protocol, runtime_checkable
 
-from faceid_jobs.errors import StoreError
+from faceid_jobs.storage.layout import check_key
 
 __all__ = ["Store", "check_key", "open_store"]
 
@@ -55,14 +57,6 @@ class Store(Protocol):
     def check(self) -> None:
         """Raise StoreError if the store cannot be reached or written."""
         ...
-
-
-def check_key(key: str) -> str:
-    """Validate a store key and return it."""
-    parts = key.split("/")
-    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        raise StoreError(f"invalid store key {key!r}")
-    return key
 
 
 def open_store(uri: str) -> Store:

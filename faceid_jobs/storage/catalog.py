@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 from faceid_jobs.errors import IntegrityError
 from faceid_jobs.storage.base import Store
-from faceid_jobs.storage.layout import VIDEOS_PREFIX, video_key
+from faceid_jobs.storage.layout import VIDEOS_PREFIX, StoreKeyError, check_segment, parse_video_key, video_key
 
 __all__ = ["VideoEntry", "list_entries", "load_entry", "save_entry"]
 
@@ -58,6 +58,23 @@ def list_entries(store: Store) -> list[VideoEntry]:
     return [_parse(store.get(k), k) for k in store.list(VIDEOS_PREFIX) if k.endswith(".json")]
 
 
+def _check_names(entry: VideoEntry, key: str) -> VideoEntry:
+    """Refuse an entry whose names would build keys elsewhere than its own video's records.
+
+    The catalog is plaintext and unauthenticated: someone who can write the
+    store but holds no key could set analysis_id to ``../../etc``.
+    """
+    try:
+        for what in ("fingerprint", "analysis_id"):
+            check_segment(getattr(entry, what), what)
+    except StoreKeyError as exc:
+        raise IntegrityError(f"{key}: damaged catalog entry ({exc})") from None
+    if parse_video_key(key) not in (None, entry.fingerprint):
+        raise IntegrityError(f"{key}: damaged catalog entry (fingerprint {entry.fingerprint!r} "
+                             "is not the entry's name)")
+    return entry
+
+
 def _parse(raw: bytes, key: str) -> VideoEntry:
     try:
         data = json.loads(raw)
@@ -65,6 +82,7 @@ def _parse(raw: bytes, key: str) -> VideoEntry:
             raise ValueError("version")
         data["failed_chunks"] = tuple(data.get("failed_chunks", ()))
         data["other_uris"] = tuple(data.get("other_uris", ()))
-        return VideoEntry(**data)
+        entry = VideoEntry(**data)
     except (ValueError, TypeError, KeyError):
         raise IntegrityError(f"{key}: damaged catalog entry") from None
+    return _check_names(entry, key)

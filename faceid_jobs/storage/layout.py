@@ -1,4 +1,4 @@
-"""Where each kind of object lives in the store (pure: names only).
+"""Every store key: where each kind of object lives, built and parsed here only (pure).
 
     records/v1/<analysis_id>/<fingerprint>/chunk-<index:06d>.parquet
         face rows of one chunk (encrypted Parquet); analysis_id hashes models
@@ -7,42 +7,285 @@
     videos/<fingerprint>.json
         catalog entry: where the video was seen, its properties, and which
         analysis_id is current for it
-    keys/data/<ref>.json                    (crypto/envelope.py)
-    index/shards/<shard_id>.shard           (index/shard.py)
-    index/manifests/<version:020d>.json     (index/manifest.py)
-    people/versions/<version:020d>.bin      people found by clustering (identity/people.py)
+    keys/data/<ref>.json                            one wrapped data key
+    index/shards/<shard_id>.shard                   encrypted FAISS shard
+    index/manifests/<version:020d>.json             index version
+    index/stale/<UTC time>-<token>.json             record files rewritten in place
+    gallery/versions/<version:020d>.bin             gallery version
+    gallery/entries/<entry_id>.bin                  one identity
+    labels/<gallery version:020d>/<record key>      labels of one record file
+    audit/<UTC time>-<token>.json                   audit record
+    queries/<run id>/<file>                         results of a search-photos flow run
+    people/versions/<version:020d>.bin              people found by clustering (identity/people.py)
+
+Names that go into a key (analysis ids, fingerprints, refs, ids) often come
+from the store itself (a catalog entry, a manifest), which someone with write
+access to the store but no key can change. So every key is built by
+`join_key`, which checks each segment, and every key a Store is handed is
+checked again by `check_key`: no empty, ``.`` or ``..`` segment, no leading
+``/``, no backslash, no NUL or other control character, no segment starting
+with the local store's temp prefix. A bad key raises `StoreKeyError`
+(an `IntegrityError`: exit 4) naming the key.
 """
 
 from __future__ import annotations
 
+import unicodedata
+
+from faceid_jobs.errors import IntegrityError
+from faceid_jobs.fileio import TEMP_PREFIX  # LocalStore's temp files: never listed or read, so no key names one
+
 __all__ = [
+    "AUDIT_PREFIX",
+    "DATA_KEYS_PREFIX",
+    "GALLERY_ENTRIES_PREFIX",
+    "GALLERY_VERSIONS_PREFIX",
+    "LABELS_PREFIX",
+    "MANIFESTS_PREFIX",
     "PEOPLE_PREFIX",
+    "QUERIES_PREFIX",
+    "RECORDS_PREFIX",
+    "SHARDS_PREFIX",
+    "STALE_PREFIX",
+    "TEMP_PREFIX",
     "VIDEOS_PREFIX",
+    "StoreKeyError",
+    "audit_key",
+    "check_key",
+    "check_prefix",
+    "check_segment",
+    "data_key",
+    "gallery_entry_key",
+    "gallery_version_key",
+    "join_key",
+    "label_key",
+    "manifest_key",
+    "parse_data_key",
+    "parse_gallery_version_key",
+    "parse_label_key",
+    "parse_manifest_key",
+    "parse_record_key",
+    "parse_shard_key",
+    "parse_video_key",
     "people_version_key",
+    "query_result_key",
     "record_key",
     "record_prefix",
+    "shard_key",
+    "stale_key",
     "video_key",
 ]
 
 RECORDS_VERSION = "v1"
+RECORDS_PREFIX = "records/"
 VIDEOS_PREFIX = "videos/"
+DATA_KEYS_PREFIX = "keys/data/"
+SHARDS_PREFIX = "index/shards/"
+MANIFESTS_PREFIX = "index/manifests/"
+STALE_PREFIX = "index/stale/"
+GALLERY_VERSIONS_PREFIX = "gallery/versions/"
+GALLERY_ENTRIES_PREFIX = "gallery/entries/"
+LABELS_PREFIX = "labels/"
+AUDIT_PREFIX = "audit/"
+QUERIES_PREFIX = "queries/"
+PEOPLE_PREFIX = "people/versions/"
 
+_CHUNK_PREFIX, _CHUNK_SUFFIX = "chunk-", ".parquet"
+
+
+class StoreKeyError(IntegrityError):
+    """A store key, or a name that goes into one, is malformed (a tampered store or a bug)."""
+
+
+def _segment_problem(segment: str) -> str | None:
+    if not segment:
+        return "empty segment"
+    if segment in (".", ".."):
+        return f"{segment!r} segment"
+    if "\\" in segment:
+        return "backslash"
+    if any(unicodedata.category(c) == "Cc" for c in segment):
+        return "control character"
+    if segment.startswith(TEMP_PREFIX):
+        return f"segment starts with {TEMP_PREFIX!r}"
+    return None
+
+
+def _refuse(key: str, problem: str) -> StoreKeyError:
+    return StoreKeyError(f"invalid store key {key!r}: {problem}")
+
+
+def check_segment(segment: str, what: str = "name") -> str:
+    """A name that is one key segment (no ``/``), or StoreKeyError.
+
+    Example:
+        >>> check_segment("s1-0123abcd", "fingerprint")
+        's1-0123abcd'
+    """
+    if not isinstance(segment, str):
+        raise StoreKeyError(f"invalid {what} {segment!r}: not text")
+    problem = "'/' in a single segment" if "/" in segment else _segment_problem(segment)
+    if problem:
+        raise StoreKeyError(f"invalid {what} {segment!r} for a store key: {problem}")
+    return segment
+
+
+def check_key(key: str) -> str:
+    """Validate a whole store key and return it (StoreKeyError names the key).
+
+    Example:
+        >>> check_key("videos/s1-ab.json")
+        'videos/s1-ab.json'
+    """
+    if not isinstance(key, str) or not key:
+        raise _refuse(str(key), "empty")
+    if key.startswith("/"):
+        raise _refuse(key, "absolute path")
+    for segment in key.split("/"):
+        problem = _segment_problem(segment)
+        if problem:
+            raise _refuse(key, problem)
+    return key
+
+
+def check_prefix(prefix: str) -> str:
+    """Validate a list prefix: empty, or a key that may end in ``/`` or part of a segment."""
+    if prefix:
+        check_key(prefix[:-1] if prefix.endswith("/") else prefix)
+    return prefix
+
+
+def join_key(prefix: str, *segments: str) -> str:
+    """The one way keys are built: a prefix of this module, then segments joined by ``/``.
+
+    The whole key is checked, so a name holding ``/``, ``..`` or a control
+    character never reaches a Store; builders check single names with
+    `check_segment` first, so the error names what was wrong.
+    """
+    return check_key(prefix + "/".join(segments))
+
+
+def _parse_under(key: str, prefix: str, suffix: str) -> str | None:
+    """The single segment between `prefix` and `suffix`, or None when `key` is not of that form."""
+    if not (key.startswith(prefix) and key.endswith(suffix)):
+        return None
+    name = key[len(prefix):len(key) - len(suffix)]
+    return name if name and "/" not in name and _segment_problem(name) is None else None
+
+
+def _parse_version(key: str, prefix: str, suffix: str) -> int | None:
+    name = _parse_under(key, prefix, suffix)
+    return int(name) if name is not None and name.isascii() and name.isdigit() else None
+
+
+# records/ and the catalog
 
 def record_prefix(analysis_id: str, fingerprint: str) -> str:
-    return f"records/{RECORDS_VERSION}/{analysis_id}/{fingerprint}/"
+    """`records/v1/<analysis_id>/<fingerprint>/` (with the trailing slash)."""
+    return join_key(RECORDS_PREFIX, RECORDS_VERSION, check_segment(analysis_id, "analysis id"),
+                    check_segment(fingerprint, "fingerprint")) + "/"
 
 
 def record_key(analysis_id: str, fingerprint: str, chunk_index: int) -> str:
-    return f"{record_prefix(analysis_id, fingerprint)}chunk-{chunk_index:06d}.parquet"
+    return f"{record_prefix(analysis_id, fingerprint)}{_CHUNK_PREFIX}{int(chunk_index):06d}{_CHUNK_SUFFIX}"
+
+
+def parse_record_key(key: str) -> tuple[str, str, int] | None:
+    """(analysis_id, fingerprint, chunk index) of a record key, or None."""
+    parts = key.split("/")
+    if len(parts) != 5 or parts[0] + "/" != RECORDS_PREFIX or parts[1] != RECORDS_VERSION:
+        return None
+    chunk = _parse_version(parts[4], _CHUNK_PREFIX, _CHUNK_SUFFIX)
+    if chunk is None or any(_segment_problem(p) for p in parts[2:4]):
+        return None
+    return parts[2], parts[3], chunk
 
 
 def video_key(fingerprint: str) -> str:
-    return f"{VIDEOS_PREFIX}{fingerprint}.json"
+    return join_key(VIDEOS_PREFIX, check_segment(fingerprint, "fingerprint") + ".json")
 
 
-PEOPLE_PREFIX = "people/versions/"
+def parse_video_key(key: str) -> str | None:
+    """The fingerprint a catalog key names, or None."""
+    return _parse_under(key, VIDEOS_PREFIX, ".json")
 
+
+# keys/data/
+
+def data_key(ref: str) -> str:
+    return join_key(DATA_KEYS_PREFIX, check_segment(ref, "data key reference") + ".json")
+
+
+def parse_data_key(key: str) -> str | None:
+    return _parse_under(key, DATA_KEYS_PREFIX, ".json")
+
+
+# index/
+
+def shard_key(shard_id: str) -> str:
+    return join_key(SHARDS_PREFIX, check_segment(shard_id, "shard id") + ".shard")
+
+
+def parse_shard_key(key: str) -> str | None:
+    return _parse_under(key, SHARDS_PREFIX, ".shard")
+
+
+def manifest_key(version: int) -> str:
+    return join_key(MANIFESTS_PREFIX, f"{int(version):020d}.json")
+
+
+def parse_manifest_key(key: str) -> int | None:
+    return _parse_version(key, MANIFESTS_PREFIX, ".json")
+
+
+def stale_key(stamp: str, token: str) -> str:
+    """`index/stale/<stamp>-<token>.json`: `stamp` a compact UTC time, so marks sort by time."""
+    return join_key(STALE_PREFIX, check_segment(f"{stamp}-{token}", "stale mark name") + ".json")
+
+
+# gallery/, labels/ and people/
 
 def people_version_key(version: int) -> str:
     """`people/versions/<version:020d>.bin`: one sealed version of the people (identity/people.py)."""
-    return f"{PEOPLE_PREFIX}{version:020d}.bin"
+    return join_key(PEOPLE_PREFIX, f"{int(version):020d}.bin")
+
+
+def gallery_version_key(version: int) -> str:
+    return join_key(GALLERY_VERSIONS_PREFIX, f"{int(version):020d}.bin")
+
+
+def parse_gallery_version_key(key: str) -> int | None:
+    return _parse_version(key, GALLERY_VERSIONS_PREFIX, ".bin")
+
+
+def gallery_entry_key(entry_id: str) -> str:
+    return join_key(GALLERY_ENTRIES_PREFIX, check_segment(entry_id, "gallery entry id") + ".bin")
+
+
+def label_key(gallery_version: int, record_key: str) -> str:
+    """`labels/<gallery_version:020d>/<record_key>`."""
+    return join_key(LABELS_PREFIX, f"{int(gallery_version):020d}", check_key(record_key))
+
+
+def parse_label_key(key: str) -> tuple[int, str] | None:
+    """(gallery version, record key) of a label key, or None."""
+    if not key.startswith(LABELS_PREFIX):
+        return None
+    version, _, record = key[len(LABELS_PREFIX):].partition("/")
+    if not (version.isascii() and version.isdigit() and record):
+        return None
+    return int(version), record
+
+
+# audit/
+
+def audit_key(stamp: str, token: str) -> str:
+    """`audit/<stamp>-<token>.json`: `stamp` a compact UTC time, so records sort by time."""
+    return join_key(AUDIT_PREFIX, check_segment(f"{stamp}-{token}", "audit record name") + ".json")
+
+
+# queries/
+
+def query_result_key(run_id: str, name: str) -> str:
+    """`queries/<run_id>/<name>`: one file of a search flow run's results."""
+    return join_key(QUERIES_PREFIX, check_segment(run_id, "run id"), check_segment(name, "result file name"))

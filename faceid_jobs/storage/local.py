@@ -1,27 +1,34 @@
 """A store over a local directory (I/O).
 
-Atomicity comes from writing a uniquely named temp file in the target's own
-folder, fsyncing it and `os.replace`-ing it into place; `put_if_absent` uses a
-hard link, which fails if the name exists. Temp files start with `.tmp-` and
+Atomicity comes from `fileio`: a uniquely named temp file in the target's own
+folder, fsynced and `os.replace`-d into place; `put_if_absent` hard-links the
+temp file, which fails if the name exists. Temp files start with `.tmp-` and
 are never listed, so a killed writer leaves nothing a reader would trust.
+
+Confinement: every key is checked (`layout.check_key`) and its path resolved;
+a key or list prefix whose path leads outside the root (through a symlink
+someone planted in the store) raises `StoreKeyError`, so nothing outside the
+store is ever read, listed, written or deleted through it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import uuid
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from faceid_jobs.errors import StoreError
-from faceid_jobs.storage.base import check_key
+from faceid_jobs.fileio import TEMP_PREFIX, atomic_create, atomic_write, atomic_writer
+from faceid_jobs.storage.layout import StoreKeyError, check_key, check_prefix
 
 __all__ = ["LocalStore"]
 
-_TMP = ".tmp-"
+# Store objects are encrypted or hold no biometric data; readable by the group
+# and others as before, so a service account can read a store another user wrote.
+_MODE = 0o644
 
 
 class LocalStore:
@@ -34,102 +41,83 @@ class LocalStore:
         self.root = Path(text).expanduser().resolve()
         self.uri = str(self.root)
 
+    def _inside(self, path: Path, key: str) -> Path:
+        """`path`, refused when it resolves (symlinks followed) outside the root."""
+        if not path.resolve().is_relative_to(self.root):
+            raise StoreKeyError(f"{self.uri}: store key {key!r} leads outside the store (symlink in the store)")
+        return path
+
     def _path(self, key: str) -> Path:
-        return self.root.joinpath(*check_key(key).split("/"))
+        return self._inside(self.root.joinpath(*check_key(key).split("/")), key)
 
     def get(self, key: str) -> bytes:
-        try:
-            return self._path(key).read_bytes()
-        except FileNotFoundError:
-            raise KeyError(key) from None
-        except OSError as exc:
-            raise StoreError(f"{self.uri}/{key}: cannot read ({exc.strerror})") from None
-
-    def _write_temp(self, path: Path, data: bytes) -> Path:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.parent / f"{_TMP}{uuid.uuid4().hex}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
-                raise
-            return tmp
-        except OSError as exc:
-            raise StoreError(f"{path}: cannot write ({exc.strerror})") from None
+        with self.open_read(key) as f:
+            return f.read()
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        tmp = self._write_temp(path, data)
         try:
-            os.replace(tmp, path)
+            self._mkdir(path.parent, key)
+            atomic_write(path, data, _MODE)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise StoreError(f"{path}: cannot write ({exc.strerror})") from None
-        _fsync_dir(path.parent)
+            raise StoreError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
     def put_stream(self, key: str, stream: BinaryIO, size: int | None = None) -> None:
         """Copy a file object into place atomically, without holding it in memory."""
         path = self._path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.parent / f"{_TMP}{uuid.uuid4().hex}"
-            with open(tmp, "xb") as f:
-                shutil.copyfileobj(stream, f, 4 << 20)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            self._mkdir(path.parent, key)
+            with atomic_writer(path, _MODE) as f:
+                while chunk := stream.read(4 << 20):
+                    f.write(chunk)
         except OSError as exc:
-            with contextlib.suppress(OSError, UnboundLocalError):
-                tmp.unlink()
-            raise StoreError(f"{path}: cannot write ({exc.strerror})") from None
-        _fsync_dir(path.parent)
+            raise StoreError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
     def open_read(self, key: str) -> BinaryIO:
         """A reader over the object (streams; nothing loaded up front)."""
+        path = self._path(key)
         try:
-            return open(self._path(key), "rb")
+            # O_NOFOLLOW: a symlink swapped in after the check above is refused, not followed.
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
             raise KeyError(key) from None
         except OSError as exc:
+            if path.is_symlink():
+                raise StoreKeyError(f"{self.uri}: store key {key!r} is a symlink (refused)") from None
             raise StoreError(f"{self.uri}/{key}: cannot read ({exc.strerror})") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise StoreError(f"{self.uri}/{key}: cannot read (not a file)")
+        return os.fdopen(fd, "rb")
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         path = self._path(key)
-        tmp = self._write_temp(path, data)
         try:
-            os.link(tmp, path)
-            _fsync_dir(path.parent)
-            return True
-        except FileExistsError:
-            return False
+            self._mkdir(path.parent, key)
+            return atomic_create(path, data, _MODE)
         except OSError as exc:
-            raise StoreError(f"{path}: cannot write ({exc.strerror})") from None
-        finally:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+            raise StoreError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+    def _mkdir(self, folder: Path, key: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self._inside(folder, key)  # a folder made through a symlink planted meanwhile
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
     def list(self, prefix: str = "") -> Iterator[str]:
         # Walk only the deepest folder the prefix names, then filter by the rest.
-        folder, _, _ = prefix.rpartition("/")
-        base = self.root.joinpath(*folder.split("/")) if folder else self.root
+        folder, _, _ = check_prefix(prefix).rpartition("/")
+        base = self._inside(self.root.joinpath(*folder.split("/")), prefix) if folder else self.root
         if not base.is_dir():
             return iter(())
         keys = []
+        # followlinks=False: a symlinked folder inside the store is not walked into.
         for dirpath, dirnames, filenames in os.walk(base):
-            dirnames[:] = [d for d in dirnames if not d.startswith(_TMP)]
+            dirnames[:] = [d for d in dirnames if not d.startswith(TEMP_PREFIX)]
             rel = Path(dirpath).relative_to(self.root).as_posix()
             for name in filenames:
-                if name.startswith(_TMP):
+                if name.startswith(TEMP_PREFIX):
                     continue
                 key = name if rel == "." else f"{rel}/{name}"
                 if key.startswith(prefix):
@@ -151,12 +139,3 @@ class LocalStore:
     def __repr__(self) -> str:
         return f"LocalStore({self.uri!r})"
 
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename durable across a power cut; not all filesystems allow it.
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

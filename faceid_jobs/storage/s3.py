@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from faceid_jobs.errors import StoreError
-from faceid_jobs.storage.base import check_key
+from faceid_jobs.storage.layout import check_key, check_prefix
 
 __all__ = ["S3Store", "parse_s3_uri"]
 
@@ -203,7 +203,7 @@ class S3Store:
         keys = []
         try:
             pages = self._client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self.prefix + prefix)
+                Bucket=self.bucket, Prefix=self.prefix + check_prefix(prefix))
             for page in pages:
                 keys.extend(obj["Key"][len(self.prefix):] for obj in page.get("Contents", ()))
         except (ClientError, BotoCoreError) as exc:

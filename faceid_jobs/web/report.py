@@ -24,7 +24,6 @@ import base64
 import html
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +34,7 @@ import cv2
 import numpy as np
 
 from faceid_jobs.errors import FaceIdError, StoreError
+from faceid_jobs.fileio import atomic_write
 
 __all__ = ["read_frames", "render_report", "search_report", "write_report"]
 
@@ -395,24 +395,15 @@ def search_report(result: Any, query_image: np.ndarray | None, *, threshold: flo
 
 
 def write_report(path: str | os.PathLike[str], text: str) -> Path:
-    """Write the page atomically (temp file + rename); returns the path.
+    """Write the page atomically and private (0600: it holds face crops); returns the path.
 
     Raises:
         StoreError: the folder does not exist or cannot be written.
     """
     target = Path(path).expanduser()
-    folder = target.parent if str(target.parent) else Path(".")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-report-", suffix=".html", dir=folder)
+        atomic_write(target, text.encode("utf-8"), 0o600)
     except OSError as exc:
-        raise StoreError(f"{target}: cannot write the report ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise StoreError(f"{target}: cannot write the report ({exc.strerror or exc})") from None
     return target
 

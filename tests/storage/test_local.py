@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from faceid_jobs.errors import StoreError
+from faceid_jobs.errors import IntegrityError, StoreError
 from faceid_jobs.storage import LocalStore, open_store
 
 
@@ -60,10 +60,58 @@ def test_put_if_absent_has_one_winner(store):
     assert [p.name for p in (store.root / "manifest").iterdir()] == ["1.json"]
 
 
-@pytest.mark.parametrize("key", ["", "/abs", "a/../b", "a//b", "./a"])
+@pytest.mark.parametrize("key", ["", "/abs", "a/../b", "a//b", "./a", "a/", "a\\b", "a\x00b", "a/b\nc",
+                                 "a/.tmp-x", "../outside"])
 def test_bad_keys_refused(store, key):
-    with pytest.raises(StoreError):
-        store.put(key, b"x")
+    for action in (lambda: store.put(key, b"x"), lambda: store.get(key), lambda: store.delete(key),
+                   lambda: store.put_if_absent(key, b"x"), lambda: store.exists(key)):
+        with pytest.raises(IntegrityError, match="invalid store key") as info:
+            action()
+        assert "\n" not in str(info.value)
+    assert not (store.root.parent / "outside").exists()
+
+
+@pytest.mark.parametrize("prefix", ["../", "/etc", "a/../../", "a\x00"])
+def test_bad_list_prefixes_refused(store, prefix):
+    with pytest.raises(IntegrityError, match="invalid store key"):
+        list(store.list(prefix))
+
+
+def test_symlinks_leading_outside_are_refused(store, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.json").write_bytes(b"secret")
+    store.put("a/kept.bin", b"1")
+    os.symlink(outside, store.root / "linked")            # a folder link
+    os.symlink(outside / "secret.json", store.root / "a" / "file.json")  # a file link
+    with pytest.raises(IntegrityError, match="outside the store"):
+        list(store.list("linked/"))
+    for action in (lambda: store.get("linked/secret.json"), lambda: store.get("a/file.json"),
+                   lambda: store.put("linked/new.bin", b"x"), lambda: store.delete("linked/secret.json"),
+                   lambda: store.open_read("a/file.json")):
+        with pytest.raises(IntegrityError, match="outside the store"):
+            action()
+    # A whole-store listing does not walk into the linked folder.
+    assert "linked/secret.json" not in list(store.list())
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.json"]
+    assert (outside / "secret.json").read_bytes() == b"secret"
+
+
+def test_symlink_inside_the_store_is_not_followed_on_read(store):
+    store.put("a/real.bin", b"1")
+    os.symlink(store.root / "a" / "real.bin", store.root / "a" / "alias.bin")
+    with pytest.raises(IntegrityError, match="symlink"):
+        store.get("a/alias.bin")
+
+
+def test_objects_keep_their_mode_whatever_the_umask(store):
+    old = os.umask(0o077)
+    try:
+        store.put("m/a.bin", b"1")
+        store.put_if_absent("m/b.bin", b"2")
+    finally:
+        os.umask(old)
+    assert {oct((store.root / "m" / n).stat().st_mode & 0o777) for n in ("a.bin", "b.bin")} == {"0o644"}
 
 
 def test_unwritable_store_reports(tmp_path):
