@@ -144,6 +144,11 @@ class StoreError(FaceIdError):
     api_code = "store"
 
 
+class StoreUnwritableError(StoreError):
+    """The store cannot be written and no wait will change that: disk full, quota,
+    read-only filesystem, permission. Never retried."""
+
+
 class IntegrityError(FaceIdError):
     """Stored data failed a checksum or format check: never used silently."""
 

@@ -17,7 +17,7 @@ from faceid_jobs.config import Settings, load_settings
 from faceid_jobs.errors import ConfigError
 from faceid_jobs.pipeline import steps
 from faceid_jobs.pipeline.steps import models_for, video_file, workspace_for
-from faceid_jobs.pipeline.summary import TRANSIENT_ERRORS, describe_failure
+from faceid_jobs.pipeline.summary import TRANSIENT_ERRORS, describe_failure, is_transient
 
 if TYPE_CHECKING:
     from prefect.task_runners import TaskRunner
@@ -90,10 +90,8 @@ def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
     """Prefect `retry_condition_fn`: retry I/O and memory errors, never corrupt input."""
     try:
         state.result()
-    except TRANSIENT_ERRORS:
-        return True
-    except BaseException:
-        return False
+    except BaseException as exc:
+        return is_transient(exc)
     return False
 
 

@@ -5,9 +5,9 @@ submits step functions (`faceid_jobs.pipeline.steps`) and settles futures;
 an `Engine` decides where they run. The Prefect flow supplies its own engine
 (`faceid_jobs.flows.engine`), so the loop is the same in every mode.
 
-Transient errors (I/O, memory; `TRANSIENT_ERRORS`) are retried inside the
-step with exponential backoff and jitter; anything else fails the step at
-once. A Dask worker that dies mid-chunk has its chunks re-run elsewhere by
+Transient errors (I/O, memory; `is_transient`) are retried inside the
+step with exponential backoff and jitter; anything else, a full disk
+included, fails the step at once. A Dask worker that dies mid-chunk has its chunks re-run elsewhere by
 the scheduler; steps are idempotent, so a re-run chunk writes the same rows.
 """
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from faceid_jobs.errors import ConfigError, FaceIdError
-from faceid_jobs.pipeline.summary import TRANSIENT_ERRORS
+from faceid_jobs.pipeline.summary import TRANSIENT_ERRORS, is_transient
 
 if TYPE_CHECKING:
     from faceid_jobs.models import ModelSet
@@ -84,7 +84,7 @@ def run_with_retries(step: Callable[..., T], policy: RetryPolicy, *args: Any, **
         try:
             return step(*args, **kwargs)
         except TRANSIENT_ERRORS as exc:
-            if attempt == len(delays):
+            if attempt == len(delays) or not is_transient(exc):
                 raise
             delay = delays[attempt] * random.uniform(0.8, 1.2)
             log.warning("%s: %s: %s; retry %d of %d in %.1f s", step.__name__, type(exc).__name__, exc,

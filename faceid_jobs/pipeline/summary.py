@@ -9,11 +9,12 @@ report the same numbers.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from faceid_jobs.errors import FaceIdError, StoreError
+from faceid_jobs.errors import FaceIdError, StoreError, StoreUnwritableError
 
 if TYPE_CHECKING:
     from faceid_jobs.index import MergeResult
@@ -27,12 +28,30 @@ __all__ = [
     "SummaryCollector",
     "VideoRow",
     "describe_failure",
+    "is_transient",
 ]
 
 # Errors a retry can cure: I/O hiccups (network filesystems, S3, a full queue)
 # and memory pressure. Corrupt input (VideoError), bad settings, missing or
-# wrong models and integrity failures are never retried.
+# wrong models and integrity failures are never retried; see `is_transient`.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OSError, StoreError, MemoryError, TimeoutError)
+
+# OSErrors no wait cures: a full disk or quota, a read-only filesystem, a
+# permission. Retrying them with backoff only delays the failure (minutes per write).
+_PERMANENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a retry may cure `exc` (see `TRANSIENT_ERRORS`); a disk-full, quota,
+    read-only or permission error, itself or as the cause of a `StoreError`, is not."""
+    if not isinstance(exc, TRANSIENT_ERRORS) or isinstance(exc, StoreUnwritableError):
+        return False
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in _PERMANENT_ERRNOS:
+            return False
+        seen = seen.__cause__ or seen.__context__
+    return True
 
 
 @dataclass(frozen=True)
@@ -195,6 +214,8 @@ def describe_failure(exc: BaseException | None, video: str, chunk: int | None = 
     if isinstance(exc, FaceIdError):
         text = str(exc)
         return text if video in text else f"{where}: {text}"
+    if isinstance(exc, TRANSIENT_ERRORS) and not is_transient(exc):
+        return f"{where}: {type(exc).__name__}: {exc}"
     if isinstance(exc, TRANSIENT_ERRORS):
         return f"{where}: {type(exc).__name__}: {exc} (retries exhausted)"
     if exc is None:

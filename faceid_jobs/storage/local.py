@@ -14,13 +14,15 @@ store is ever read, listed, written or deleted through it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from faceid_jobs.errors import StoreError
+from faceid_jobs.errors import StoreError, StoreUnwritableError
 from faceid_jobs.fileio import TEMP_PREFIX, atomic_create, atomic_write, atomic_writer
 from faceid_jobs.storage.layout import StoreKeyError, check_key, check_prefix
 
@@ -60,7 +62,7 @@ class LocalStore:
             self._mkdir(path.parent, key)
             atomic_write(path, data, _MODE)
         except OSError as exc:
-            raise StoreError(f"{path}: cannot write ({exc.strerror or exc})") from None
+            raise write_error(path, exc) from None
 
     def put_stream(self, key: str, stream: BinaryIO, size: int | None = None) -> None:
         """Copy a file object into place atomically, without holding it in memory."""
@@ -71,7 +73,7 @@ class LocalStore:
                 while chunk := stream.read(4 << 20):
                     f.write(chunk)
         except OSError as exc:
-            raise StoreError(f"{path}: cannot write ({exc.strerror or exc})") from None
+            raise write_error(path, exc) from None
 
     def open_read(self, key: str) -> BinaryIO:
         """A reader over the object (streams; nothing loaded up front)."""
@@ -96,7 +98,7 @@ class LocalStore:
             self._mkdir(path.parent, key)
             return atomic_create(path, data, _MODE)
         except OSError as exc:
-            raise StoreError(f"{path}: cannot write ({exc.strerror or exc})") from None
+            raise write_error(path, exc) from None
 
     def _mkdir(self, folder: Path, key: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -139,3 +141,18 @@ class LocalStore:
     def __repr__(self) -> str:
         return f"LocalStore({self.uri!r})"
 
+
+# A full disk or quota, a read-only filesystem, a permission: waiting cures none of them.
+_UNWRITABLE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def write_error(path: Path, exc: OSError) -> StoreError:
+    """One line naming the path and the problem; for a full disk or quota, the free space too."""
+    reason = exc.strerror or str(exc)
+    if exc.errno not in _UNWRITABLE:
+        return StoreError(f"{path}: cannot write ({reason})")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        folder = next((p for p in (path, *path.parents) if p.exists()), Path("/"))
+        with contextlib.suppress(OSError):
+            reason += f"; {shutil.disk_usage(folder).free / 2**20:.1f} MiB free there"
+    return StoreUnwritableError(f"{path}: cannot write ({reason})")

@@ -19,13 +19,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from faceid_jobs.errors import StoreError
+from faceid_jobs.errors import StoreError, StoreUnwritableError
 from faceid_jobs.storage.layout import check_key, check_prefix
 
 __all__ = ["S3Store", "parse_s3_uri"]
 
 _MULTIPART_THRESHOLD = 64 << 20
 _BODY_ATTEMPTS = 4
+
+_PERMISSION_CODES = frozenset({"AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId",
+                               "SignatureDoesNotMatch", "AccountProblem", "QuotaExceeded"})
 
 
 class _StreamErrors(io.RawIOBase):
@@ -89,7 +92,9 @@ class S3Store:
 
     def _error(self, exc: Exception, key: str, action: str) -> StoreError:
         code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-        return StoreError(f"{self.uri}/{key}: cannot {action} ({code})")
+        # A refused credential or policy stays refused: fail at once, never retried.
+        kind = StoreUnwritableError if code in _PERMISSION_CODES else StoreError
+        return kind(f"{self.uri}/{key}: cannot {action} ({code})")
 
     def get(self, key: str) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError
