@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from faceid_jobs.config import Settings, load_settings
+from faceid_jobs.errors import FaceIdError
 
 # Version of every `--json` object's layout (its "schema" field).
 JSON_SCHEMA = 1
@@ -141,14 +142,12 @@ def command(*shared: str, json_output: bool = True) -> Callable[[Callable[..., A
             setup_output(opts)
             try:
                 return fn(*args, opts=opts, **kwargs)
-            except Exception as exc:
-                from faceid_jobs.errors import FaceIdError
-
-                if not isinstance(exc, FaceIdError):
-                    raise
+            except FaceIdError as exc:
                 fail(str(exc), int(exc.exit_code), _kind(exc))
             except KeyboardInterrupt:
                 fail("interrupted", 130, "interrupted")
+            finally:
+                _remove_handler()  # a test runner calling commands in-process swaps stderr
 
         params = [*own, *added]
         wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
@@ -229,9 +228,8 @@ def setup_output(opts: Opts) -> None:
     Must run before OpenCV is imported: it reads its log levels from the environment then.
     """
     global _handler
+    _remove_handler()
     root = logging.getLogger()
-    if _handler is not None:
-        root.removeHandler(_handler)
     _handler = logging.StreamHandler(sys.stderr)
     _handler.setFormatter(_Formatter(opts.verbose))
     root.addHandler(_handler)
@@ -246,6 +244,13 @@ def setup_output(opts: Opts) -> None:
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
         if "cv2" in sys.modules:
             _quiet_loaded_opencv()
+
+
+def _remove_handler() -> None:
+    global _handler
+    if _handler is not None:
+        logging.getLogger().removeHandler(_handler)
+        _handler = None
 
 
 def _quiet_loaded_opencv() -> None:

@@ -104,14 +104,17 @@ def test_stdin_that_is_not_an_image_is_named_stdin(key_env):
     assert result.returncode == 2 and result.stderr.decode().strip() == "error: stdin: not a readable image"
 
 
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, weights_dir):
+    root = tmp_path_factory.mktemp("conventions")
+    return {"FACEID_JOBS_STORE": str(root / "store"), "FACEID_JOBS_WEIGHTS_DIR": str(weights_dir),
+            "FACEID_JOBS_DEVICE": "cpu", "FACEID_JOBS_KEY_FILE": str(root / "key.json"),
+            "PREFECT_HOME": str(root / "prefect")}
+
+
 @pytest.mark.models
 class TestWithModels:
-    @pytest.fixture(scope="class")
-    def env(self, tmp_path_factory, weights_dir):
-        root = tmp_path_factory.mktemp("conventions")
-        return {"FACEID_JOBS_STORE": str(root / "store"), "FACEID_JOBS_WEIGHTS_DIR": str(weights_dir),
-                "FACEID_JOBS_DEVICE": "cpu", "FACEID_JOBS_KEY_FILE": str(root / "key.json"),
-                "PREFECT_HOME": str(root / "prefect")}
+    """In file order, on one store: enroll (creating the key), verify, process, search."""
 
     def test_enroll_from_stdin_says_the_new_key_once_and_quiet_says_nothing(self, env, portraits):
         first = run_stdin(["enroll", "Ross", "-"], portraits["Ross"].read_bytes(), env)
