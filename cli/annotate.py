@@ -7,21 +7,10 @@ from typing import Annotated
 
 import typer
 
-from faceid_jobs.cli.common import (
-    ConfigOpt,
-    DeviceOpt,
-    JsonOpt,
-    StoreOpt,
-    WeightsOpt,
-    err,
-    exits_on_user_error,
-    out,
-    print_json,
-    settings_from,
-)
+from faceid_jobs.cli.common import SETTINGS, Opts, command, err, note, out, print_json, show_progress
 
 
-@exits_on_user_error
+@command(*SETTINGS)
 def annotate(
     source: Annotated[str, typer.Argument(help="Video file, camera index (0) or stream URL (rtsp://…, http://…).",
                                           show_default=False)],
@@ -32,11 +21,8 @@ def annotate(
     detect_every: Annotated[int, typer.Option(
         "--detect-every", help="Analyse every n-th frame and keep its boxes for the frames between "
         "(faster; every frame is still written).", min=1)] = 1,
-    json_out: JsonOpt = False,
-    store: StoreOpt = None,
-    weights_dir: WeightsOpt = None,
-    device: DeviceOpt = None,
-    config: ConfigOpt = None,
+    *,
+    opts: Opts,
 ) -> None:
     """Draw each face's box, name (enrolled identity at identity_threshold), similarity and liveness.
 
@@ -52,22 +38,22 @@ def annotate(
     from faceid_jobs.storage import open_store
     from faceid_jobs.workspace import open_workspace
 
-    settings = settings_from(config, store=store, weights_dir=weights_dir, device=device)
+    settings = opts.settings()
     target = open_store(settings.store)
     gallery = load_gallery(open_workspace(settings, store=target)) if list_gallery_versions(target) else Gallery(0)
     if not gallery.identities:
-        err.print("[yellow]note:[/yellow] nothing enrolled: every face is drawn as unknown", highlight=False)
+        note("nothing enrolled: every face is drawn as unknown", "note")
     models = load_models(settings)
     matrix = gallery.matrix(models.ids["embedder"], models.embedder.dim)
     progress = Progress(TextColumn("[bold]frames"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=err, disable=json_out or not err.is_terminal, transient=False)
+                        console=err, disable=not show_progress(opts), transient=False)
     task = progress.add_task("annotate", total=None)
     with progress:
         result = annotate_video(source, output, models, matrix, settings.identity_threshold,
                                 live_threshold=settings.live_threshold, max_seconds=max_seconds,
                                 detect_every=detect_every,
                                 progress=lambda done, total: progress.update(task, completed=done, total=total))
-    if json_out:
+    if opts.json_out:
         print_json(result.to_json())
         return
     out.print(f"wrote {result.output}: {result.frames} frames at {result.fps:g} fps ({result.width}×{result.height}), "

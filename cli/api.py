@@ -7,17 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from faceid_jobs.cli.common import (
-    ConfigOpt,
-    DeviceOpt,
-    StoreOpt,
-    WeightsOpt,
-    err,
-    exits_on_user_error,
-    settings_from,
-    setup_logging,
-    working,
-)
+from faceid_jobs.cli.common import SETTINGS, Opts, command, note, working
 from faceid_jobs.errors import ConfigError
 
 # Bearer tokens shorter than this are refused on a non-loopback address.
@@ -40,18 +30,15 @@ def _gallery_events(store: str) -> Any:
     return GalleryEvents(store) if prefect_api_configured() else None
 
 
-@exits_on_user_error
+@command(*SETTINGS, json_output=False)
 def api(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.", min=1, max=65535)] = 8080,
     no_auth: Annotated[bool, typer.Option(
         "--no-auth", help="Serve without a token (refused unless --host is a loopback address).",
         rich_help_panel="Security")] = False,
-    store: StoreOpt = None,
-    weights_dir: WeightsOpt = None,
-    device: DeviceOpt = None,
-    config: ConfigOpt = None,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output.")] = 0,
+    *,
+    opts: Opts,
 ) -> None:
     """Serve search, liveness, verify and enroll over HTTP, with OpenAPI docs at /docs.
 
@@ -70,11 +57,10 @@ def api(
 
     from faceid_jobs.web.api import create_app
 
-    setup_logging(verbose)
     if no_auth and not _is_loopback(host):
         raise ConfigError(f"--no-auth serves face search to anyone who can reach {host}: "
                           "only allowed on a loopback address (127.0.0.1, ::1, localhost)")
-    settings = settings_from(config, store=store, weights_dir=weights_dir, device=device)
+    settings = opts.settings()
     if not no_auth and not settings.api_token:
         raise ConfigError("no API token: set FACEID_JOBS_API_TOKEN (or pass --no-auth on localhost)")
     if not no_auth and not _is_loopback(host):
@@ -86,7 +72,7 @@ def api(
     with working("loading models and index…"):
         app = create_app(settings, auth=not no_auth, on_change=_gallery_events(settings.store))
     shown = f"[{host}]" if ":" in host else host
-    err.print(f"faceid-jobs api on http://{shown}:{port} (docs /docs, auth {'OFF' if no_auth else 'bearer token'}, "
-              f"index version {app.state.index.version or 'none yet'})", highlight=False)
-    uvicorn.run(app, host=host, port=port, log_level="info" if verbose else "warning",
-                access_log=verbose > 0, server_header=False)
+    note(f"faceid-jobs api on http://{shown}:{port} (docs /docs, auth {'OFF' if no_auth else 'bearer token'}, "
+         f"index version {app.state.index.version or 'none yet'})")
+    uvicorn.run(app, host=host, port=port, log_level="info" if opts.verbose else "error" if opts.quiet else "warning",
+                access_log=opts.verbose > 0, server_header=False)

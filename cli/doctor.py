@@ -5,28 +5,12 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from faceid_jobs.cli.common import (
-    ConfigOpt,
-    DeviceOpt,
-    JsonOpt,
-    StoreOpt,
-    WeightsOpt,
-    exits_on_user_error,
-    out,
-    print_json,
-    settings_from,
-)
+from faceid_jobs.cli.common import SETTINGS, Opts, command, out, print_json
 from faceid_jobs.errors import ExitCode, FaceIdError
 
 
-@exits_on_user_error
-def doctor(
-    json_out: JsonOpt = False,
-    store: StoreOpt = None,
-    weights_dir: WeightsOpt = None,
-    device: DeviceOpt = None,
-    config: ConfigOpt = None,
-) -> None:
+@command(*SETTINGS)
+def doctor(*, opts: Opts) -> None:
     """Check the set-up: providers, models (sha256, shapes), video decoding, store, key, index, API.
 
     Exits non-zero when a model cannot be loaded, the store is not writable or the
@@ -38,7 +22,7 @@ def doctor(
     from faceid_jobs.models.runtime import available_providers
     from faceid_jobs.storage import open_store
 
-    settings = settings_from(config, store=store, weights_dir=weights_dir, device=device)
+    settings = opts.settings()
     report: dict = {
         "device": settings.device,
         "available_providers": available_providers(),
@@ -63,7 +47,7 @@ def doctor(
     report.update(_more_checks(settings, problems))
     report["problems"] = problems
 
-    if json_out:
+    if opts.json_out:
         print_json(report)
     else:
         head = Table(show_header=False, title="faceid-jobs doctor", title_justify="left")

@@ -9,18 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from faceid_jobs.cli.common import (
-    ConfigOpt,
-    DeviceOpt,
-    JsonOpt,
-    StoreOpt,
-    WeightsOpt,
-    err,
-    exits_on_user_error,
-    out,
-    print_json,
-    settings_from,
-)
+from faceid_jobs.cli.common import SETTINGS, Opts, command, err, note, out, print_json, read_photo_arg, warn
 from faceid_jobs.errors import ConfigError
 
 NoLivenessOpt = Annotated[bool, typer.Option(
@@ -41,10 +30,11 @@ def labels_hint(emitted: bool) -> str:
     return "labels of stored footage follow with `faceid-jobs relabel`"
 
 
-@exits_on_user_error
+@command(*SETTINGS)
 def enroll(
     name: Annotated[str | None, typer.Argument(help="Identity name (e.g. Ross).", show_default=False)] = None,
-    photos: Annotated[list[Path] | None, typer.Argument(help="Photos of that person, one face each.",
+    photos: Annotated[list[Path] | None, typer.Argument(help="Photos of that person, one face each; - reads "
+                                                        "one from stdin.",
                                                         show_default=False)] = None,
     from_dir: Annotated[Path | None, typer.Option(
         "--from-dir", help="Enrol every identity of a folder: DIR/NAME.jpg or DIR/NAME/*.jpg.",
@@ -54,11 +44,8 @@ def enroll(
     replace: Annotated[bool, typer.Option("--replace", help="Replace an enrolled identity's photos "
                                           "instead of adding to them.")] = False,
     no_liveness_check: NoLivenessOpt = False,
-    json_out: JsonOpt = False,
-    store: StoreOpt = None,
-    weights_dir: WeightsOpt = None,
-    device: DeviceOpt = None,
-    config: ConfigOpt = None,
+    *,
+    opts: Opts,
 ) -> None:
     """Enrol people: each photo must hold one face that passes the liveness and quality gates.
 
@@ -84,26 +71,25 @@ def enroll(
         if not name or not photos:
             raise ConfigError("give NAME and at least one PHOTO (or --from-dir DIR)")
         wanted = {check_name(name): list(photos)}
-    settings = settings_from(config, store=store, weights_dir=weights_dir, device=device)
+    settings = opts.settings()
     models = load_models(settings, liveness=not no_liveness_check)
 
     def on_photo(who: str, face: Any) -> None:
         if face.faces_in_photo > 1:
-            err.print(f"[yellow]warning:[/yellow] {face.photo}: holds {face.faces_in_photo} faces; enrolled the "
-                      f"largest for {who} (--strict refuses such photos)", highlight=False, soft_wrap=True)
+            warn(f"{face.photo}: holds {face.faces_in_photo} faces; enrolled the largest for {who} "
+                 "(--strict refuses such photos)")
 
     accepted, failures = prepare_enrollment(
         wanted, models, min_quality=settings.enroll_min_quality,
         live_threshold=None if no_liveness_check else settings.live_threshold, strict=strict,
-        all_or_nothing=from_dir is None, max_pixels=settings.max_image_pixels, on_photo=on_photo)
+        all_or_nothing=from_dir is None, on_photo=on_photo,
+        read=lambda path: read_photo_arg(path, settings.max_image_pixels))
     for failure in failures:
         err.print(f"[red]not enrolled:[/red] {failure.name}: {failure.error}", highlight=False, soft_wrap=True)
     result: dict[str, Any] = {"gallery_version": None, "enrolled": [], "failures": [asdict(f) for f in failures],
                               "event_emitted": False}
     if accepted:
-        ws = open_workspace(settings, create_key=True)
-        if ws.created_key:
-            err.print(f"created encryption key file {ws.created_key} (mode 0600): back it up", highlight=False)
+        ws = open_workspace(settings, create_key=True)  # a new key file is announced by the library's log
         events = gallery_events(ws)
         change = enroll_gallery(ws, accepted, models.ids["embedder"], replace_existing=replace,
                                 details={"liveness_checked": not no_liveness_check, "via": "cli"},
@@ -113,7 +99,7 @@ def enroll(
                               for n, items in sorted(accepted.items())]
         result["event_emitted"] = events.emitted
         result["audit_key"] = change.audit_key
-    if json_out:
+    if opts.json_out:
         print_json(result)
     elif accepted:
         table = Table(title=f"gallery version {result['gallery_version']}", title_justify="left")
@@ -124,6 +110,6 @@ def enroll(
                 live = "-" if p["liveness"] is None else f"{p['liveness']:.2f}"
                 table.add_row(row["name"], p["photo"], f"{p['quality']:.2f}", live)
         out.print(table)
-        err.print(labels_hint(result["event_emitted"]), highlight=False)
+        note(labels_hint(result["event_emitted"]))
     if failures:
         raise typer.Exit(max(f.exit_code for f in failures))

@@ -7,19 +7,19 @@ from typing import Annotated
 
 import typer
 
-from faceid_jobs.cli.common import ConfigOpt, StoreOpt, err, exits_on_user_error, out, settings_from, working
+from faceid_jobs.cli.common import STORE, Opts, command, note, out, working
 from faceid_jobs.errors import ConfigError
 
 
-@exits_on_user_error
+@command(*STORE, json_output=False)
 def export(
     folder: Annotated[Path, typer.Argument(help="Output folder (new, or empty and 0700).", show_default=False)],
     plaintext: Annotated[bool, typer.Option("--plaintext", help="Required: confirms the output is "
                                             "unencrypted biometric data.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Write into an existing folder that is not empty "
                                         "or not mode 0700.")] = False,
-    store: StoreOpt = None,
-    config: ConfigOpt = None,
+    *,
+    opts: Opts,
 ) -> None:
     """Write decrypted copies of every current record file, for DuckDB/pandas.
 
@@ -31,6 +31,6 @@ def export(
     from faceid_jobs.workspace import open_workspace
 
     with working("decrypting record files…"):
-        result = export_plaintext(open_workspace(settings_from(config, store=store)), folder, force=force)
+        result = export_plaintext(open_workspace(opts.settings()), folder, force=force)
     out.print(f"wrote {result.files} files, {result.rows} face rows to {result.folder}")
-    err.print("these files are plaintext biometric data: keep them on an encrypted disk", highlight=False)
+    note("these files are plaintext biometric data: keep them on an encrypted disk", "note")

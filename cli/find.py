@@ -8,26 +8,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from faceid_jobs.cli.common import (
-    ConfigOpt,
-    JsonOpt,
-    StoreOpt,
-    err,
-    exits_on_user_error,
-    fmt_time,
-    out,
-    print_json,
-    settings_from,
-)
+from faceid_jobs.cli.common import STORE, Opts, command, complete_identity, fmt_time, note, out, print_json
 from faceid_jobs.errors import ExitCode
 
 
-@exits_on_user_error
+@command(*STORE)
 def find(
-    name: Annotated[str, typer.Argument(help="An enrolled identity.", show_default=False)],
-    json_out: JsonOpt = False,
-    store: StoreOpt = None,
-    config: ConfigOpt = None,
+    name: Annotated[str, typer.Argument(help="An enrolled identity.", show_default=False,
+                                        autocompletion=complete_identity)],
+    *,
+    opts: Opts,
 ) -> None:
     """List the appearances of an enrolled identity: video, from, to, best moment, similarity.
 
@@ -40,10 +30,10 @@ def find(
     from faceid_jobs.identity.labels import find_identity
     from faceid_jobs.workspace import open_workspace
 
-    settings = settings_from(config, store=store)
+    settings = opts.settings()
     ws = open_workspace(settings)
     result = find_identity(ws, name, gap_s=settings.appearance_gap_s)
-    if json_out:
+    if opts.json_out:
         print_json(result.to_json())
     else:
         table = Table(title=f"{name}: {len(result.appearances)} appearances in {result.files} record files "
@@ -55,8 +45,7 @@ def find(
                           str(a.frame), f"{a.similarity:.3f}", str(a.faces))
         out.print(table)
     if result.stale_files or result.unlabelled_files:
-        err.print(f"[yellow]note:[/yellow] {result.stale_files} record files carry labels of an older gallery "
-                  f"version and {result.unlabelled_files} none yet: run `faceid-jobs relabel`",
-                  highlight=False, soft_wrap=True)
+        note(f"{result.stale_files} record files carry labels of an older gallery version and "
+             f"{result.unlabelled_files} none yet: run `faceid-jobs relabel`", "note")
     if not result.appearances:
         raise typer.Exit(int(ExitCode.FAILURES))

@@ -8,16 +8,7 @@ from typing import Annotated
 
 import typer
 
-from faceid_jobs.cli.common import (
-    ConfigOpt,
-    JsonOpt,
-    StoreOpt,
-    err,
-    exits_on_user_error,
-    out,
-    print_json,
-    setup_logging,
-)
+from faceid_jobs.cli.common import STORE, Opts, command, note, out, prefect_level, print_json
 
 SourcesOpt = Annotated[
     list[str] | None,
@@ -26,33 +17,33 @@ SourcesOpt = Annotated[
                       "repeatable; env FACEID_JOBS_ARCHIVE."),
 ]
 ReprocessCronOpt = Annotated[
-    str | None, typer.Option("--reprocess-cron", help="Cron of the nightly reprocess [default: 0 2 * * *].",
+    str | None, typer.Option("--reprocess-cron", help="Cron of the nightly reprocess \\[default: 0 2 * * *]",
                              rich_help_panel="Schedules", show_default=False),
 ]
 IndexCronOpt = Annotated[
-    str | None, typer.Option("--index-cron", help="Cron of the fallback index rebuild [default: 30 5 * * *].",
+    str | None, typer.Option("--index-cron", help="Cron of the fallback index rebuild \\[default: 30 5 * * *]",
                              rich_help_panel="Schedules", show_default=False),
 ]
 TimezoneOpt = Annotated[
-    str | None, typer.Option("--timezone", help="Time zone of the crons [default: UTC].",
+    str | None, typer.Option("--timezone", help="Time zone of the crons \\[default: UTC]",
                              rich_help_panel="Schedules", show_default=False),
 ]
 
 
-def _spec(sources, store, config, reprocess_cron, index_cron, timezone):
+def _spec(sources, opts: Opts, reprocess_cron, index_cron, timezone):
     from faceid_jobs.flows.deploy import spec_from
 
     return spec_from(
         sources or [],
-        store=store,
-        config=str(Path(config).expanduser().resolve()) if config else None,
+        store=opts.store,
+        config=str(Path(opts.config).expanduser().resolve()) if opts.config else None,
         reprocess_cron=reprocess_cron,
         index_cron=index_cron,
         timezone=timezone,
     )
 
 
-@exits_on_user_error
+@command(*STORE)
 def deploy(
     sources: SourcesOpt = None,
     work_pool: Annotated[str, typer.Option(
@@ -67,9 +58,8 @@ def deploy(
     reprocess_cron: ReprocessCronOpt = None,
     index_cron: IndexCronOpt = None,
     timezone: TimezoneOpt = None,
-    store: StoreOpt = None,
-    config: ConfigOpt = None,
-    json_out: JsonOpt = False,
+    *,
+    opts: Opts,
 ) -> None:
     """Register the deployments on your Prefect server (PREFECT_API_URL).
 
@@ -78,40 +68,38 @@ def deploy(
     [bold]prefect worker start --pool faceid[/bold]. Same as [bold]prefect --no-prompt deploy --all[/bold]
     with the repository's prefect.yaml.
     """
-    setup_logging(0)
     from faceid_jobs.flows.deploy import deploy_all
     from faceid_jobs.flows.runner import quiet_prefect
 
-    spec = _spec(sources, store, config, reprocess_cron, index_cron, timezone)
-    with quiet_prefect("WARNING"):
+    spec = _spec(sources, opts, reprocess_cron, index_cron, timezone)
+    with quiet_prefect(prefect_level(opts)):
         names = deploy_all(spec, work_pool, create_pool=create_pool, gpu_limit=gpu_limit)
-    if json_out:
+    if opts.json_out:
         print_json({"deployments": names, "work_pool": work_pool})
         return
     for name in names:
         out.print(f"deployed [bold]{name}[/bold] to work pool [bold]{work_pool}[/bold]", highlight=False)
-    err.print(f"start a worker: prefect worker start --pool {work_pool}", highlight=False)
+    note(f"start a worker: prefect worker start --pool {work_pool}")
 
 
-@exits_on_user_error
+@command(*STORE, json_output=False)
 def serve(
     sources: SourcesOpt = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, show_default=False,
-                                              help="Most flow runs at once [default: no limit].")] = None,
+                                              help="Most flow runs at once \\[default: no limit]")] = None,
     dask_address: Annotated[str | None, typer.Option(
         "--dask-address", show_default=False,
         help="Run the flows' tasks on this Dask scheduler (tcp://host:8786).")] = None,
     reprocess_cron: ReprocessCronOpt = None,
     index_cron: IndexCronOpt = None,
     timezone: TimezoneOpt = None,
-    store: StoreOpt = None,
-    config: ConfigOpt = None,
+    *,
+    opts: Opts,
 ) -> None:
     """Run the deployments' schedules and trigger on this machine until Ctrl-C (prefect.serve).
 
     Uses the Prefect server of PREFECT_API_URL (needed for the event trigger), else the embedded one.
     """
-    setup_logging(0)
     from faceid_jobs.flows.common import DASK_ADDRESS_ENV
 
     if dask_address:
@@ -119,4 +107,4 @@ def serve(
         os.environ[DASK_ADDRESS_ENV] = dask_address
     from faceid_jobs.flows.deploy import serve_all
 
-    serve_all(_spec(sources, store, config, reprocess_cron, index_cron, timezone), limit=limit)
+    serve_all(_spec(sources, opts, reprocess_cron, index_cron, timezone), limit=limit)

@@ -6,24 +6,14 @@ from typing import Annotated
 
 import typer
 
-from faceid_jobs.cli.common import (
-    ConfigOpt,
-    JsonOpt,
-    StoreOpt,
-    WeightsOpt,
-    err,
-    exits_on_user_error,
-    out,
-    print_json,
-    settings_from,
-    working,
-)
+from faceid_jobs.cli.common import Opts, command, complete_identity, note, out, print_json, working
 from faceid_jobs.errors import ConfigError
 
 
-@exits_on_user_error
+@command("store", "weights_dir", "config")
 def forget(
-    name: Annotated[str | None, typer.Argument(help="The enrolled identity to forget.", show_default=False)] = None,
+    name: Annotated[str | None, typer.Argument(help="The enrolled identity to forget.", show_default=False,
+                                               autocompletion=complete_identity)] = None,
     purge_appearances: Annotated[bool, typer.Option(
         "--purge-appearances", help="Also delete the stored faces labelled with the name (face or track) from "
         "the records and publish an index version without them.")] = False,
@@ -33,10 +23,8 @@ def forget(
     gc: Annotated[bool, typer.Option(
         "--gc", help="Then delete older index versions, which still hold the deleted faces "
         "(same as `faceid-jobs index gc --keep 1`).")] = False,
-    json_out: JsonOpt = False,
-    store: StoreOpt = None,
-    weights_dir: WeightsOpt = None,
-    config: ConfigOpt = None,
+    *,
+    opts: Opts,
 ) -> None:
     """Forget a person or a video. Writes an audit record (who, when, what; no biometric data).
 
@@ -57,7 +45,7 @@ def forget(
         raise ConfigError("give either NAME or --video URI")
     if video is not None and purge_appearances:
         raise ConfigError("--purge-appearances goes with NAME; --video deletes every face of the video anyway")
-    settings = settings_from(config, store=store, weights_dir=weights_dir)
+    settings = opts.settings()
     ws = open_workspace(settings)
     needs_embedder = purge_appearances or video is not None
     embedder = embedder_id(settings) if needs_embedder else ""
@@ -80,7 +68,7 @@ def forget(
                                      gc_keep=keep, relabel_after=purge_appearances, on_change=events)
         emitted = events.emitted
     data = result.to_json() | {"event_emitted": emitted}
-    if json_out:
+    if opts.json_out:
         print_json(data)
         return
     if video is not None:
@@ -95,6 +83,6 @@ def forget(
         out.print(f"index version {result.index.get('version')}: {result.index.get('vectors')} vectors",
                   highlight=False)
     if result.index_versions_holding_data:
-        err.print(f"older index versions {result.index_versions_holding_data} still hold the deleted faces: "
-                  "run `faceid-jobs index gc --keep 1` (or forget with --gc)", highlight=False, soft_wrap=True)
-    err.print(f"audit record: {result.audit_key}", highlight=False)
+        note(f"older index versions {result.index_versions_holding_data} still hold the deleted faces: "
+             "run `faceid-jobs index gc --keep 1` (or forget with --gc)", "note")
+    note(f"audit record: {result.audit_key}")

@@ -7,38 +7,30 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from faceid_jobs.cli.common import (
-    ConfigOpt,
-    JsonOpt,
-    StoreOpt,
-    err,
-    exits_on_user_error,
-    out,
-    print_json,
-    settings_from,
-)
+from faceid_jobs.cli.common import STORE, Opts, command, complete_identity, note, out, print_json
 
 app = typer.Typer(help="Enrolled identities: list, show, remove.", no_args_is_help=True)
 
-NameArg = Annotated[str, typer.Argument(help="Identity name.", show_default=False)]
+NameArg = Annotated[str, typer.Argument(help="Identity name.", show_default=False,
+                                        autocompletion=complete_identity)]
 
 
-def _workspace(config, store):
+def _workspace(opts: Opts):
     from faceid_jobs.workspace import open_workspace
 
-    return open_workspace(settings_from(config, store=store))
+    return open_workspace(opts.settings())
 
 
 @app.command("list")
-@exits_on_user_error
-def list_(json_out: JsonOpt = False, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+@command(*STORE)
+def list_(*, opts: Opts) -> None:
     """Every enrolled identity: photos, embedder, when enrolled and last changed."""
     from faceid_jobs.identity.gallery import identity_rows, load_gallery_version
 
-    ws = _workspace(config, store)
+    ws = _workspace(opts)
     manifest = load_gallery_version(ws)
     rows = identity_rows(manifest)
-    if json_out:
+    if opts.json_out:
         print_json({"gallery_version": manifest.version if manifest else 0, "identities": rows})
         return
     if manifest is None:
@@ -53,18 +45,18 @@ def list_(json_out: JsonOpt = False, store: StoreOpt = None, config: ConfigOpt =
 
 
 @app.command("show")
-@exits_on_user_error
-def show(name: NameArg, json_out: JsonOpt = False, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+@command(*STORE)
+def show(name: NameArg, *, opts: Opts) -> None:
     """One identity: its enrolled photos with their quality and liveness (never the embeddings)."""
     from faceid_jobs.identity.gallery import load_gallery
 
-    ws = _workspace(config, store)
+    ws = _workspace(opts)
     gallery = load_gallery(ws, names=[name])
     identity = gallery.get(name)
     data = {"gallery_version": gallery.version, "name": name, "embedder_id": identity.ref.embedder_id,
             "enrolled_at": identity.ref.enrolled_at, "updated_at": identity.ref.updated_at,
             "photos": [p.to_json() for p in identity.photos]}
-    if json_out:
+    if opts.json_out:
         print_json(data)
         return
     out.print(f"[bold]{name}[/bold]: {len(identity.photos)} photos, embedder {identity.ref.embedder_id}, "
@@ -79,8 +71,8 @@ def show(name: NameArg, json_out: JsonOpt = False, store: StoreOpt = None, confi
 
 
 @app.command("remove")
-@exits_on_user_error
-def remove(name: NameArg, json_out: JsonOpt = False, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+@command(*STORE)
+def remove(name: NameArg, *, opts: Opts) -> None:
     """Remove an identity from the gallery (its embeddings are deleted); same as `forget NAME`.
 
     Its labelled faces stay in the records: `faceid-jobs forget NAME --purge-appearances` deletes them too.
@@ -88,12 +80,12 @@ def remove(name: NameArg, json_out: JsonOpt = False, store: StoreOpt = None, con
     from faceid_jobs.cli.enroll import gallery_events, labels_hint
     from faceid_jobs.identity.gallery import remove as remove_identity
 
-    ws = _workspace(config, store)
+    ws = _workspace(opts)
     events = gallery_events(ws)
     change = remove_identity(ws, [name], details={"purge_appearances": False, "via": "cli"}, on_change=events)
     emitted = events.emitted
-    if json_out:
+    if opts.json_out:
         print_json(change.to_json() | {"event_emitted": emitted})
         return
     out.print(f"removed {name}: gallery version {change.version}", highlight=False)
-    err.print(labels_hint(emitted), highlight=False)
+    note(labels_hint(emitted))

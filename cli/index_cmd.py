@@ -7,44 +7,34 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from faceid_jobs.cli.common import (
-    ConfigOpt,
-    JsonOpt,
-    StoreOpt,
-    WeightsOpt,
-    exits_on_user_error,
-    out,
-    print_json,
-    settings_from,
-    working,
-)
+from faceid_jobs.cli.common import STORE, Opts, command, out, print_json, working
 
 app = typer.Typer(help="Index versions: list, show, build, gc.", no_args_is_help=True)
 
 
-def _workspace(config, store):
+def _workspace(opts: Opts):
     from faceid_jobs.workspace import open_workspace
 
-    return open_workspace(settings_from(config, store=store))
+    return open_workspace(opts.settings())
 
 
 @app.command("list")
-@exits_on_user_error
-def list_(json_out: JsonOpt = False, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+@command(*STORE)
+def list_(*, opts: Opts) -> None:
     """Every published index version, oldest first.
 
     Example: [bold]faceid-jobs index list --json[/bold]
     """
     from faceid_jobs.index import list_versions, load_manifest
 
-    ws = _workspace(config, store)
+    ws = _workspace(opts)
     rows = []
     for v in list_versions(ws.store):
         m = load_manifest(ws.store, ws.keys, v)
         rows.append({"version": v, "parent": m.parent, "created_at": m.created_at, "shards": len(m.shards),
                      "vectors": m.vectors, "index_by": m.index_by, "kek_id": m.kek_id, "note": m.note})
-    if json_out:
-        print_json(rows)
+    if opts.json_out:
+        print_json({"versions": rows})
         return
     table = Table(title=f"index versions in {ws.store.uri}", title_justify="left")
     for col in ("version", "created_at", "shards", "vectors", "index_by", "kek_id", "note"):
@@ -56,18 +46,18 @@ def list_(json_out: JsonOpt = False, store: StoreOpt = None, config: ConfigOpt =
 
 
 @app.command("show")
-@exits_on_user_error
-def show(version: Annotated[int | None, typer.Argument(help="Version [default: newest].")] = None,
-         json_out: JsonOpt = False, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+@command(*STORE)
+def show(version: Annotated[int | None, typer.Argument(help="Version. \\[default: newest]", show_default=False)] = None,
+         *, opts: Opts) -> None:
     """One version's manifest: its shards, their sizes, checksums and sources.
 
     Example: [bold]faceid-jobs index show 3[/bold]
     """
     from faceid_jobs.index import load_manifest
 
-    ws = _workspace(config, store)
+    ws = _workspace(opts)
     m = load_manifest(ws.store, ws.keys, version)
-    if json_out:
+    if opts.json_out:
         print_json(m.body())
         return
     out.print(f"version {m.version} (parent {m.parent}) created {m.created_at}: {m.vectors} vectors, "
@@ -82,9 +72,8 @@ def show(version: Annotated[int | None, typer.Argument(help="Version [default: n
 
 
 @app.command("build")
-@exits_on_user_error
-def build(json_out: JsonOpt = False, store: StoreOpt = None, weights_dir: WeightsOpt = None,
-          config: ConfigOpt = None) -> None:
+@command("store", "weights_dir", "config")
+def build(*, opts: Opts) -> None:
     """Merge records not yet indexed into a new version (what `process` does at its end).
 
     Example: [bold]faceid-jobs process ~/footage --no-index && faceid-jobs index build[/bold]
@@ -95,12 +84,12 @@ def build(json_out: JsonOpt = False, store: StoreOpt = None, weights_dir: Weight
     from faceid_jobs.pipeline.steps import merge
     from faceid_jobs.workspace import open_workspace
 
-    settings = settings_from(config, store=store, weights_dir=weights_dir)
+    settings = opts.settings()
     ws = open_workspace(settings)
     embedder = embedder_id(settings)
     with working("merging records into a new index version…"):
         result = merge(settings, embedder, ws=ws)
-    if json_out:
+    if opts.json_out:
         print_json(asdict(result))
     else:
         out.print(f"index version {result.version}: {result.vectors} vectors, "
@@ -109,9 +98,9 @@ def build(json_out: JsonOpt = False, store: StoreOpt = None, weights_dir: Weight
 
 
 @app.command("gc")
-@exits_on_user_error
+@command(*STORE)
 def gc(keep: Annotated[int, typer.Option("--keep", help="Newest versions to keep.", min=1)] = 3,
-       json_out: JsonOpt = False, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+       *, opts: Opts) -> None:
     """Delete older versions and every shard no kept version references.
 
     Example: [bold]faceid-jobs index gc --keep 3[/bold]
@@ -120,10 +109,10 @@ def gc(keep: Annotated[int, typer.Option("--keep", help="Newest versions to keep
 
     from faceid_jobs.index.gc import collect_garbage
 
-    ws = _workspace(config, store)
+    ws = _workspace(opts)
     with working("deleting old versions and unreferenced shards…"):
         result = collect_garbage(ws.store, ws.keys, keep)
-    if json_out:
+    if opts.json_out:
         print_json(asdict(result))
     else:
         out.print(f"kept versions {list(result.versions_kept)}; deleted {len(result.versions_deleted)} "

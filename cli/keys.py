@@ -6,26 +6,18 @@ from typing import Annotated
 
 import typer
 
-from faceid_jobs.cli.common import (
-    ConfigOpt,
-    JsonOpt,
-    StoreOpt,
-    exits_on_user_error,
-    out,
-    print_json,
-    settings_from,
-    working,
-)
+from faceid_jobs.cli.common import STORE, Opts, command, out, print_json, working
 
 app = typer.Typer(help="Create, show and rotate the encryption key.", no_args_is_help=True)
 
 
 @app.command("init")
-@exits_on_user_error
+@command("config", json_output=False)
 def init(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing key file (data under it "
                                         "becomes unreadable).")] = False,
-    config: ConfigOpt = None,
+    *,
+    opts: Opts,
 ) -> None:
     """Create a new key file (mode 0600) at FACEID_JOBS_KEY_FILE or ~/.config/faceid-jobs/key.json.
 
@@ -33,27 +25,27 @@ def init(
     """
     from faceid_jobs.crypto.keyadmin import init_key
 
-    kek, path = init_key(settings_from(config), force=force)
+    kek, path = init_key(opts.settings(), force=force)
     out.print(f"created key {kek.key_id} at {path} (mode 0600): back it up somewhere safe")
 
 
 @app.command("show")
-@exits_on_user_error
-def show(json_out: JsonOpt = False, config: ConfigOpt = None) -> None:
+@command("config")
+def show(*, opts: Opts) -> None:
     """Which key is configured (its id and source, never the key itself).
 
     Example: [bold]faceid-jobs keys show --json[/bold]
     """
     from faceid_jobs.workspace import load_keyring
 
-    settings = settings_from(config)
+    settings = opts.settings()
     keyring, _ = load_keyring(settings)
     source = ("kms" if settings.kms_key_id else "env" if keyring.primary.key_id.startswith("local")
               and _env_key() else "file")
     info = {"key_id": keyring.primary.key_id, "source": source}
     if source == "file":
         info["file"] = str(settings.resolved_key_file())
-    if json_out:
+    if opts.json_out:
         print_json(info)
     else:
         out.print(" ".join(f"{k}={v}" for k, v in info.items()))
@@ -68,13 +60,12 @@ def _env_key() -> bool:
 
 
 @app.command("rotate")
-@exits_on_user_error
+@command(*STORE)
 def rotate(
     to_kms: Annotated[str | None, typer.Option("--to-kms", help="Move to this AWS KMS key id/ARN "
                                                "instead of a new key file.", show_default=False)] = None,
-    json_out: JsonOpt = False,
-    store: StoreOpt = None,
-    config: ConfigOpt = None,
+    *,
+    opts: Opts,
 ) -> None:
     """Re-wrap every data key under a new key and publish a new index version.
 
@@ -88,10 +79,10 @@ def rotate(
     from faceid_jobs.crypto.keyadmin import rotate_key
     from faceid_jobs.storage import open_store
 
-    settings = settings_from(config, store=store)
+    settings = opts.settings()
     with working("re-wrapping data keys…"):
         result = rotate_key(settings, open_store(settings.store), to_kms=to_kms)
-    if json_out:
+    if opts.json_out:
         print_json(asdict(result))
         return
     out.print(f"rotated {result.old_key_id} -> {result.new_key_id}: {result.rewrapped} data keys "

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from typing import Annotated
+
 import typer
 
 from faceid_jobs.cli import (
@@ -30,7 +33,26 @@ app = typer.Typer(
     rich_markup_mode="rich",
     # Locals can hold keys and tokens: never print them in tracebacks.
     pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"faceid-jobs {version('faceid-jobs')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.",
+                                          callback=_version, is_eager=True)] = False,
+) -> None:
+    """Find people in video archives by their faces."""
+
+
 app.command("process")(process.process)
 app.command("search")(search.search)
 app.command("doctor")(doctor.doctor)
@@ -51,8 +73,24 @@ app.add_typer(people_cmd.app, name="people")
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: with --json, usage errors too are one JSON object on stdout."""
+    if "--json" not in sys.argv[1:]:
+        app()
+        return
+    from faceid_jobs.cli.common import print_json
+
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        print_json({"error": "interrupted", "code": "interrupted", "exit": 130})
+        sys.exit(130)
+    except Exception as exc:
+        # Click's usage errors (Typer bundles its own Click, so matched by their interface).
+        if not callable(getattr(exc, "format_message", None)):
+            raise
+        print_json({"error": exc.format_message(), "code": "usage", "exit": exc.exit_code})
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from faceid_jobs.cli.common import (
-    ConfigOpt,
-    JsonOpt,
-    StoreOpt,
-    WeightsOpt,
-    err,
-    exits_on_user_error,
-    fmt_time,
-    out,
-    print_json,
-    settings_from,
-)
+from faceid_jobs.cli.common import STORE, Opts, command, err, fmt_time, note, out, print_json
 
 app = typer.Typer(help="People found in the archive by clustering the stored faces; name them once.",
                   no_args_is_help=False, invoke_without_command=True)
@@ -31,12 +21,16 @@ _GROUP: dict[str, Any] = {}
 IdArg = Annotated[str, typer.Argument(help="A person id, e.g. P000012.", show_default=False)]
 
 
-def _workspace(store: str | None, config: Path | None, weights_dir: Path | None = None) -> tuple[Any, Any]:
+def _settings(opts: Opts) -> Any:
+    # `people --store S show ID` means S too.
+    return dataclasses.replace(opts, store=opts.store or _GROUP.get("store"),
+                               config=opts.config or _GROUP.get("config")).settings()
+
+
+def _workspace(opts: Opts) -> tuple[Any, Any]:
     from faceid_jobs.workspace import open_workspace
 
-    store = store or _GROUP.get("store")  # `people --store S show ID` means S too
-    config = config or _GROUP.get("config")
-    settings = settings_from(config, store=store, weights_dir=weights_dir)
+    settings = _settings(opts)
     return settings, open_workspace(settings, create_key=True)
 
 
@@ -67,14 +61,13 @@ def _html(path: Path, view: dict[str, Any], title: str) -> None:
     from faceid_jobs.web.report import write_report
 
     write_report(path, people_report(view, title=title))
-    err.print(f"wrote {path}", highlight=False)
+    note(f"wrote {path}")
 
 
 @app.callback()
-@exits_on_user_error
+@command("store", "weights_dir", "config")
 def people(
     ctx: typer.Context,
-    json_out: JsonOpt = False,
     min_faces: Annotated[int | None, typer.Option("--min-faces", min=0, help="List people with at least this "
                                                   "many faces [default: people_min_faces, 3].",
                                                   show_default=False)] = None,
@@ -83,9 +76,8 @@ def people(
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Cluster every stored face again (ids, names, "
                                           "merges and ignores are kept).")] = False,
     html: HtmlOpt = None,
-    store: StoreOpt = None,
-    weights_dir: WeightsOpt = None,
-    config: ConfigOpt = None,
+    *,
+    opts: Opts,
 ) -> None:
     """List the people found across the archive, most frequent first.
 
@@ -95,23 +87,23 @@ def people(
     Examples: [bold]faceid-jobs people --json[/bold], [bold]faceid-jobs people --html people.html[/bold]
     """
     if ctx.invoked_subcommand is not None:
-        _GROUP.update(store=store, config=config)
+        _GROUP.update(store=opts.store, config=opts.config)
         return
     from faceid_jobs.identity.discover import discover_people
     from faceid_jobs.identity.people_edit import people_view
 
-    settings = settings_from(config, store=store, weights_dir=weights_dir)
+    settings = _settings(opts)
     if _empty(settings):
         view: dict[str, Any] = {"people": [], "version": 0, "clustering": {"faces": 0, "seconds": 0.0}}
     else:
-        settings, ws = _workspace(store, config, weights_dir)
+        settings, ws = _workspace(opts)
         result = discover_people(ws, settings, rebuild=rebuild)
         view = people_view(ws, min_faces=settings.people_min_faces if min_faces is None else min_faces,
                            limit=limit, gap_s=settings.appearance_gap_s)
         view["clustering"]["seconds"] = result.seconds
     if html is not None:
         _html(html, view, "People")
-    if json_out:
+    if opts.json_out:
         print_json(view)
     else:
         c = view["clustering"]
@@ -120,17 +112,16 @@ def people(
 
 
 @app.command("show")
-@exits_on_user_error
-def show(pid: IdArg, json_out: JsonOpt = False, html: HtmlOpt = None, store: StoreOpt = None,
-         config: ConfigOpt = None) -> None:
+@command(*STORE)
+def show(pid: IdArg, html: HtmlOpt = None, *, opts: Opts) -> None:
     """One person: counts, best face and every appearance (video, from, to). Exit 2 for an unknown id."""
     from faceid_jobs.identity.people_edit import person_view
 
-    settings, ws = _workspace(store, config)
+    settings, ws = _workspace(opts)
     person = person_view(ws, pid, gap_s=settings.appearance_gap_s)
     if html is not None:
         _html(html, {"people": [person]}, f"Person {person['id']}")
-    if json_out:
+    if opts.json_out:
         print_json(person)
         return
     _table([person], f"{person['id']}" + (" (ignored)" if person["ignored"] else ""))
@@ -144,7 +135,7 @@ def show(pid: IdArg, json_out: JsonOpt = False, html: HtmlOpt = None, store: Sto
 
 
 @app.command("name")
-@exits_on_user_error
+@command(*STORE)
 def name(
     pid: IdArg,
     new_name: Annotated[str, typer.Argument(help="The person's name (an identity).", show_default=False)],
@@ -152,9 +143,8 @@ def name(
                                              "person's faces to it.")] = False,
     no_liveness_check: Annotated[bool, typer.Option("--no-liveness-check", help="Do not require the faces' "
                                                     "stored P(live) >= live_threshold.")] = False,
-    json_out: JsonOpt = False,
-    store: StoreOpt = None,
-    config: ConfigOpt = None,
+    *,
+    opts: Opts,
 ) -> None:
     """Name a person: its best faces are enrolled as that identity (gallery, audit record, event).
 
@@ -165,7 +155,7 @@ def name(
     from faceid_jobs.identity.people import load_state
     from faceid_jobs.identity.people_edit import name_person
 
-    settings, ws = _workspace(store, config)
+    settings, ws = _workspace(opts)
     state = load_state(ws)
     events = gallery_events(ws)
     change, cands = name_person(
@@ -177,7 +167,7 @@ def name(
     result = {"person": state.resolve(pid.strip().upper()), "name": change.names[0],
               "gallery_version": change.version, "faces_enrolled": change.embeddings, "event_emitted": emitted,
               "refused": [{"face": c.face.photo, "problem": c.problem} for c in cands if c.problem]}
-    if json_out:
+    if opts.json_out:
         print_json(result)
     else:
         out.print(f"{result['person']} is now {result['name']}: {change.embeddings} faces enrolled "
@@ -186,26 +176,26 @@ def name(
 
 
 @app.command("merge")
-@exits_on_user_error
-def merge(ids: Annotated[list[str], typer.Argument(help="Two or more person ids.", show_default=False)],
-          json_out: JsonOpt = False, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+@command(*STORE)
+def merge(ids: Annotated[list[str], typer.Argument(help="Two or more person ids.", show_default=False)], *,
+          opts: Opts) -> None:
     """Merge people into one (the oldest id stays); kept across rebuilds."""
     from faceid_jobs.identity.people_edit import merge_people
 
-    _, ws = _workspace(store, config)
+    _, ws = _workspace(opts)
     kept = merge_people(ws, ids)
-    print_json({"person": kept, "merged": sorted(set(i.upper() for i in ids) - {kept})}) if json_out else \
+    print_json({"person": kept, "merged": sorted(set(i.upper() for i in ids) - {kept})}) if opts.json_out else \
         out.print(f"merged into {kept}", highlight=False)
 
 
 @app.command("ignore")
-@exits_on_user_error
-def ignore(pid: IdArg, undo: Annotated[bool, typer.Option("--undo", help="List the person again.")] = False,
-           json_out: JsonOpt = False, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+@command(*STORE)
+def ignore(pid: IdArg, undo: Annotated[bool, typer.Option("--undo", help="List the person again.")] = False, *,
+           opts: Opts) -> None:
     """Leave a person (a crowd, a poster) out of the listing; kept across rebuilds."""
     from faceid_jobs.identity.people_edit import ignore_person
 
-    _, ws = _workspace(store, config)
+    _, ws = _workspace(opts)
     p = ignore_person(ws, pid, not undo)
-    print_json({"person": p, "ignored": not undo}) if json_out else out.print(
+    print_json({"person": p, "ignored": not undo}) if opts.json_out else out.print(
         f"{p} {'listed again' if undo else 'ignored'}", highlight=False)

@@ -18,39 +18,31 @@ from rich.progress import (
 from rich.table import Table
 
 from faceid_jobs.cli.common import (
-    ConfigOpt,
-    DeviceOpt,
-    JsonOpt,
-    StoreOpt,
-    WeightsOpt,
+    SETTINGS,
+    Opts,
+    command,
     err,
-    exits_on_user_error,
     out,
+    prefect_level,
     print_json,
-    settings_from,
-    setup_logging,
+    show_progress,
 )
 from faceid_jobs.errors import ExitCode
 from faceid_jobs.pipeline.process import ProcessObserver
 
 
-@exits_on_user_error
+@command(*SETTINGS)
 def process(
     sources: Annotated[list[str], typer.Argument(help="Video files, folders (searched recursively) or globs.",
                                                  show_default=False)],
     sample_fps: Annotated[float | None, typer.Option(
-        "--sample-fps", help="Frames per second to analyse; 0 = every frame [default: 4].",
+        "--sample-fps", help="Frames per second to analyse; 0 = every frame \\[default: 4]",
         show_default=False)] = None,
     chunk_seconds: Annotated[float | None, typer.Option(
-        "--chunk-seconds", help="Seconds of video per chunk (unit of work and resume) [default: 30].",
+        "--chunk-seconds", help="Seconds of video per chunk (unit of work and resume) \\[default: 30]",
         show_default=False)] = None,
     no_index: Annotated[bool, typer.Option("--no-index", help="Store faces but do not rebuild the index.")]
     = False,
-    json_out: JsonOpt = False,
-    store: StoreOpt = None,
-    weights_dir: WeightsOpt = None,
-    device: DeviceOpt = None,
-    config: ConfigOpt = None,
     dask_address: Annotated[str | None, typer.Option(
         "--dask-address", help="Run the chunk tasks on this Dask scheduler (tcp://host:8786).",
         rich_help_panel="Scale-out", show_default=False)] = None,
@@ -60,7 +52,8 @@ def process(
     prefect: Annotated[bool, typer.Option(
         "--prefect", help="Run as the Prefect flow reprocess-archive even when no Prefect API is configured "
         "(Prefect then starts a temporary server, ~8 s).", rich_help_panel="Scale-out")] = False,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output.")] = 0,
+    *,
+    opts: Opts,
 ) -> None:
     """Detect, score and embed every face in the given videos, store them, and rebuild the index.
 
@@ -70,30 +63,23 @@ def process(
 
     Example: [bold]faceid-jobs process ~/footage --sample-fps 4[/bold]
     """
-    setup_logging(verbose)
     from faceid_jobs.flows.runner import prefect_configured
     from faceid_jobs.workspace import open_workspace
 
-    settings = settings_from(config, store=store, weights_dir=weights_dir, device=device,
-                             sample_fps=sample_fps, chunk_seconds=chunk_seconds)
-    ws = open_workspace(settings, create_key=True)
-    if ws.created_key:
-        err.print(f"created encryption key file {ws.created_key} (mode 0600): back it up, "
-                  "without it the index cannot be read", highlight=False)
-    show_progress = not json_out and err.is_terminal
-    with _RichObserver(enabled=show_progress) as observer:
+    settings = opts.settings(sample_fps=sample_fps, chunk_seconds=chunk_seconds)
+    ws = open_workspace(settings, create_key=True)  # a new key file is announced by the library's log
+    with _RichObserver(enabled=show_progress(opts)) as observer:
         if prefect or prefect_configured():
             from faceid_jobs.flows.runner import run_reprocess
 
             summary = run_reprocess(list(sources), settings, build=not no_index, dask_address=dask_address,
-                                    dask_local=dask_local, console_level="WARNING" if verbose == 0 else "INFO",
-                                    observer=observer)
+                                    dask_local=dask_local, console_level=prefect_level(opts), observer=observer)
         else:
             from faceid_jobs.pipeline.process import run_local
 
             summary = run_local(list(sources), settings, build=not no_index, dask_address=dask_address,
                                 dask_local=dask_local, observer=observer).to_json()
-    if json_out:
+    if opts.json_out:
         print_json(summary)
     else:
         _print_summary(summary, ws.store.uri)

@@ -6,28 +6,16 @@ from typing import Annotated
 
 import typer
 
-from faceid_jobs.cli.common import (
-    ConfigOpt,
-    JsonOpt,
-    StoreOpt,
-    WeightsOpt,
-    err,
-    exits_on_user_error,
-    out,
-    print_json,
-    settings_from,
-)
+from faceid_jobs.cli.common import Opts, command, err, out, print_json, show_progress
 
 
-@exits_on_user_error
+@command("store", "weights_dir", "config")
 def relabel(
     all_files: Annotated[bool, typer.Option(
         "--all", help="Relabel files already labelled for the current gallery version too "
         "(after changing identity_threshold).")] = False,
-    json_out: JsonOpt = False,
-    store: StoreOpt = None,
-    weights_dir: WeightsOpt = None,
-    config: ConfigOpt = None,
+    *,
+    opts: Opts,
 ) -> None:
     """Label the stored faces of every catalogued video with the enrolled identities.
 
@@ -42,16 +30,16 @@ def relabel(
     from faceid_jobs.models import embedder_id
     from faceid_jobs.workspace import open_workspace
 
-    settings = settings_from(config, store=store, weights_dir=weights_dir)
+    settings = opts.settings()
     ws = open_workspace(settings)
     embedder = embedder_id(settings)
     progress = Progress(TextColumn("[bold]record files"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=err, disable=json_out or not err.is_terminal, transient=True)
+                        console=err, disable=not show_progress(opts), transient=True)
     task = progress.add_task("relabel", total=None)
     with progress:
         result = relabel_store(ws, embedder, settings.identity_threshold, only_missing=not all_files,
                                progress=lambda done, total: progress.update(task, completed=done, total=total))
-    if json_out:
+    if opts.json_out:
         print_json(result.to_json())
         return
     if result.gallery_version == 0:

@@ -13,57 +13,53 @@ import typer
 from rich.table import Table
 
 from faceid_jobs.cli.common import (
-    ConfigOpt,
-    DeviceOpt,
-    JsonOpt,
-    StoreOpt,
-    WeightsOpt,
-    err,
-    exits_on_user_error,
+    SETTINGS,
+    Opts,
+    command,
     fmt_time,
+    note,
     out,
+    photo_label,
     print_json,
-    settings_from,
+    read_photo_arg,
     working,
 )
 
 
-@exits_on_user_error
+@command(*SETTINGS)
 def search(
-    photo: Annotated[Path, typer.Argument(help="Photo of the person to look for.", show_default=False)],
-    top_k: Annotated[int | None, typer.Option("--top-k", "-k", help="Most hits to return [default: 20].",
+    photo: Annotated[Path, typer.Argument(help="Photo of the person to look for; - reads it from stdin.",
+                                          show_default=False)],
+    top_k: Annotated[int | None, typer.Option("--top-k", "-k", help="Most hits to return. \\[default: 20]",
                                               show_default=False, min=1)] = None,
     threshold: Annotated[float | None, typer.Option(
-        "--threshold", "-t", help="Lowest cosine similarity to report [default: 0.4].",
+        "--threshold", "-t", help="Lowest cosine similarity to report. \\[default: 0.4]",
         show_default=False)] = None,
     face_index: Annotated[int | None, typer.Option(
-        "--face-index", help="Which face of the photo to use, 0 = largest [default: largest].",
+        "--face-index", help="Which face of the photo to use, 0 = largest. \\[default: largest]",
         show_default=False, min=0)] = None,
     index_version: Annotated[int | None, typer.Option(
-        "--index-version", help="Search this index version [default: the newest].",
+        "--index-version", help="Search this index version. \\[default: the newest]",
         show_default=False, min=1)] = None,
     min_liveness: Annotated[float | None, typer.Option(
         "--min-liveness", help="Leave out hits whose P(live) is lower, e.g. faces on posters or "
-        "screens [default: 0 = keep all].", show_default=False, min=0.0, max=1.0)] = None,
+        "screens. \\[default: 0 = keep all]", show_default=False, min=0.0, max=1.0)] = None,
     require_live: Annotated[bool, typer.Option(
         "--require-live", help="Refuse (exit 3) a photo whose face does not look live "
         "(P(live) below the live_threshold setting, 0.5).")] = False,
-    json_out: JsonOpt = False,
     html: Annotated[Path | None, typer.Option(
         "--html", help="Also write a self-contained HTML report with the faces cut from the videos.",
         rich_help_panel="Output", show_default=False)] = None,
-    store: StoreOpt = None,
-    weights_dir: WeightsOpt = None,
-    device: DeviceOpt = None,
-    config: ConfigOpt = None,
+    *,
+    opts: Opts,
 ) -> None:
     """Search the index for the face in PHOTO and list where it appears.
 
     Examples: [bold]faceid-jobs search ross.jpg --top-k 10 --json[/bold],
+    [bold]cat ross.jpg | faceid-jobs search -[/bold],
     [bold]faceid-jobs search ross.jpg --html ross.html[/bold] (open it in any browser, offline).
     """
     from faceid_jobs.errors import IndexMissingError
-    from faceid_jobs.images import read_photo
     from faceid_jobs.index import list_versions, open_index
     from faceid_jobs.models import load_models
     from faceid_jobs.photo import check_live
@@ -71,12 +67,11 @@ def search(
     from faceid_jobs.storage import open_store
     from faceid_jobs.workspace import open_workspace
 
-    settings = settings_from(config, store=store, weights_dir=weights_dir, device=device,
-                             top_k=top_k, threshold=threshold, min_liveness=min_liveness)
-    image = read_photo(photo, settings.max_image_pixels)
+    settings = opts.settings(top_k=top_k, threshold=threshold, min_liveness=min_liveness)
+    image = read_photo_arg(photo, settings.max_image_pixels)
     # Liveness models only when the query face itself must be checked; hits carry stored scores.
     models = load_models(settings, liveness=require_live)
-    query = make_query(image, str(photo), models, face_index)
+    query = make_query(image, photo_label(photo), models, face_index)
     if require_live:
         check_live(query.face, settings.live_threshold)  # before the index is opened
     store_ = open_store(settings.store)
@@ -92,15 +87,15 @@ def search(
 
         with working("reading faces from the videos…"):
             page = write_report(html, search_report(result, image, threshold=settings.threshold))
-        err.print(f"report written to {page}", highlight=False, soft_wrap=True)
-    if json_out:
+        note(f"report written to {page}")
+    if opts.json_out:
         print_json(result.to_json())
         return
     q = result.query
     tracks = result.mode == "track"
     what = "appearances" if tracks else "hits"
     live = "" if q.liveness is None else f", live {q.liveness:.2f}"
-    table = Table(title=f"{photo.name}: face {q.face_index} of {q.faces_in_photo} "
+    table = Table(title=f"{Path(photo_label(photo)).name}: face {q.face_index} of {q.faces_in_photo} "
                         f"(det {q.det_score:.2f}{live}) — {len(result.hits)} {what} ≥ {settings.threshold} "
                         f"in {result.index.vectors} vectors", title_justify="left")
     columns = [("#", "right"), ("similarity", "right"), ("video", "left")]

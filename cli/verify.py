@@ -8,35 +8,32 @@ from typing import Annotated
 import typer
 
 from faceid_jobs.cli.common import (
-    ConfigOpt,
-    DeviceOpt,
-    JsonOpt,
-    StoreOpt,
-    WeightsOpt,
-    err,
-    exits_on_user_error,
+    SETTINGS,
+    Opts,
+    command,
+    complete_identity,
     out,
+    photo_label,
     print_json,
-    settings_from,
+    read_photo_arg,
+    warn,
 )
 from faceid_jobs.cli.enroll import NoLivenessOpt
 from faceid_jobs.errors import ConfigError, ExitCode
 
 
-@exits_on_user_error
+@command(*SETTINGS)
 def verify(
-    photo: Annotated[Path, typer.Argument(help="Photo of the person to check.", show_default=False)],
-    identity: Annotated[str, typer.Option("--identity", "-i", help="The enrolled identity to check against.",
+    photo: Annotated[Path, typer.Argument(help="Photo of the person to check; - reads it from stdin.",
                                           show_default=False)],
+    identity: Annotated[str, typer.Option("--identity", "-i", help="The enrolled identity to check against.",
+                                          show_default=False, autocompletion=complete_identity)],
     threshold: Annotated[float | None, typer.Option(
-        "--threshold", "-t", help="Lowest cosine similarity for a match [default: identity_threshold, 0.4].",
+        "--threshold", "-t", help="Lowest cosine similarity for a match. \\[default: identity_threshold, 0.4]",
         show_default=False, min=0.0, max=1.0)] = None,
     no_liveness_check: NoLivenessOpt = False,
-    json_out: JsonOpt = False,
-    store: StoreOpt = None,
-    weights_dir: WeightsOpt = None,
-    device: DeviceOpt = None,
-    config: ConfigOpt = None,
+    *,
+    opts: Opts,
 ) -> None:
     """Check the largest face in PHOTO against one enrolled identity, with a liveness check.
 
@@ -47,32 +44,29 @@ def verify(
     """
     from faceid_jobs.identity.gallery import load_gallery
     from faceid_jobs.identity.matching import verify_face
-    from faceid_jobs.images import read_photo
     from faceid_jobs.models import load_models
     from faceid_jobs.photo import check_live, face_of
     from faceid_jobs.workspace import open_workspace
 
-    settings = settings_from(config, store=store, weights_dir=weights_dir, device=device,
-                             identity_threshold=threshold)
-    image = read_photo(photo, settings.max_image_pixels)
+    settings = opts.settings(identity_threshold=threshold)
+    image = read_photo_arg(photo, settings.max_image_pixels)
     enrolled = load_gallery(open_workspace(settings), names=[identity]).get(identity)
     models = load_models(settings, liveness=not no_liveness_check)
     if enrolled.ref.embedder_id != models.ids["embedder"]:
         raise ConfigError(f"{identity}: enrolled with embedder {enrolled.ref.embedder_id}, but the configured one "
                           f"is {models.ids['embedder']}; enrol again")
-    face, embedding = face_of(image, str(photo), models)
+    face, embedding = face_of(image, photo_label(photo), models)
     if face.faces_in_photo > 1:
-        err.print(f"[yellow]warning:[/yellow] {photo}: holds {face.faces_in_photo} faces; checked the largest",
-                  highlight=False, soft_wrap=True)
+        warn(f"{photo_label(photo)}: holds {face.faces_in_photo} faces; checked the largest")
     if not no_liveness_check:
         check_live(face, settings.live_threshold)
     result = verify_face(face, embedding, identity, enrolled.embeddings, settings.identity_threshold)
-    if json_out:
+    if opts.json_out:
         print_json(result.to_json())
     else:
         verdict = "[green]match[/green]" if result.match else "[red]no match[/red]"
         live = "not checked" if face.liveness is None else f"{face.liveness:.2f}"
-        out.print(f"{verdict}: {photo.name} vs {identity}: similarity {result.similarity:.3f} "
+        out.print(f"{verdict}: {Path(photo_label(photo)).name} vs {identity}: similarity {result.similarity:.3f} "
                   f"(threshold {result.threshold:g}), liveness {live}", highlight=False)
     if not result.match:
         raise typer.Exit(int(ExitCode.FAILURES))

@@ -66,7 +66,7 @@ def test_search_json_and_table(env, clips, portraits):
     result = run(["search", portraits["Rachel"], "--json", "--top-k", "50"], env)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert set(data) == {"query", "hits", "index"}
+    assert set(data) == {"schema", "query", "hits", "index"} and data["schema"] == 1
     assert set(data["query"]) >= {"photo", "bbox", "det_score"}
     assert data["hits"], "Rachel is in shot 1 of the cut"
     for hit in data["hits"]:

@@ -111,5 +111,5 @@ def test_key_rotation_then_search_with_the_new_key_alone(env, processed, portrai
     after = run(["search", portraits["Rachel"], "--json"], env)
     assert after.returncode == 0, after.stderr
     assert json.loads(after.stdout)["hits"] == before
-    versions = json.loads(run(["index", "list", "--json"], env).stdout)
+    versions = json.loads(run(["index", "list", "--json"], env).stdout)["versions"]
     assert versions[-1]["kek_id"] == rotation["new_key_id"] and len(versions) >= 2

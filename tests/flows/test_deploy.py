@@ -121,7 +121,7 @@ def test_deploy_command_line(prefect_server, tmp_path):
                                       "--store", str(tmp_path / "store"), "--work-pool", "faceid-cli",
                                       "--reprocess-cron", "15 1 * * *", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"deployments": ["reprocess-archive/nightly",
+    assert json.loads(result.stdout) == {"schema": 1, "deployments": ["reprocess-archive/nightly",
                                                          "rebuild-index/on-enrollment",
                                                          "relabel/on-enrollment"],
                                          "work_pool": "faceid-cli"}
