@@ -80,6 +80,9 @@ def run_archive(
         IntegrityError: the index or labels could not be updated because stored
             data failed an integrity check (the chunks' records are kept).
     """
+    # A run logger (Prefect's) shows failures in the run's log at WARNING; in this
+    # process the caller reports them once, from the summary, so they log at INFO.
+    failure_level = logging.INFO if log is None else logging.WARNING
     log = log or _log
     obs = observer or ProcessObserver()
     started = time.perf_counter()
@@ -87,7 +90,7 @@ def run_archive(
 
     def fail(failure: Failure, video: str | None = None) -> None:
         collect.add_failure(failure, video=video)
-        log.warning("%s", failure.error)
+        log.log(failure_level, "%s", failure.error)
         obs.failure(failure)
 
     wanted = [s for s in sources if s and s.strip()]

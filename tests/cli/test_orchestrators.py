@@ -116,9 +116,10 @@ def test_unreachable_scheduler_is_one_line(footage, env, tmp_path):
     result = run(["process", footage / "cut.mp4", "--store", tmp_path / "s", "--dask-address",
                   f"tcp://127.0.0.1:{port}", *ARGS], env, timeout=120)
     assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "does not answer" in lines[0]
+    assert "Traceback" not in result.stderr and "distributed" not in result.stderr
+    error = json.loads(result.stdout)  # --json: the error is one JSON object on stdout
+    assert error["exit"] == 2 and "\n" not in error["error"]
+    assert f"127.0.0.1:{port}" in error["error"] and "does not answer" in error["error"]
 
 
 def test_real_scheduler_with_a_worker_killed_mid_run(threaded, footage, env, tmp_path):
@@ -149,8 +150,14 @@ def test_real_scheduler_with_a_worker_killed_mid_run(threaded, footage, env, tmp
         workers[0].send_signal(signal.SIGKILL)
         out, err = cli.communicate(timeout=300)
         assert killed_alive and cli.returncode == reference.returncode, err
-        assert json.loads(out)["chunks"]["failed"] == 0
-        assert _summary(out) == _summary(reference.stdout)
+        # A chunk the killed worker had stored before its result came back is re-run elsewhere
+        # and found stored ("skipped"): the split of done/skipped may differ, nothing else.
+        chunks = json.loads(out)["chunks"]
+        assert chunks["failed"] == 0 and chunks["done"] + chunks["skipped"] == 8
+        got, want = _summary(out), _summary(reference.stdout)
+        for key in ("chunks", "frames_sampled", "faces"):
+            got.pop(key), want.pop(key)
+        assert got == want
         _same_rows(_rows(store, env), _rows(reference_store, env))
         assert "Traceback" not in err
         # The surviving worker loaded one model set for all the chunks it ran.
