@@ -230,6 +230,7 @@ def convert_fp16(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -
     dest.parent.mkdir(parents=True, exist_ok=True)
     model = onnx.load(str(source))
     half = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
+    _drop_duplicate_casts(half.graph)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=dest.parent)
     os.close(fd)
     try:
@@ -239,6 +240,24 @@ def convert_fp16(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -
     finally:
         Path(tmp).unlink(missing_ok=True)
     return dest
+
+
+def _drop_duplicate_casts(graph: Any) -> None:
+    """Remove repeated identical nodes (the converter adds the Cast before a
+    float-only consumer once per consumer, named after the tensor, so a tensor
+    read by two of them, as in SCRFD's shape-computing Resize path, gets the
+    same Cast twice, which onnxruntime refuses as a duplicate definition)."""
+    seen: set[tuple[str, tuple[str, ...], tuple[str, ...], bytes]] = set()
+    keep = []
+    for node in graph.node:
+        key = (node.op_type, tuple(node.input), tuple(node.output),
+               b"".join(a.SerializeToString() for a in node.attribute))
+        if key not in seen:
+            seen.add(key)
+            keep.append(node)
+    if len(keep) != len(graph.node):
+        del graph.node[:]
+        graph.node.extend(keep)
 
 
 def _opset(model: Any) -> int:
