@@ -88,3 +88,30 @@ def test_io_binding_gives_the_same_results(weights_dir: Path, models, friends_cl
 def test_runner_refuses_unknown_device():
     with pytest.raises(ValueError, match="io_binding device"):
         SessionRunner(object(), "tpu")
+
+
+@pytest.mark.slow
+@pytest.mark.models
+def test_gpu_check_dry_run_on_cpu(weights_dir: Path, friends_clip: Path, tmp_path: Path):
+    """bench/gpu_check.py end to end on CPU (`--devices cpu`): what a GPU machine runs,
+    on a 2-s clip; every variant reports stages, rates and agreement with the CPU path."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.cli.runner import cut_clip
+
+    clip = cut_clip(friends_clip, tmp_path / "clip.mp4", 2.0, start_frame=280)
+    out = tmp_path / "gpu.json"
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "gpu_check.py"), "--weights", str(weights_dir),
+                           "--video", str(clip), "--devices", "cpu", "--json", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(out.read_text())
+    assert set(report["variants"]) == {"cpu fp32 (dry run)", "cpu fp16 (dry run)"}
+    same = report["variants"]["cpu fp32 (dry run)"]
+    assert same["agreement_with_cpu"]["cosine_min"] == 1.0 and same["agreement_with_cpu"]["matched"] > 0
+    half = report["variants"]["cpu fp16 (dry run)"]["agreement_with_cpu"]
+    assert half["cosine_min"] >= 0.99 and half["faces"] == half["faces_cpu"]
+    assert all(v["video_s_per_s_4fps"] > 0 and v["detect_ms_per_frame"] > 0 for v in report["variants"].values())
+    assert "CUDA usable: False" in done.stdout
