@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SHARED_WEIGHTS ?= $(abspath ../shared/weights)
 SOURCE ?= ../shared/media/friends/in_video.mp4
 
-.PHONY: setup venv install weights test test-fast lint bench bench-quick bench-venvs demo clean
+.PHONY: setup venv install weights weights-int8 weights-fp16 test test-fast lint bench bench-quick bench-venvs demo clean
 
 setup: install weights ## venv in .venv, editable install with dev tools, model weights
 	@$(VENV)/bin/faceid-jobs doctor
@@ -24,6 +24,12 @@ weights: ## link ../shared/weights when present, else download the official file
 	else \
 		$(PYTHON) weights/download.py --dest weights/files; \
 	fi
+
+weights-int8: ## int8 (static QDQ) copies of the models, calibrated on the test clip -> ~/.cache/faceid-jobs/models
+	$(PY) weights/quantize.py --video $(SOURCE)
+
+weights-fp16: ## fp16 copies of the models (GPU) -> ~/.cache/faceid-jobs/models
+	$(PY) weights/fp16.py
 
 test: ## the whole suite (real models and media from ../shared)
 	$(PY) -m pytest -q

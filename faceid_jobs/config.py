@@ -137,9 +137,23 @@ class Settings:
     api_allow_no_liveness: bool = False
     api_enroll_token: str = field(default="", repr=False, metadata={"secret": True})
 
+    # Model precision and GPU runtime (issue 14). "fp32" runs the weights as they are;
+    # "int8" (statically quantized, QDQ) and "fp16" run copies made by
+    # weights/quantize.py / weights/fp16.py into precision_dir (empty:
+    # ~/.cache/faceid-jobs/models). Copies have model ids of their own, so the
+    # analysis id changes with the precision. On CUDA/TensorRT, io_binding keeps
+    # model inputs and outputs in GPU buffers; trt_cache is TensorRT's engine
+    # folder (empty: ~/.cache/faceid-jobs/tensorrt).
+    precision: str = "fp32"
+    precision_dir: str = ""
+    io_binding: bool = True
+    trt_cache: str = ""
+
     def __post_init__(self) -> None:
         if self.device not in _DEVICES:
             raise ConfigError(f"device must be one of {', '.join(_DEVICES)}, got {self.device!r}")
+        if self.precision not in ("fp32", "int8", "fp16"):
+            raise ConfigError(f"precision must be fp32, int8 or fp16, got {self.precision!r}")
         if self.fingerprint not in _FINGERPRINTS:
             raise ConfigError(f"fingerprint must be sampled or full, got {self.fingerprint!r}")
         if self.det_size <= 0 or self.det_size % 32:

@@ -18,6 +18,7 @@ from faceid_jobs.errors import ModelError
 from faceid_jobs.models.align import align_faces, similarity_transform
 from faceid_jobs.models.arcface import ArcFace
 from faceid_jobs.models.minifasnet import LivenessFusion, MiniFASNet, liveness_crop_box
+from faceid_jobs.models.precision import resolve_precision
 from faceid_jobs.models.router import load_model
 from faceid_jobs.models.runtime import ModelFile
 from faceid_jobs.models.scrfd import SCRFD
@@ -139,6 +140,11 @@ def _typed(cls: type[_M], model: object) -> _M:
     return model
 
 
+def _source_name(settings: Settings, index: int) -> str:
+    """The configured liveness file name (its crop scale is in it; a derived copy keeps its stem)."""
+    return Path(settings.liveness[index]).name
+
+
 def load_models(settings: Settings, *, liveness: bool = True) -> ModelSet:
     """Open the detector, embedder and liveness models named in the settings.
 
@@ -149,7 +155,8 @@ def load_models(settings: Settings, *, liveness: bool = True) -> ModelSet:
 
     Args:
         settings: uses weights_dir, detector, embedder, liveness, device,
-            threads, det_size, det_threshold, nms_threshold and min_face_px.
+            threads, det_size, det_threshold, nms_threshold, min_face_px,
+            precision (+ precision_dir), io_binding, trt_cache and the batch sizes.
         liveness: also load the liveness models (search does not need them).
 
     Returns:
@@ -171,7 +178,15 @@ def load_models(settings: Settings, *, liveness: bool = True) -> ModelSet:
     }
     for i, name in enumerate(settings.liveness if liveness else ()):
         paths[f"liveness{i}"] = _resolve(folder, name, "liveness")
-    common = {"device": settings.device, "threads": settings.threads}
+    # int8/fp16 run derived copies (models/precision.py); their ids enter the analysis id.
+    paths = {role: resolve_precision(p, settings.precision, settings.precision_dir) for role, p in paths.items()}
+    common = {
+        "device": settings.device,
+        "threads": settings.threads,
+        "io_binding": settings.io_binding,
+        "trt_cache_dir": settings.trt_cache or None,
+        "trt_fp16": settings.precision == "fp16",
+    }
     detector = _typed(
         SCRFD,
         load_model(
@@ -185,9 +200,11 @@ def load_models(settings: Settings, *, liveness: bool = True) -> ModelSet:
             **common,
         ),
     )
-    embedder = _typed(ArcFace, load_model(paths["embedder"], expect="embedder", **common))
+    embedder = _typed(ArcFace, load_model(paths["embedder"], expect="embedder",
+                                          max_batch=settings.embed_batch, **common))
     liveness_models = [
-        _typed(MiniFASNet, load_model(paths[f"liveness{i}"], expect="liveness", **common))
+        _typed(MiniFASNet, load_model(paths[f"liveness{i}"], expect="liveness", max_batch=settings.liveness_batch,
+                                      name=_source_name(settings, i), **common))
         for i in range(len(paths) - 2)
     ]
     files = {role: ModelFile.from_path(p) for role, p in paths.items()}

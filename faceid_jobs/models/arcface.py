@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from faceid_jobs.errors import ModelError
+from faceid_jobs.models.runtime import SessionRunner
 
 __all__ = ["STYLES", "ArcFace", "infer_style", "preprocess"]
 
@@ -87,6 +88,8 @@ class ArcFace:
         style: ``"auto"`` (see `infer_style`), ``"arcface"`` or ``"mobilefacenet"``.
         flip: add the embedding of the mirrored crop before normalising;
             default: only for the ``"mobilefacenet"`` style. Costs a second pass.
+        io_binding: device of IO-bound buffers (``"cuda"``/``"cpu"``), or None
+            for plain `session.run` (see `runtime.SessionRunner`).
 
     Attributes:
         dim: embedding size D, read from the graph's output shape.
@@ -105,8 +108,10 @@ class ArcFace:
 
     task = "recognition"
 
-    def __init__(self, session: Any, *, style: str = "auto", flip: bool | None = None) -> None:
+    def __init__(self, session: Any, *, style: str = "auto", flip: bool | None = None,
+                 io_binding: str | None = None) -> None:
         self.session = session
+        self._runner = SessionRunner(session, io_binding)
         inputs, outputs = session.get_inputs(), session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(
@@ -166,11 +171,11 @@ class ArcFace:
         if not self.batched:
             for i in range(len(crops)):
                 preprocess(crops[i : i + 1], self.style, out=self._single)
-                res = self.session.run([self.output_name], {self.input_name: self._single})[0]
+                res = self._runner.run([self.output_name], self.input_name, self._single)[0]
                 out[i] = res.reshape(-1)
             return out
         for start in range(0, len(crops), batch_size):
             blob = preprocess(crops[start : start + batch_size], self.style)
-            res = self.session.run([self.output_name], {self.input_name: blob})[0]
+            res = self._runner.run([self.output_name], self.input_name, blob)[0]
             out[start : start + len(blob)] = res.reshape(len(blob), self.dim)
         return out

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from faceid_jobs.errors import ModelError
+from faceid_jobs.models.runtime import SessionRunner
 
 __all__ = ["LivenessFusion", "MiniFASNet", "liveness_crop_box", "scale_from_name", "softmax"]
 
@@ -121,6 +122,8 @@ class MiniFASNet:
         scale: crop enlargement; default read from `name` (or the session's
             model path), e.g. ``_2.7_80x80`` → 2.7.
         name: file name to read the scale from.
+        io_binding: device of IO-bound buffers (``"cuda"``/``"cpu"``), or None
+            for plain `session.run` (see `runtime.SessionRunner`).
 
     Raises:
         ModelError: the graph has another shape, or no scale is given and the
@@ -129,8 +132,10 @@ class MiniFASNet:
 
     task = "liveness"
 
-    def __init__(self, session: Any, scale: float | None = None, *, name: str | None = None) -> None:
+    def __init__(self, session: Any, scale: float | None = None, *, name: str | None = None,
+                 io_binding: str | None = None) -> None:
         self.session = session
+        self._runner = SessionRunner(session, io_binding)
         inputs, outputs = session.get_inputs(), session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError("MiniFASNet: expected one input and one output")
@@ -176,7 +181,7 @@ class MiniFASNet:
         for start in range(0, len(crops), step):
             # BGR, raw 0–255 floats, NCHW: no mean/std.
             blob = crops[start : start + step].transpose(0, 3, 1, 2).astype(np.float32)
-            logits = self.session.run([self.output_name], {self.input_name: blob})[0]
+            logits = self._runner.run([self.output_name], self.input_name, blob)[0]
             probs[start : start + len(blob)] = softmax(logits.reshape(len(blob), 3))
         return probs
 

@@ -32,13 +32,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnxruntime as ort
 
 from faceid_jobs.errors import ModelError
 
 __all__ = [
     "ModelFile",
+    "SessionRunner",
     "available_providers",
+    "binding_device",
     "choose_providers",
     "create_session",
     "cuda_status",
@@ -122,13 +125,23 @@ def default_trt_cache_dir() -> Path:
     return base / "faceid-jobs" / "tensorrt"
 
 
-def choose_providers(device: str, *, trt_cache_dir: str | os.PathLike[str] | None = None) -> list[Provider]:
+def choose_providers(
+    device: str,
+    *,
+    trt_cache_dir: str | os.PathLike[str] | None = None,
+    trt_fp16: bool = False,
+    trt_shapes: tuple[str, str, str] | None = None,
+) -> list[Provider]:
     """Execution providers for a device setting, checked against this machine.
 
     Args:
         device: ``auto``, ``cpu``, ``cuda`` or ``tensorrt``.
         trt_cache_dir: engine cache folder for ``tensorrt`` (default
             `default_trt_cache_dir()`); created when needed.
+        trt_fp16: let TensorRT build fp16 kernels.
+        trt_shapes: TensorRT optimisation profile ``(min, opt, max)`` input
+            shapes (``"input.1:1x3x112x112"``): one engine serves every batch
+            size in the range instead of a rebuild per new shape.
 
     Returns:
         Provider names (or ``(name, options)`` pairs) in priority order, for
@@ -175,7 +188,11 @@ def choose_providers(device: str, *, trt_cache_dir: str | os.PathLike[str] | Non
             "trt_engine_cache_path": str(cache),
             "trt_timing_cache_enable": True,
             "trt_timing_cache_path": str(cache),
+            "trt_fp16_enable": bool(trt_fp16),
         }
+        if trt_shapes is not None:
+            trt_options.update(zip(("trt_profile_min_shapes", "trt_profile_opt_shapes",
+                                    "trt_profile_max_shapes"), trt_shapes, strict=True))
         return [(TENSORRT, trt_options), CUDA, CPU]
     raise ModelError(f"unknown device {device!r} (expected auto, cpu, cuda or tensorrt)")
 
@@ -199,6 +216,9 @@ def create_session(
     threads: int = 0,
     *,
     spin: bool = False,
+    trt_cache_dir: str | os.PathLike[str] | None = None,
+    trt_fp16: bool = False,
+    trt_shapes: tuple[str, str, str] | None = None,
 ) -> ort.InferenceSession:
     """Open an ONNX model on the chosen device.
 
@@ -211,6 +231,7 @@ def create_session(
             embedder, two liveness models), and one session's spinning
             threads steal the cores the next one needs (measured on 2 cores:
             detect + embed + liveness 150 ms per frame with spinning, 60 without).
+        trt_cache_dir, trt_fp16, trt_shapes: TensorRT options (see `choose_providers`).
 
     Returns:
         A ready `onnxruntime.InferenceSession` (all graph optimisations,
@@ -227,7 +248,7 @@ def create_session(
         raise ModelError(f"model file {p}: cannot read (permission denied)")
     if threads < 0:
         raise ModelError(f"threads must be >= 0, got {threads}")
-    providers = choose_providers(device)
+    providers = choose_providers(device, trt_cache_dir=trt_cache_dir, trt_fp16=trt_fp16, trt_shapes=trt_shapes)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or default_threads()
     options.inter_op_num_threads = 1
@@ -263,6 +284,65 @@ def create_session(
             )
     log.debug("opened %s on %s with %d threads", p.name, used, options.intra_op_num_threads)
     return session
+
+
+class SessionRunner:
+    """Runs a one-input session, plainly or through IO binding with device buffers.
+
+    With ``device="cuda"`` the input is copied into an `OrtValue` kept on the
+    GPU (one per input shape, reused frame after frame: no allocation and no
+    pageable staging copy per call) and the outputs are left on the GPU by
+    onnxruntime, then copied back in one step; the session never synchronises
+    a host buffer it was handed. ``device="cpu"`` does the same with CPU
+    buffers (no gain; it lets the path run and be tested without a GPU).
+    None: `session.run`, what the CPU pipeline uses.
+
+    Not thread-safe: one runner per session, one caller at a time (each
+    running chunk has its own model set).
+
+    Args:
+        session: an onnxruntime session (or anything with `run` when device is None).
+        device: ``"cuda"``, ``"cpu"`` or None.
+    """
+
+    _KEEP_SHAPES = 4
+
+    def __init__(self, session: Any, device: str | None = None) -> None:
+        if device not in (None, "cuda", "cpu"):
+            raise ValueError(f"io_binding device must be cuda, cpu or None, got {device!r}")
+        self.session = session
+        self.device = device
+        self._binding = session.io_binding() if device else None
+        self._inputs: dict[tuple[tuple[int, ...], str], Any] = {}
+
+    def run(self, output_names: list[str], input_name: str, array: np.ndarray) -> list[np.ndarray]:
+        """Outputs (host numpy arrays, in `output_names` order) for one input array."""
+        if self._binding is None:
+            return self.session.run(output_names, {input_name: array})
+        array = np.ascontiguousarray(array)
+        key = (array.shape, array.dtype.str)
+        value = self._inputs.pop(key, None)
+        if value is None:
+            value = ort.OrtValue.ortvalue_from_shape_and_type(array.shape, array.dtype, self.device, 0)
+        self._inputs[key] = value  # most recent last; batches of every size at a chunk's end
+        while len(self._inputs) > self._KEEP_SHAPES:
+            del self._inputs[next(iter(self._inputs))]
+        value.update_inplace(array)
+        binding = self._binding
+        binding.clear_binding_inputs()
+        binding.clear_binding_outputs()
+        binding.bind_ortvalue_input(input_name, value)
+        for name in output_names:
+            binding.bind_output(name, self.device, 0)
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()
+
+
+def binding_device(session: Any, enabled: bool = True) -> str | None:
+    """The IO-binding device for a session: ``"cuda"`` when it runs on CUDA or
+    TensorRT and `enabled`, else None (plain runs on CPU)."""
+    providers = session.get_providers() if hasattr(session, "get_providers") else []
+    return "cuda" if enabled and providers and providers[0] in (CUDA, TENSORRT) else None
 
 
 _ARENA_LOCK = threading.Lock()

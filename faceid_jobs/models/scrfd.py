@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from faceid_jobs.errors import ModelError
+from faceid_jobs.models.runtime import SessionRunner
 from faceid_jobs.types import Faces
 
 __all__ = [
@@ -213,6 +214,9 @@ class SCRFD:
             the same faces; boxes agree with the square input to within 1 px
             for 99 % of faces). Needs a graph with dynamic H, W. False: the
             square canvas of the SCRFD reference code.
+        io_binding: run through IO binding with buffers on this device
+            (``"cuda"`` or ``"cpu"``); None: plain `session.run` (see
+            `runtime.SessionRunner`).
 
     Raises:
         ModelError: the graph does not look like SCRFD with landmarks.
@@ -233,8 +237,10 @@ class SCRFD:
         nms_threshold: float = 0.4,
         min_face_px: float = 0.0,
         fit: bool = False,
+        io_binding: str | None = None,
     ) -> None:
         self.session = session
+        self._runner = SessionRunner(session, io_binding)
         self.threshold = float(threshold)
         self.nms_threshold = float(nms_threshold)
         self.min_face_px = float(min_face_px)
@@ -308,7 +314,7 @@ class SCRFD:
                 self._use_buffers(*shape)
         scale = _letterbox_into(image_bgr, self._canvas, self.det_size)
         self._fill_blob()
-        outputs = self.session.run(self.output_names, {self.input_name: self._blob})
+        outputs = self._runner.run(self.output_names, self.input_name, self._blob)
         boxes, scores, kps = self._decode(outputs)
         keep = nms(boxes, scores, self.nms_threshold)
         boxes, scores, kps = boxes[keep], scores[keep], kps[keep]
@@ -330,6 +336,17 @@ class SCRFD:
             kps=kps.astype(np.float32).reshape(n, 5, 2),
             frame_idx=np.full((n,), frame_idx, np.int64),
         )
+
+    def input_blob(self, image_bgr: np.ndarray) -> np.ndarray:
+        """The graph input `detect` would feed for this image (a copy; for calibration)."""
+        _check_image(image_bgr)
+        if self.fit:
+            shape = fitted_shape(image_bgr.shape[0], image_bgr.shape[1], self.det_size)
+            if shape != self._canvas.shape[:2]:
+                self._use_buffers(*shape)
+        _letterbox_into(image_bgr, self._canvas, self.det_size)
+        self._fill_blob()
+        return self._blob.copy()
 
     def detect_many(
         self, images: Sequence[np.ndarray], frame_idxs: Sequence[int] | None = None, max_faces: int = 0
