@@ -257,7 +257,8 @@ def model_key(settings: Settings) -> tuple[Any, ...]:
     return (
         str(folder), tuple(settings.detector), tuple(settings.embedder), tuple(settings.liveness),
         settings.device, settings.threads, settings.det_size, settings.det_shape, settings.det_threshold,
-        settings.nms_threshold, settings.min_face_px, tuple(files),
+        settings.nms_threshold, settings.min_face_px, settings.precision, settings.precision_dir,
+        settings.io_binding, tuple(files),
     )
 
 
