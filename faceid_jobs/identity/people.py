@@ -70,6 +70,9 @@ NODE_SCHEMA = pa.schema([
 class UnknownPersonError(FaceIdError):
     """A person id that does not exist (exit 2)."""
 
+    http_status = 404
+    api_code = "unknown_person"
+
 
 def person_id(number: int) -> str:
     """``P000123``."""
