@@ -113,6 +113,7 @@ class Settings:
     # clustered (Chinese whispers); people with fewer than people_min_faces faces are not
     # listed. `people name` enrolls up to people_name_faces best faces (one per track) and
     # refuses when fewer than people_name_min_faces pass the quality and liveness gates.
+    people_discover: bool = True  # process (run_archive) adds new tracks to the people after labelling
     people_knn: int = 10
     people_threshold: float = 0.45
     people_min_faces: int = 3

@@ -14,10 +14,13 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 __all__ = [
     "INDEX_KEYS",
+    "PEOPLE_KEY",
     "REPROCESS_KEYS",
     "SEARCH_KEYS",
     "index_markdown",
+    "people_rows",
     "publish_index",
+    "publish_people",
     "publish_reprocess",
     "publish_search",
     "reprocess_markdown",
@@ -27,6 +30,7 @@ __all__ = [
 REPROCESS_KEYS = ("faceid-reprocess-summary", "faceid-reprocess-report")
 INDEX_KEYS = ("faceid-index-summary", "faceid-index-report")
 SEARCH_KEYS = ("faceid-search-summary", "faceid-search-report")
+PEOPLE_KEY = "faceid-people-summary"
 
 
 def _md_cell(value: Any) -> str:
@@ -171,3 +175,21 @@ def publish_search(result: dict[str, Any]) -> None:
     )
     create_markdown_artifact(key=SEARCH_KEYS[1], markdown=search_markdown(result),
                              description="faceid-jobs search report")
+
+
+# ---------------------------------------------------------------- people
+
+
+def people_rows(view: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per listed person of a `people_view` (ids, names and counts; no faces or boxes)."""
+    return [{"id": p["id"], "name": p["name"] or "", "faces": p["faces"], "appearances": p["appearances_count"],
+             "videos": p["videos"], "first_seen": f"{p['first_seen']['video']} @ {p['first_seen']['timestamp_s']} s",
+             "last_seen": f"{p['last_seen']['video']} @ {p['last_seen']['timestamp_s']} s"}
+            for p in view["people"]]
+
+
+def publish_people(view: dict[str, Any]) -> None:
+    """Table of the top people (`faceid-people-summary`)."""
+    create_table_artifact(key=PEOPLE_KEY, table=people_rows(view),
+                          description=f"faceid-jobs people: version {view['version']}, "
+                                      f"{len(view['people'])} people listed")

@@ -3,9 +3,9 @@
 `faceid_jobs.pipeline.process.run_archive` is the loop; here each step of
 `faceid_jobs.pipeline.steps` becomes a task (`discover-videos`, `load-models`,
 `plan-video`, `process-chunk` tagged ``gpu`` so a concurrency limit on the tag
-caps chunks at once, `finish-video`, `merge-index`, `label-faces`), retried by
-Prefect after transient errors, and the run publishes its summary and report
-as artifacts. The tasks wrap the library's module-level functions, so a Dask
+caps chunks at once, `finish-video`, `merge-index`, `label-faces`, `discover-people`), retried by
+Prefect after transient errors, and the run publishes its summary and report,
+and the top people (`flows/people.py`), as artifacts. The tasks wrap the library's module-level functions, so a Dask
 task runner pickles them by reference and its workers import them.
 """
 
@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
+from faceid_jobs.errors import FaceIdError
 from faceid_jobs.flows.artifacts import publish_reprocess
 from faceid_jobs.flows.common import (
     backoff_delays,
@@ -28,6 +29,7 @@ from faceid_jobs.flows.common import (
     resolve_settings,
     retry_if_transient,
 )
+from faceid_jobs.flows.people import publish_top_people
 from faceid_jobs.pipeline import steps
 from faceid_jobs.pipeline.process import run_archive
 
@@ -60,6 +62,7 @@ _TASKS = {
     steps.finish: task(steps.finish, name="finish-video", task_run_name=_video_run_name),
     steps.merge: task(steps.merge, name="merge-index"),
     steps.label: task(steps.label, name="label-faces"),
+    steps.discover_people: task(steps.discover_people, name="discover-people"),
 }
 
 
@@ -119,6 +122,11 @@ def reprocess_archive(
     summary.orchestrator, summary.flow_run_id = "prefect", str(flow_run.id)
     result = summary.to_json()
     publish_reprocess(result, [dataclasses.asdict(row) for row in summary.rows])
+    if cfg.people_discover:
+        try:
+            publish_top_people(cfg)
+        except FaceIdError as exc:  # the summary stands; the people step's own failure is in it already
+            get_run_logger().warning("people summary not published: %s", exc)
     if summary.failures:
         return Failed(message=summary.failure_message(), data=result)
     return result

@@ -34,7 +34,15 @@ import pyarrow as pa
 from faceid_jobs.config import Settings
 from faceid_jobs.errors import StoreError
 from faceid_jobs.identity.clustering import ClusterParams, chinese_whispers, knn_edges, renumber, track_nodes
-from faceid_jobs.identity.people import NODE_SCHEMA, PeopleState, PersonMeta, commit_state, load_state, person_id
+from faceid_jobs.identity.people import (
+    NODE_SCHEMA,
+    PeopleState,
+    PersonMeta,
+    commit_state,
+    load_state,
+    person_id,
+    track_key,
+)
 from faceid_jobs.index.merge import current_sources
 from faceid_jobs.records.parquet import parquet_to_table
 from faceid_jobs.storage.catalog import list_entries
@@ -162,8 +170,12 @@ def _exemplars(persons: list[str], vectors: np.ndarray) -> np.ndarray:
     return np.asarray(sorted(set(chosen)), np.int64)
 
 
-def _incremental(state: PeopleState, new_vectors: np.ndarray, params: ClusterParams) -> list[str]:
-    """People ids of the new nodes (known people or fresh ids, taken from state.next_id)."""
+def _incremental(state: PeopleState, new_vectors: np.ndarray, params: ClusterParams,
+                 carried: list[str | None] | None = None) -> list[str]:
+    """People ids of the new nodes (known people or fresh ids, taken from state.next_id).
+
+    A new node with a `carried` person (its track's faces lost their node to `drop_sources`) is pinned to it.
+    """
     persons = state.nodes.column("person").to_pylist()
     ex = _exemplars(persons, state.vectors) if persons else np.zeros(0, np.int64)
     known = state.vectors[ex].astype(np.float32)
@@ -173,8 +185,11 @@ def _incremental(state: PeopleState, new_vectors: np.ndarray, params: ClusterPar
     src, dst, sim = knn_edges(base, params, queries=new_vectors)
     src = src + m
     keep = src != dst
-    start = np.concatenate([labels_known, -(np.arange(n, dtype=np.int64) + 1)])
-    pinned = np.r_[np.ones(m, bool), np.zeros(n, bool)]
+    hint = [state.resolve(p) if p is not None and state.resolve(p) in state.people else None
+            for p in (carried or [None] * n)]
+    start = np.concatenate([labels_known, [int(p[1:]) if p else -(i + 1) for i, p in enumerate(hint)]]
+                           ).astype(np.int64)
+    pinned = np.r_[np.ones(m, bool), np.asarray([p is not None for p in hint], bool)]
     cls = chinese_whispers(m + n, src[keep], dst[keep], sim[keep], labels=start, pinned=pinned,
                            iterations=params.iterations, seed=params.seed)[m:]
     return _name_classes(state, cls)
@@ -272,10 +287,12 @@ def discover_with(ws: Workspace, embedder: str, params: ClusterParams, *, rebuil
         new_table = pa.concat_tables(tables) if tables else None
         if full:
             keys = _node_keys(new_table) if new_table is not None else []
-            persons = _rebuild(state, [kept.get(k) for k in keys], new_vectors, params) if keys else []
+            carried = _carried(state, new_table) if new_table is not None else []
+            persons = _rebuild(state, [kept.get(k) or c for k, c in zip(keys, carried, strict=True)], new_vectors,
+                               params) if keys else []
             versions = [added.get(k, state.version + 1) for k in keys]
         else:
-            persons = _incremental(state, new_vectors, params) if new_nodes else []
+            persons = _incremental(state, new_vectors, params, _carried(state, new_table)) if new_nodes else []
             versions = [state.version + 1] * new_nodes
         if new_table is not None:
             new_table = new_table.append_column("person", pa.array(persons, pa.string())).append_column(
@@ -285,6 +302,7 @@ def discover_with(ws: Workspace, embedder: str, params: ClusterParams, *, rebuil
             state.vectors = np.concatenate([old, new_vectors.astype(np.float16)])
             state.dim = int(new_vectors.shape[1])
         state.embedder_id = embedder
+        state.carried = {}  # the rewritten files were read again above
         state.sources = sorted(sources)
         state.params = params.to_json()
         live = set(state.nodes.column("person").to_pylist())
@@ -294,6 +312,14 @@ def discover_with(ws: Workspace, embedder: str, params: ClusterParams, *, rebuil
             return _result(new, True, full, len(todo), new_nodes, dropped, started, params)
     raise StoreError(f"{ws.store.uri}: could not publish a people version after {attempts} attempts "
                      "(concurrent discoveries); run it again")
+
+
+def _carried(state: PeopleState, table: pa.Table) -> list[str | None]:
+    """Per node of `table`: the person its track belonged to before `drop_sources`, else None."""
+    if not state.carried:
+        return [None] * table.num_rows
+    return [None if t is None else state.carried.get(track_key(f, t))
+            for f, t in zip(table.column("fingerprint").to_pylist(), table.column("track_id").to_pylist(), strict=True)]
 
 
 def _node_keys(nodes: pa.Table) -> list[tuple[str, Any]]:

@@ -70,6 +70,9 @@ NODE_SCHEMA = pa.schema([
 class UnknownPersonError(FaceIdError):
     """A person id that does not exist (exit 2)."""
 
+    http_status = 404
+    api_code = "unknown_person"
+
 
 def person_id(number: int) -> str:
     """``P000123``."""
@@ -99,6 +102,9 @@ class PeopleState:
     next_id: int = 1
     people: dict[str, PersonMeta] = field(default_factory=dict)
     merged_into: dict[str, str] = field(default_factory=dict)  # old id → id it was merged into
+    # "fingerprint/track_id" → person of the nodes `drop_sources` removed: the tracks' remaining faces,
+    # read again from the rewritten record file, go back to that person (no vectors are kept).
+    carried: dict[str, str] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
@@ -126,8 +132,14 @@ class PeopleState:
     def body(self) -> dict[str, Any]:
         return {"format": PEOPLE_FORMAT, "version": self.version, "embedder_id": self.embedder_id, "dim": self.dim,
                 "next_id": self.next_id, "people": {p: m.to_json() for p, m in sorted(self.people.items())},
-                "merged_into": dict(sorted(self.merged_into.items())), "sources": sorted(self.sources),
+                "merged_into": dict(sorted(self.merged_into.items())),
+                "carried": dict(sorted(self.carried.items())), "sources": sorted(self.sources),
                 "params": self.params, "created_at": self.created_at, "action": self.action}
+
+
+def track_key(fingerprint: str, track_id: int) -> str:
+    """The key of a track in `PeopleState.carried`."""
+    return f"{fingerprint}/{track_id}"
 
 
 def list_people_versions(store: Any) -> list[int]:
@@ -181,6 +193,7 @@ def _decode(raw: bytes, name: str, version: int) -> PeopleState:
         return PeopleState(
             version=version, embedder_id=body["embedder_id"], dim=dim, next_id=int(body["next_id"]),
             people={p: PersonMeta(**m) for p, m in body["people"].items()}, merged_into=dict(body["merged_into"]),
+            carried=dict(body.get("carried", {})),
             sources=list(body["sources"]), params=dict(body["params"]), created_at=body["created_at"],
             action=body["action"], nodes=nodes, vectors=vectors)
     except (KeyError, TypeError, ValueError, pa.ArrowException):
@@ -249,7 +262,8 @@ def commit_state(ws: Workspace, state: PeopleState, action: str) -> PeopleState 
 def drop_sources(ws: Workspace, record_keys: list[str], attempts: int = 5) -> int:
     """Remove the nodes of these record files (rewritten or deleted by `forget`); returns nodes removed.
 
-    Their remaining faces (of a rewritten file) are clustered again by the next discovery.
+    Their remaining faces (of a rewritten file) are read again by the next discovery and go back to the
+    person their track belonged to (`PeopleState.carried`), so the others keep their ids and names.
     """
     gone = set(record_keys)
     for _ in range(attempts):
@@ -257,6 +271,10 @@ def drop_sources(ws: Workspace, record_keys: list[str], attempts: int = 5) -> in
         if not state.version or not gone & set(state.sources):
             return 0
         keep = np.asarray([s not in gone for s in state.nodes.column("source").to_pylist()], bool)
+        for i in np.flatnonzero(~keep).tolist():
+            row = state.nodes.slice(i, 1).to_pylist()[0]
+            if row["track_id"] is not None:
+                state.carried[track_key(row["fingerprint"], row["track_id"])] = row["person"]
         state.nodes = state.nodes.filter(pa.array(keep))
         state.vectors = state.vectors[keep]
         state.sources = [s for s in state.sources if s not in gone]

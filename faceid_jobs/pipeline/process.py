@@ -1,4 +1,4 @@
-"""The one orchestration loop of `process`: sources → plans → chunks → catalog → index → labels.
+"""The one orchestration loop of `process`: sources → plans → chunks → catalog → index → labels → people.
 
 `run_archive` submits the steps (`faceid_jobs.pipeline.steps`) to an engine
 and settles their futures; the engine decides where they run: a thread pool
@@ -59,7 +59,7 @@ def run_archive(
     observer: ProcessObserver | None = None,
     log: logging.Logger | logging.LoggerAdapter[Any] | None = None,
 ) -> ProcessSummary:
-    """Process every video in `sources` on `engine`, then update the index and labels.
+    """Process every video in `sources` on `engine`, then update the index, labels and people.
 
     Args:
         sources: files, folders (recursive) or glob patterns.
@@ -162,6 +162,12 @@ def run_archive(
         fail(Failure(settings.store, None, "labelling faces failed: " + describe_failure(exc, settings.store)))
     elif labelled is not None and labelled.files:
         log.info("labelled %d record files with gallery version %d", labelled.files, labelled.gallery_version)
+
+    people, exc = settle(engine.submit(steps.discover_people, settings, embedder))
+    if exc is not None:
+        fail(Failure(settings.store, None, "people discovery failed: " + describe_failure(exc, settings.store)))
+    elif people is not None:
+        log.info("people version %d: %d people from %d new tracks", people.version, people.people, people.new_nodes)
 
     summary = collect.build(time.perf_counter() - started)
     log.info("videos %d, chunks done %d / skipped %d / failed %d, faces %d, %.2f video s per s",

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from faceid_jobs.config import Settings
 
 if TYPE_CHECKING:
+    from faceid_jobs.identity.discover import PeopleResult
     from faceid_jobs.identity.labels import RelabelResult
     from faceid_jobs.index import MergeResult
     from faceid_jobs.models import ModelSet
@@ -136,6 +137,18 @@ def label(settings: Settings, embedder_id: str, *, ws: Workspace | None = None,
     if not list_gallery_versions(ws.store):
         return None
     return relabel(ws, embedder_id, settings.identity_threshold, only_missing=only_missing)
+
+
+def discover_people(settings: Settings, embedder_id: str, *, ws: Workspace | None = None) -> PeopleResult | None:
+    """Add the new footage's tracks to the people (incremental `identity.discover`); None when
+    `people_discover` is off or nothing changed (no people version published)."""
+    from faceid_jobs.identity.discover import cluster_params, discover_with
+
+    if not settings.people_discover:
+        return None
+    ws = ws or workspace_for(settings)
+    result = discover_with(ws, embedder_id, cluster_params(settings))
+    return result if result.published else None
 
 
 # ---------------------------------------------------------------- threads

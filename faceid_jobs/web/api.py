@@ -457,6 +457,27 @@ def create_app(
                                 details={"liveness_checked": require_live, "via": "api"}, on_change=on_change)
         return change.to_json() | {"photos": [f.to_json() for f, _ in items]}
 
+    @app.get("/people", dependencies=secured, summary="The people found in the archive, most faces first",
+             description="The same JSON as `faceid-jobs people --json`, read from the newest people version "
+                         "(`process` and the flows add new footage; nothing is clustered here).")
+    def people(
+        min_faces: Annotated[int | None, Query(ge=0, description="At least this many faces "
+                                               "[default: people_min_faces]")] = None,
+        limit: Annotated[int | None, Query(ge=1, le=10000, description="At most this many people")] = None,
+    ) -> dict[str, Any]:
+        from faceid_jobs.identity.people_edit import people_view
+
+        return people_view(holder.ws, min_faces=settings.people_min_faces if min_faces is None else min_faces,
+                           limit=limit, gap_s=settings.appearance_gap_s)
+
+    @app.get("/people/{pid}", dependencies=secured, summary="One person: counts, best face, appearances",
+             description="The same JSON as `faceid-jobs people show ID --json`; 404 (code unknown_person) "
+                         "for an unknown id.")
+    def person(pid: str) -> dict[str, Any]:
+        from faceid_jobs.identity.people_edit import person_view
+
+        return person_view(holder.ws, pid, gap_s=settings.appearance_gap_s)
+
     log.info("API ready: %d model set(s), index version %s, auth %s", len(sets), holder.version,
              "on" if auth else "OFF")
     app.add_middleware(_Guard, token=token if auth else None, max_body=limit,

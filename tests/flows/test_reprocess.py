@@ -66,6 +66,13 @@ def test_artifacts_hold_the_summary(first_run):
     assert sum(by_video[v]["faces"] for v in ("a.mp4", "b.mp4")) == summary["faces"]
     report = found["faceid-reprocess-report"].data
     assert markdown_json(report) == summary
+    # discover-people ran after label-faces and its top people were published.
+    assert any(r.name.startswith("discover-people") and r.state.is_completed()
+               for r in task_runs(summary["flow_run_id"]))
+    people = table_rows(found["faceid-people-summary"])
+    assert people and all(set(p) >= {"id", "name", "faces", "appearances", "videos"} for p in people)
+    assert [p["faces"] for p in people] == sorted((p["faces"] for p in people), reverse=True)
+    assert sum(p["faces"] for p in people) <= summary["faces"]
 
 
 def test_rerun_skips_every_chunk_and_leaves_the_store_byte_identical(first_run, clips, flow_settings):
@@ -152,3 +159,20 @@ def test_local_dask_cluster_gives_the_same_rows_as_threads(first_run, clips, flo
         a = np.asarray(dask_rows.column(column).to_pylist(), np.float32)
         b = np.asarray(thread_rows.column(column).to_pylist(), np.float32)
         np.testing.assert_allclose(a, b, atol=1e-4, err_msg=column)
+
+
+def test_people_discovery_flow_rebuilds_and_publishes_the_top_people(first_run, store_copy, flow_settings):
+    from faceid_jobs.flows.common import settings_overrides
+    from faceid_jobs.flows.people import people_discovery
+
+    before = table_rows(artifacts(first_run["summary"]["flow_run_id"])["faceid-people-summary"])
+    state = people_discovery(store=str(store_copy), settings=settings_overrides(flow_settings), rebuild=True,
+                             return_state=True)
+    assert state.is_completed(), state.message
+    result = state.result()
+    assert result["people"]["published"] and result["people"]["rebuild"]
+    assert result["people"]["faces"] == first_run["summary"]["faces"]  # every stored face belongs to someone
+    rows = table_rows(artifacts(result["flow_run_id"])["faceid-people-summary"])
+    # Same records, same settings: a rebuild finds the same people under the same ids.
+    assert [(r["id"], r["faces"]) for r in rows] == [(r["id"], r["faces"]) for r in before]
+    assert result["listed"] == len(rows)

@@ -298,3 +298,27 @@ def test_short_tokens_are_refused_on_a_public_address(tmp_path):
     short = run(["api", "--host", "0.0.0.0", "--port", str(_free_port())],
                 {"FACEID_JOBS_STORE": str(tmp_path), "FACEID_JOBS_API_TOKEN": "short-token"})
     assert short.returncode == 2 and "32 characters" in short.stderr and "short-token" not in short.stderr
+
+
+# ---------------------------------------------------------------- people
+
+
+def test_people_and_one_person_answer_as_the_cli_json(server, client, indexed_cut, weights_dir):
+    import json
+
+    env = indexed_cut.env(weights_dir)
+    listed = client.get("/people", params={"min_faces": 0})
+    assert listed.status_code == 200, listed.text
+    cli = run(["people", "--json", "--min-faces", "0"], env)  # process ran discovery: nothing new to cluster
+    assert cli.returncode == 0, cli.stderr
+    expected = json.loads(cli.stdout)
+    expected["clustering"].pop("seconds")
+    assert listed.json() == expected and listed.json()["people"], listed.text
+    assert len(client.get("/people", params={"min_faces": 0, "limit": 1}).json()["people"]) == 1
+    pid = expected["people"][0]["id"]
+    one = client.get(f"/people/{pid.lower()}")
+    assert one.status_code == 200 and one.json() == json.loads(run(["people", "show", pid, "--json"], env).stdout)
+    unknown = client.get("/people/P999999")
+    assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_person", unknown.text
+    assert "P999999: no such person" in unknown.json()["error"]
+    assert httpx.get(server[0] + "/people").status_code == 401  # the search token is needed
