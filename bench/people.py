@@ -1,14 +1,18 @@
 """People discovery bench: which clustering, how right, how fast (standalone script).
 
     .venv/bin/python -m bench.people photos            # labelled photo pairs (../shared/media/people)
-    .venv/bin/python -m bench.people friends           # Friends clip, process --sample-fps 4, vs the shot table
-    .venv/bin/python -m bench.people scale --faces 1000000 --threads 2
+    .venv/bin/python -m bench.people friends --root /tmp/fr  # Friends clip, process --sample-fps 4 (kept in --root)
+    .venv/bin/python -m bench.people scale --faces 1000000 --add 10000 --threads 2
 
 Methods compared on the same embeddings:
 - ``avg-link@t``: average-linkage hierarchical clustering cut at cosine t (scipy; needs all n² similarities);
 - ``components@t``: connected components of the k-NN graph at cosine ≥ t (single linkage on the graph);
 - ``whispers@t``: Chinese whispers on the same graph (what `identity/clustering.py` ships).
 Pair accuracy: over all pairs of labelled faces, "same cluster" agrees with "same person".
+``friends`` labels each stored face by the nearest of the six portraits when that is clear and the shot table
+allows it (`tests/people_truth.py`), sweeps method × threshold × k over the track summaries, judges the
+people of ≥ 3 faces (one pure person per character?) and adds ``avg-link-faces@t``: plain average linkage of
+the faces themselves, no tracks (the baseline to beat).
 Prints one JSON object per case.
 """
 
@@ -38,10 +42,10 @@ def pair_accuracy(pred: np.ndarray, truth: list[str]) -> float:
     return right / max(1, len(pairs))
 
 
-def methods(vectors: np.ndarray, t: float) -> dict[str, np.ndarray]:
+def methods(vectors: np.ndarray, t: float, k: int = 10) -> dict[str, np.ndarray]:
     from scipy.cluster.hierarchy import fcluster, linkage
 
-    params = ClusterParams(threshold=t)
+    params = ClusterParams(threshold=t, k=k)
     src, dst, sim = knn_edges(vectors, params)
     out = {"whispers": renumber(chinese_whispers(len(vectors), src, dst, sim)),
            "components": components(len(vectors), src, dst)}
@@ -78,36 +82,87 @@ def bench_photos() -> dict:
 
 def _process(video: Path, store: Path, key: Path, fps: float = 4.0) -> None:
     exe = Path(sys.executable).parent / "faceid-jobs"
-    env = {"FACEID_JOBS_KEY_FILE": str(key), "PATH": "/usr/bin:/bin"}
+    env = {"FACEID_JOBS_KEY_FILE": str(key), "PATH": "/usr/bin:/bin",
+           "FACEID_JOBS_WEIGHTS_DIR": str(MEDIA.parent / "weights"), "FACEID_JOBS_DEVICE": "cpu"}
     subprocess.run([str(exe), "process", str(video), "--store", str(store), "--sample-fps", str(fps)],
                    check=True, env=env, capture_output=True)
 
 
-def bench_friends(threshold: float) -> dict:
-    """Process the clip, discover people, and check every person of ≥ 3 faces against the portraits and shots."""
+def friends_faces(root: Path | None = None) -> dict:
+    """The Friends clip processed at 4 frames/s (into `root`, or reused from it): every stored face's embedding,
+    frame and track key, and its label: the nearest portrait when that is clear (see `portrait_labels`)."""
+    import pyarrow as pa
+
     from faceid_jobs.config import Settings
-    from faceid_jobs.identity.discover import configured_embedder, discover_with
-    from faceid_jobs.identity.people_edit import people_view
+    from faceid_jobs.identity.discover import _COLUMNS, configured_embedder
+    from faceid_jobs.images import read_photo
+    from faceid_jobs.index.merge import current_sources
+    from faceid_jobs.models import load_models
+    from faceid_jobs.photo import face_of
+    from faceid_jobs.records.parquet import parquet_to_table
     from faceid_jobs.storage import LocalStore
     from faceid_jobs.workspace import open_workspace
 
+    root = root or Path(tempfile.mkdtemp(prefix="people-bench-"))
+    if not (root / "store").is_dir():
+        _process(MEDIA / "friends" / "in_video.mp4", root / "store", root / "key.json")
+    settings = Settings(weights_dir=str(MEDIA.parent / "weights"), key_file=str(root / "key.json"),
+                        store=str(root / "store"), device="cpu")
+    ws = open_workspace(settings, store=LocalStore(root / "store"))
+    keys = sorted(current_sources(ws.store, configured_embedder(settings)))
+    table = pa.concat_tables([parquet_to_table(ws.store.get(k), k, _COLUMNS, cipher=ws.cipher) for k in keys])
+    n = table.num_rows
+    vectors = np.asarray(table.column("embedding").combine_chunks().values.to_numpy(zero_copy_only=False),
+                         np.float32).reshape(n, -1)
+    tracks = table.column("track_id").to_pylist()
+    models = load_models(Settings(weights_dir=str(MEDIA.parent / "weights"), device="cpu"), liveness=False)
+    names = sorted(p.stem for p in (MEDIA / "friends" / "faces").glob("*.png"))
+    portraits = np.stack([face_of(read_photo(MEDIA / "friends" / "faces" / f"{m}.png"), m, models, liveness=False,
+                                  quality=False)[1] for m in names])
+    return {"vectors": vectors, "frames": np.asarray(table.column("frame_index").to_numpy(), np.int64),
+            "keys": np.asarray([t if t is not None else -(i + 1) for i, t in enumerate(tracks)], np.int64),
+            "quality": np.asarray(table.column("quality").to_numpy(zero_copy_only=False), np.float64),
+            "names": names, "portraits": portraits, "root": root}
+
+
+def bench_friends(root: Path | None, thresholds: tuple[float, ...] = THRESHOLDS) -> dict:
+    """Sweep: people of >= 3 faces per method and threshold, judged by the portraits; pair accuracy over the
+    faces with a clear portrait label that the shot table allows (the labelled set)."""
+    from faceid_jobs.identity.clustering import track_nodes
+
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tests.friends import EDGE, SHOTS, shot_of
+    from tests.people_truth import judge, portrait_labels
 
-    tmp = Path(tempfile.mkdtemp(prefix="people-bench-"))
-    _process(MEDIA / "friends" / "in_video.mp4", tmp / "store", tmp / "key.json")
-    settings = Settings(weights_dir=str(MEDIA.parent / "weights"), key_file=str(tmp / "key.json"),
-                        store=str(tmp / "store"))
-    ws = open_workspace(settings, store=LocalStore(tmp / "store"))
-    result = discover_with(ws, configured_embedder(settings), ClusterParams(threshold=threshold))
-    view = people_view(ws, min_faces=3)
-    report = []
-    for p in view["people"]:
-        shots = sorted({shot_of(a["frame"]) for a in p["appearances"]})
-        cands = set.intersection(*[SHOTS[s][2] | {n for (n, e) in EDGE if e == s} for s in shots]) if shots else set()
-        report.append({"id": p["id"], "faces": p["faces"], "shots": shots, "consistent_with": sorted(cands)})
-    return {"case": "friends", "threshold": threshold, "people": result.people, "listed": len(report),
-            "seconds": result.seconds, "persons": report}
+    f = friends_faces(root)
+    labels = portrait_labels(f["vectors"], f["portraits"], f["names"])
+    # The labelled set: a clear portrait label that the shot table allows (facing the camera or at its edge).
+    ok = [m is not None and (m in SHOTS[shot_of(int(fr))][2] or (m, shot_of(int(fr))) in EDGE)
+          for m, fr in zip(labels, f["frames"].tolist(), strict=True)]
+    lab_idx = np.flatnonzero(ok)
+    truth = [labels[i] for i in lab_idx]
+    uk, nodes = track_nodes(f["vectors"], f["keys"], f["quality"])
+    inverse = np.searchsorted(uk, f["keys"])
+    sweep, pairs = [], {}
+    for t in thresholds:
+        for k in (5, 10, 20):
+            for m, cls in methods(nodes, t, k).items():
+                if m == "avg-link" and k != 10:
+                    continue
+                face_cls = np.asarray(cls)[inverse]
+                row = {"method": m, "threshold": t, "k": k, **judge(face_cls, labels, f["frames"])}
+                sweep.append(row)
+                if k == 10:
+                    pairs[f"{m}@{t}"] = round(pair_accuracy(face_cls[lab_idx], truth), 4)
+        # The plain baseline: average linkage of the faces themselves (no tracks) at one cut.
+        from scipy.cluster.hierarchy import fcluster, linkage
+
+        z = linkage(f["vectors"].astype(np.float64), method="average", metric="cosine")
+        pairs[f"avg-link-faces@{t}"] = round(pair_accuracy(fcluster(z, 1 - t, "distance")[lab_idx], truth), 4)
+    return {"case": "friends", "faces": len(labels), "nodes": len(uk), "labelled_faces": len(lab_idx),
+            "labelled_pairs": len(lab_idx) * (len(lab_idx) - 1) // 2,
+            "label_counts": {m: truth.count(m) for m in sorted(set(truth))}, "pair_accuracy": pairs,
+            "sweep": sweep}
 
 
 def bench_scale(faces: int, add: int, threads: int, threshold: float) -> dict:
@@ -164,11 +219,12 @@ def main() -> None:
     ap.add_argument("--add", type=int, default=10_000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--threshold", type=float, default=ClusterParams().threshold)
+    ap.add_argument("--root", type=Path, help="friends: folder holding store/ and key.json (processed once, reused)")
     a = ap.parse_args()
     if a.case == "photos":
         out = bench_photos()
     elif a.case == "friends":
-        out = bench_friends(a.threshold)
+        out = bench_friends(a.root)
     else:
         out = bench_scale(a.faces, a.add, a.threads, a.threshold)
     print(json.dumps(out, indent=1))
