@@ -223,6 +223,7 @@ def bench_scale(faces: int, add: int, threads: int, threshold: float) -> dict:
         t = time.perf_counter()
         summarise += t - t1
     nodes, truth = np.concatenate(old_nodes), np.concatenate(old_truth)
+    del old_nodes
     t0 = time.perf_counter()
     src, dst, sim = knn_edges(nodes, params)
     t_knn = time.perf_counter() - t0
