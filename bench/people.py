@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -37,9 +36,10 @@ THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55)
 
 
 def pair_accuracy(pred: np.ndarray, truth: list[str]) -> float:
-    pairs = list(combinations(range(len(truth)), 2))
-    right = sum((pred[i] == pred[j]) == (truth[i] == truth[j]) for i, j in pairs)
-    return right / max(1, len(pairs))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.people_truth import pair_accuracy as accuracy
+
+    return accuracy(pred, truth)
 
 
 def methods(vectors: np.ndarray, t: float, k: int = 10) -> dict[str, np.ndarray]:
@@ -193,7 +193,7 @@ def _synthetic_tracks(faces: int, add: int, seed: int = 11, chunk: int = 65536):
         yield _faces_of(centres, identity[lo:hi], sigma, rng), track[lo:hi], identity[lo:hi], new
 
 
-def bench_scale(faces: int, add: int, threads: int, threshold: float) -> dict:
+def bench_scale(faces: int, add: int, threads: int, threshold: float, nprobe: int = ClusterParams().nprobe) -> dict:
     """Synthetic faces in tracks of 1–8: summarise and cluster `faces` from scratch, then add `add` more
     incrementally (known people pinned). Times exclude generating the synthetic faces."""
     import faiss
@@ -204,7 +204,7 @@ def bench_scale(faces: int, add: int, threads: int, threshold: float) -> dict:
     from faceid_jobs.identity.people import PeopleState, person_id
 
     faiss.omp_set_num_threads(threads)
-    params = ClusterParams(threshold=threshold)
+    params = ClusterParams(threshold=threshold, nprobe=nprobe)
     old_nodes, old_truth, new_nodes, new_truth = [], [], [], []
     summarise = generate = 0.0
     n_old = n_new = 0
@@ -250,7 +250,8 @@ def bench_scale(faces: int, add: int, threads: int, threshold: float) -> dict:
             "scratch_seconds": round(summarise + seconds, 1),
             "max_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
             "added_faces": n_new, "added_nodes": len(added), "incremental_seconds": round(inc, 2),
-            "added_joined_their_person": round(float(joined_right), 4), "threads": threads}
+            "added_joined_their_person": round(float(joined_right), 4), "threads": threads,
+            "threshold": threshold, "nprobe": nprobe}
 
 
 def main() -> None:
@@ -260,6 +261,7 @@ def main() -> None:
     ap.add_argument("--add", type=int, default=10_000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--threshold", type=float, default=ClusterParams().threshold)
+    ap.add_argument("--nprobe", type=int, default=ClusterParams().nprobe, help="scale: IVF lists probed")
     ap.add_argument("--root", type=Path, help="friends: folder holding store/ and key.json (processed once, reused)")
     a = ap.parse_args()
     if a.case == "photos":
@@ -267,7 +269,7 @@ def main() -> None:
     elif a.case == "friends":
         out = bench_friends(a.root)
     else:
-        out = bench_scale(a.faces, a.add, a.threads, a.threshold)
+        out = bench_scale(a.faces, a.add, a.threads, a.threshold, a.nprobe)
     print(json.dumps(out, indent=1))
 
 

@@ -43,3 +43,12 @@ def judge(person_of_face: np.ndarray, labels: list[str | None], frames: np.ndarr
             "characters_one_person": sorted(m for m in PEOPLE if len(owner.get(m, [])) == 1),
             "characters_split": sorted(m for m in PEOPLE if len(owner.get(m, [])) > 1),
             "impure": impure}
+
+
+def pair_accuracy(pred, truth) -> float:
+    """Over all pairs of labelled faces: the share where "same person id" agrees with "same person"."""
+    pred, truth = np.asarray(pred), np.asarray(truth)
+    same_pred = pred[:, None] == pred[None, :]
+    same_truth = truth[:, None] == truth[None, :]
+    upper = np.triu(np.ones((len(pred), len(pred)), bool), 1)
+    return float((same_pred == same_truth)[upper].mean()) if len(pred) > 1 else 1.0
