@@ -113,7 +113,13 @@ class Faces:
 
     @classmethod
     def merge(cls, parts: Sequence[Faces]) -> Faces:
-        """Concatenate sets; an optional field survives only if every part has it."""
+        """Concatenate sets of faces.
+
+        Raises:
+            ValueError: non-empty parts disagree on which optional fields they
+                carry (one has embeddings, another not): merging them would
+                silently drop a column. Empty parts never disagree.
+        """
         parts = [p for p in parts if p is not None]
         if not parts:
             return cls.empty()
@@ -124,7 +130,10 @@ class Faces:
         nonempty = [p for p in parts if len(p)] or parts[:1]
         for name in _OPTIONAL:
             values = [getattr(p, name) for p in nonempty]
-            optional[name] = None if any(v is None for v in values) else np.concatenate(values)
+            missing = sum(v is None for v in values)
+            if 0 < missing < len(values):
+                raise ValueError(f"cannot merge faces: {missing} of {len(values)} parts have no {name}")
+            optional[name] = None if missing else np.concatenate(values)
         return cls(
             xyxy=np.concatenate([p.xyxy for p in parts]).astype(np.float32, copy=False),
             score=np.concatenate([p.score for p in parts]).astype(np.float32, copy=False),
