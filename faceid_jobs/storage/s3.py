@@ -271,9 +271,9 @@ def list_s3_sources(uri: str, extensions: frozenset[str], client: Any | None = N
 
 # ---------------------------------------------------------------- videos read in ranges
 
-_RANGE_BLOCK = 64 << 10  # cache granule: the fingerprint's sampled blocks are 64 KiB
-_FIRST_FETCH = 4  # blocks fetched after a seek (256 KiB)
-_MAX_FETCH = 16  # blocks fetched at most at once while reading on (1 MiB: a chunk overshoots its end by that)
+_RANGE_BLOCK = 16 << 10  # cache granule: a 64 KiB fingerprint sample at any offset fetches at most 80 KiB
+_FIRST_FETCH = 16  # blocks fetched after a seek (256 KiB)
+_MAX_FETCH = 64  # blocks fetched at most at once while reading on (1 MiB: a chunk overshoots its end by that)
 
 
 class _BlockCache:
