@@ -43,6 +43,9 @@ def process(
         show_default=False)] = None,
     no_index: Annotated[bool, typer.Option("--no-index", help="Store faces but do not rebuild the index.")]
     = False,
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="Read and fingerprint every video again, also those unchanged since they were "
+        "processed (by default skipped unread).")] = False,
     dask_address: Annotated[str | None, typer.Option(
         "--dask-address", help="Run the chunk tasks on this Dask scheduler (tcp://host:8786).",
         rich_help_panel="Scale-out", show_default=False)] = None,
@@ -72,12 +75,13 @@ def process(
         if prefect or prefect_configured():
             from faceid_jobs.flows.runner import run_reprocess
 
-            summary = run_reprocess(list(sources), settings, build=not no_index, dask_address=dask_address,
-                                    dask_local=dask_local, console_level=prefect_level(opts), observer=observer)
+            summary = run_reprocess(list(sources), settings, build=not no_index, verify=verify,
+                                    dask_address=dask_address, dask_local=dask_local,
+                                    console_level=prefect_level(opts), observer=observer)
         else:
             from faceid_jobs.pipeline.process import run_local
 
-            summary = run_local(list(sources), settings, build=not no_index, dask_address=dask_address,
+            summary = run_local(list(sources), settings, build=not no_index, verify=verify, dask_address=dask_address,
                                 dask_local=dask_local, observer=observer).to_json()
     if opts.json_out:
         print_json(summary)
@@ -94,7 +98,7 @@ def _print_summary(summary: dict, store_uri: str) -> None:
     table = Table(title="faceid-jobs process", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column(justify="right")
-    table.add_row("videos", str(summary["videos"]))
+    table.add_row("videos (unchanged, not read)", f"{summary['videos']} ({summary.get('videos_unchanged', 0)})")
     table.add_row("chunks done / skipped / failed",
                   f"{chunks['done']} / {chunks['skipped']} / {chunks['failed']}")
     table.add_row("frames sampled", str(summary["frames_sampled"]))

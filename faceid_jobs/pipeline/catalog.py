@@ -28,11 +28,13 @@ def count_stored_faces(ws: Workspace, plan: VideoPlan) -> int:
     return total
 
 
-def finish_video(store: Store, plan: VideoPlan, embedder_id: str, failed: list[int]) -> VideoEntry:
+def finish_video(store: Store, plan: VideoPlan, embedder_id: str, failed: list[int],
+                 faces: int | None = None) -> VideoEntry:
     """Make this analysis the video's current one in the catalog.
 
     Called once every chunk was attempted; the other URIs the same content
-    was seen under are kept, so a moved file is still recognised.
+    was seen under are kept, so a moved file is still recognised. `faces`
+    (rows stored for the analysis) lets a re-run that skips the video report it.
     """
     previous = load_entry(store, plan.fingerprint)
     others = set(previous.other_uris) | {previous.uri} if previous else set()
@@ -50,6 +52,7 @@ def finish_video(store: Store, plan: VideoPlan, embedder_id: str, failed: list[i
         failed_chunks=tuple(sorted(failed)),
         other_uris=tuple(sorted(others)),
         updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        faces=faces,
     )
     # updated_at is new on every run: compare without it, so a re-run that
     # changes nothing leaves the entry's bytes (and the index) as they are.

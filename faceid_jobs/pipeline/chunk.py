@@ -27,6 +27,7 @@ from faceid_jobs.records import ChunkContext, faces_to_table, table_to_parquet
 from faceid_jobs.storage.layout import record_key
 from faceid_jobs.types import Faces
 from faceid_jobs.video import Chunk, iter_chunk_frames
+from faceid_jobs.video.source import SourceObject, remote_video
 from faceid_jobs.workspace import Workspace
 
 __all__ = ["ChunkAnalysis", "ChunkJob", "ChunkResult", "analyse_chunk", "run_chunk"]
@@ -39,13 +40,14 @@ class ChunkJob:
     """Everything needed to process one chunk, as plain values."""
 
     video_uri: str
-    path: str  # a local file holding the video
+    path: str  # a local file holding the video (for a remote one: its URI)
     fingerprint: str
     fps: float
     frame_count: int
     chunk: Chunk
     is_last: bool
     analysis_id: str
+    source: SourceObject | None = None  # a remote video is read from here, in ranges
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,9 @@ def analyse_chunk(job: ChunkJob, models: ModelSet, settings: Settings) -> ChunkA
     the chunk's faces are linked into tracks (`faceid_jobs.pipeline.tracking`).
     """
     started = time.perf_counter()
+    video = remote_video(job.source) if job.source is not None and job.source.remote else Path(job.path)
     frames = iter_chunk_frames(
-        Path(job.path), job.chunk, job.fps, settings.sample_fps,
+        video, job.chunk, job.fps, settings.sample_fps,
         is_last=job.is_last, uri=job.video_uri,
     )
     batch = _FaceBatcher(models, settings)

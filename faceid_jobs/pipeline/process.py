@@ -56,6 +56,7 @@ def run_archive(
     engine: Engine,
     *,
     build: bool = True,
+    verify: bool = False,
     observer: ProcessObserver | None = None,
     log: logging.Logger | logging.LoggerAdapter[Any] | None = None,
 ) -> ProcessSummary:
@@ -67,6 +68,8 @@ def run_archive(
         engine: where the steps run.
         build: merge new records into the index afterwards (publishes nothing
             when nothing changed).
+        verify: read and fingerprint every video again, even those the
+            sources index says are unchanged and complete.
         observer: progress hooks.
         log: where the run logs (the Prefect run logger in a flow).
 
@@ -105,9 +108,16 @@ def run_archive(
     analysis_id = settings.analysis_fingerprint(ids)
     log.info("%d videos, analysis %s, store %s", len(found.videos), analysis_id, settings.store)
 
+    # Videos whose listing matches the sources index and whose analysis is
+    # complete are not read at all (one listing of the index, one catalog
+    # read each); --verify reads and fingerprints every video again.
+    unchanged = {} if verify or not found.sources else dict(
+        engine.submit(steps.check_sources, found.sources, settings, analysis_id).result())
+    listed = dict(zip(found.videos, found.sources, strict=True)) if found.sources else {}
     # A video's chunks are submitted as soon as it is planned, so workers never
     # wait for the collecting loop below.
-    planned = {uri: engine.submit(steps.plan, uri, settings, analysis_id) for uri in found.videos}
+    planned = {uri: engine.submit(steps.plan, uri, settings, analysis_id, listed.get(uri))
+               for uri in found.videos if uri not in unchanged}
     plans: dict[str, tuple[VideoPlan | None, BaseException | None]] = {}
     chunks: dict[str, list[Any]] = {}
     for uri, future in planned.items():
@@ -118,6 +128,9 @@ def run_archive(
     # Results are collected video by video (progress follows this order); a
     # video is catalogued once all of its chunks were attempted.
     finishing = {}
+    for uri, entry in unchanged.items():
+        collect.add_unchanged(uri, entry)
+        obs.video_finished(uri)
     for uri, (plan, exc) in plans.items():
         collect.row(uri)
         if plan is None:
@@ -170,9 +183,9 @@ def run_archive(
         log.info("people version %d: %d people from %d new tracks", people.version, people.people, people.new_nodes)
 
     summary = collect.build(time.perf_counter() - started)
-    log.info("videos %d, chunks done %d / skipped %d / failed %d, faces %d, %.2f video s per s",
-             summary.videos, summary.chunks_done, summary.chunks_skipped, summary.chunks_failed,
-             summary.faces, summary.speed)
+    log.info("videos %d (%d unchanged), chunks done %d / skipped %d / failed %d, faces %d, %.2f video s per s",
+             summary.videos, summary.videos_unchanged, summary.chunks_done, summary.chunks_skipped,
+             summary.chunks_failed, summary.faces, summary.speed)
     return summary
 
 
@@ -181,6 +194,7 @@ def run_local(
     settings: Settings,
     *,
     build: bool = True,
+    verify: bool = False,
     dask_address: str | None = None,
     dask_local: int = 0,
     retry: RetryPolicy = DEFAULT_RETRY,
@@ -198,7 +212,7 @@ def run_local(
                          dask_local=dask_local, retry=retry)
     try:
         return run_archive(sources, steps.fit_threads(settings, engine.concurrency), engine,
-                           build=build, observer=observer)
+                           build=build, verify=verify, observer=observer)
     finally:
         engine.close()
 

@@ -16,7 +16,8 @@ from faceid_jobs.storage.layout import VIDEOS_PREFIX, StoreKeyError, check_segme
 
 __all__ = ["VideoEntry", "list_entries", "load_entry", "save_entry"]
 
-CATALOG_VERSION = 1
+CATALOG_VERSION = 2
+_READABLE_VERSIONS = (1, 2)  # 2 added `faces`; a version 1 entry reads with faces None
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class VideoEntry:
     failed_chunks: tuple[int, ...] = ()
     other_uris: tuple[str, ...] = field(default=())
     updated_at: str = ""
+    faces: int | None = None  # face rows stored for the current analysis (None: not counted yet)
 
     @property
     def duration_s(self) -> float:
@@ -78,7 +80,7 @@ def _check_names(entry: VideoEntry, key: str) -> VideoEntry:
 def _parse(raw: bytes, key: str) -> VideoEntry:
     try:
         data = json.loads(raw)
-        if data.pop("version") != CATALOG_VERSION:
+        if data.pop("version") not in _READABLE_VERSIONS:
             raise ValueError("version")
         data["failed_chunks"] = tuple(data.get("failed_chunks", ()))
         data["other_uris"] = tuple(data.get("other_uris", ()))

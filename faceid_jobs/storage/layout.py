@@ -17,6 +17,10 @@
     audit/<UTC time>-<token>.json                   audit record
     queries/<run id>/<file>                         results of a search-photos flow run
     people/versions/<version:020d>.bin              people found by clustering (identity/people.py)
+    sources/<uri hash>/<identity hash>/<fingerprint>.json
+        a source object (file or S3 object) seen unchanged since it was
+        fingerprinted: listing `sources/` tells a re-run which videos it need
+        not read (storage/sources.py)
 
 Names that go into a key (analysis ids, fingerprints, refs, ids) often come
 from the store itself (a catalog entry, a manifest), which someone with write
@@ -46,6 +50,7 @@ __all__ = [
     "QUERIES_PREFIX",
     "RECORDS_PREFIX",
     "SHARDS_PREFIX",
+    "SOURCES_PREFIX",
     "STALE_PREFIX",
     "TEMP_PREFIX",
     "VIDEOS_PREFIX",
@@ -66,12 +71,15 @@ __all__ = [
     "parse_manifest_key",
     "parse_record_key",
     "parse_shard_key",
+    "parse_source_key",
     "parse_video_key",
     "people_version_key",
     "query_result_key",
     "record_key",
     "record_prefix",
     "shard_key",
+    "source_key",
+    "source_prefix",
     "stale_key",
     "video_key",
 ]
@@ -89,6 +97,7 @@ LABELS_PREFIX = "labels/"
 AUDIT_PREFIX = "audit/"
 QUERIES_PREFIX = "queries/"
 PEOPLE_PREFIX = "people/versions/"
+SOURCES_PREFIX = "sources/"
 
 _CHUNK_PREFIX, _CHUNK_SUFFIX = "chunk-", ".parquet"
 
@@ -289,3 +298,28 @@ def audit_key(stamp: str, token: str) -> str:
 def query_result_key(run_id: str, name: str) -> str:
     """`queries/<run_id>/<name>`: one file of a search flow run's results."""
     return join_key(QUERIES_PREFIX, check_segment(run_id, "run id"), check_segment(name, "result file name"))
+
+
+# sources/
+
+def source_prefix(uri_hash: str) -> str:
+    """`sources/<uri_hash>/`: the marks of one source location (with the trailing slash)."""
+    return join_key(SOURCES_PREFIX, check_segment(uri_hash, "source hash")) + "/"
+
+
+def source_key(uri_hash: str, identity_hash: str, fingerprint: str) -> str:
+    """`sources/<uri_hash>/<identity_hash>/<fingerprint>.json`: a source seen with this identity
+    had this content fingerprint."""
+    return join_key(source_prefix(uri_hash), check_segment(identity_hash, "source identity hash"),
+                    check_segment(fingerprint, "fingerprint") + ".json")
+
+
+def parse_source_key(key: str) -> tuple[str, str, str] | None:
+    """(uri hash, identity hash, fingerprint) of a source mark key, or None."""
+    parts = key.split("/")
+    if len(parts) != 4 or parts[0] + "/" != SOURCES_PREFIX or not parts[3].endswith(".json"):
+        return None
+    names = (parts[1], parts[2], parts[3][:-len(".json")])
+    if any(not n or "/" in n or _segment_problem(n) for n in names):
+        return None
+    return names
