@@ -1,7 +1,7 @@
 """`reprocess-archive`: the library's orchestration loop with its steps as Prefect tasks.
 
 `faceid_jobs.pipeline.process.run_archive` is the loop; here each step of
-`faceid_jobs.pipeline.steps` becomes a task (`discover-videos`, `load-models`,
+`faceid_jobs.pipeline.steps` becomes a task (`discover-videos`, `model-ids`,
 `plan-video`, `process-chunk` tagged ``gpu`` so a concurrency limit on the tag
 caps chunks at once, `finish-video`, `merge-index`, `label-faces`, `discover-people`), retried by
 Prefect after transient errors, and the run publishes its summary and report,
@@ -55,7 +55,7 @@ def _video_run_name() -> str:
 
 _TASKS = {
     steps.discover: task(steps.discover, name="discover-videos"),
-    steps.load_model_ids: task(steps.load_model_ids, name="load-models"),
+    steps.model_ids: task(steps.model_ids, name="model-ids"),
     steps.check_sources: task(steps.check_sources, name="check-sources"),
     steps.plan: task(steps.plan, name="plan-video", task_run_name=_video_run_name),
     steps.process_chunk: task(steps.process_chunk, name="process-chunk", tags=[GPU_TAG],

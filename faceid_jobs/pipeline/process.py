@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from faceid_jobs.config import Settings
-from faceid_jobs.errors import ConfigError, IntegrityError
+from faceid_jobs.errors import ConfigError, IntegrityError, ModelError
 from faceid_jobs.pipeline import steps
 from faceid_jobs.pipeline.engines import DEFAULT_RETRY, Engine, RetryPolicy, ThreadEngine, make_engine, settle
 from faceid_jobs.pipeline.summary import Failure, ProcessSummary, SummaryCollector, describe_failure
@@ -103,7 +103,7 @@ def run_archive(
     for source, reason in found.problems:
         fail(Failure(source, None, f"{source}: {reason}"))
     obs.videos_found(len(found.videos))
-    ids = engine.submit(steps.load_model_ids, settings).result()
+    ids = engine.submit(steps.model_ids, settings).result()
     embedder = ids["embedder"]
     analysis_id = settings.analysis_fingerprint(ids)
     log.info("%d videos, analysis %s, store %s", len(found.videos), analysis_id, settings.store)
@@ -118,12 +118,13 @@ def run_archive(
     # wait for the collecting loop below.
     planned = {uri: engine.submit(steps.plan, uri, settings, analysis_id, listed.get(uri))
                for uri in found.videos if uri not in unchanged}
+    chunk_settings = _fit_chunk_threads(settings, engine, planned)
     plans: dict[str, tuple[VideoPlan | None, BaseException | None]] = {}
     chunks: dict[str, list[Any]] = {}
     for uri, future in planned.items():
         plan, exc = plans[uri] = settle(future)
         if plan is not None:
-            chunks[uri] = [engine.submit(steps.process_chunk, job, settings) for job in plan.jobs]
+            chunks[uri] = [engine.submit(steps.process_chunk, job, chunk_settings) for job in plan.jobs]
 
     # Results are collected video by video (progress follows this order); a
     # video is catalogued once all of its chunks were attempted.
@@ -142,6 +143,8 @@ def run_archive(
         failed: list[int] = []
         for job, future in zip(plan.jobs, chunks[uri], strict=True):
             result, exc = settle(future)
+            if isinstance(exc, ModelError):
+                raise exc  # the models, not this video: every chunk would fail the same way (exit 5)
             if result is not None:
                 collect.add_chunk(job, result)
             else:
@@ -189,6 +192,23 @@ def run_archive(
     return summary
 
 
+def _fit_chunk_threads(settings: Settings, engine: Engine, planned: dict[str, Any]) -> Settings:
+    """The settings chunks run with: the cores shared by as many chunks as will run at once.
+
+    With fewer videos than the engine runs steps at once, their plans are
+    awaited to count the chunks: one short video (one chunk) then gets every
+    core for its models instead of cores ÷ workers. An engine that does not
+    know its concurrency (a remote cluster, Prefect) keeps the settings.
+    """
+    if not engine.concurrency:
+        return settings
+    concurrency = engine.concurrency
+    if len(planned) < concurrency:
+        jobs = sum(len(plan.jobs) for plan, _ in map(settle, planned.values()) if plan is not None)
+        concurrency = min(concurrency, max(jobs, 1))
+    return steps.fit_threads(settings, concurrency)
+
+
 def run_local(
     sources: Sequence[str],
     settings: Settings,
@@ -211,7 +231,7 @@ def run_local(
     engine = make_engine(workers=settings.workers or steps.cores(), dask_address=dask_address,
                          dask_local=dask_local, retry=retry)
     try:
-        return run_archive(sources, steps.fit_threads(settings, engine.concurrency), engine,
+        return run_archive(sources, settings, engine,
                            build=build, verify=verify, observer=observer)
     finally:
         engine.close()

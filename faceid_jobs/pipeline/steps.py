@@ -42,8 +42,8 @@ __all__ = [
     "finish",
     "fit_threads",
     "label",
-    "load_model_ids",
     "merge",
+    "model_ids",
     "model_key",
     "models_for",
     "plan",
@@ -114,12 +114,14 @@ def check_sources(sources: tuple[SourceObject, ...], settings: Settings, analysi
         return tuple(found for found in pool.map(complete, candidates) if found is not None)
 
 
-def load_model_ids(settings: Settings, *, models: ModelSet | None = None) -> dict[str, str]:
-    """Load (or reuse) the model set in this process; its ids name the analysis."""
+def model_ids(settings: Settings, *, models: ModelSet | None = None) -> dict[str, str]:
+    """The ids of the models the run's chunks will load (they name the analysis), from the
+    files alone: the sessions load in the chunks, with threads fitted to how many run at once."""
     if models is not None:
         return dict(models.ids)
-    with models_for(settings) as loaded:
-        return dict(loaded.ids)
+    from faceid_jobs.models import model_ids as ids_of
+
+    return ids_of(settings)
 
 
 def plan(uri: str, settings: Settings, analysis_id: str, source: SourceObject | None = None) -> VideoPlan:
