@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from faceid_jobs.crypto.envelope import DataKeys
 from faceid_jobs.pipeline.plan import VideoPlan
 from faceid_jobs.records.parquet import open_parquet
 from faceid_jobs.storage.base import Store
@@ -28,13 +29,13 @@ def count_stored_faces(ws: Workspace, plan: VideoPlan) -> int:
     return total
 
 
-def finish_video(store: Store, plan: VideoPlan, embedder_id: str, failed: list[int]) -> VideoEntry:
+def finish_video(store: Store, plan: VideoPlan, embedder_id: str, failed: list[int], keys: DataKeys) -> VideoEntry:
     """Make this analysis the video's current one in the catalog.
 
     Called once every chunk was attempted; the other URIs the same content
     was seen under are kept, so a moved file is still recognised.
     """
-    previous = load_entry(store, plan.fingerprint)
+    previous = load_entry(store, plan.fingerprint, keys)
     others = set(previous.other_uris) | {previous.uri} if previous else set()
     others.discard(plan.uri)
     entry = VideoEntry(
@@ -55,5 +56,5 @@ def finish_video(store: Store, plan: VideoPlan, embedder_id: str, failed: list[i
     # changes nothing leaves the entry's bytes (and the index) as they are.
     if previous is not None and replace(previous, updated_at=entry.updated_at) == entry:
         return previous
-    save_entry(store, entry)
+    save_entry(store, entry, keys)
     return entry

@@ -106,8 +106,8 @@ def finish(plan: VideoPlan, settings: Settings, embedder_id: str, failed: list[i
     from faceid_jobs.storage import load_entry
 
     ws = ws or workspace_for(settings)
-    before = load_entry(ws.store, plan.fingerprint)
-    entry = finish_video(ws.store, plan, embedder_id, failed)
+    before = load_entry(ws.store, plan.fingerprint, ws.keys)
+    entry = finish_video(ws.store, plan, embedder_id, failed, ws.keys)
     return entry != before, count_stored_faces(ws, plan)
 
 
