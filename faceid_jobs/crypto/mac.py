@@ -54,6 +54,8 @@ def open_sealed_json(keys: DataKeys, domain: str, store_key: str, raw: bytes, fm
     try:
         envelope = json.loads(raw)
         found = envelope.get("format") if isinstance(envelope, dict) else None
+        if found is None:
+            raise IntegrityError(f"{store_key}: damaged {what} (not an authenticated envelope)")
         if found != fmt:
             older = isinstance(found, int) and found < fmt
             raise IntegrityError(f"{store_key}: {what} format {found!r} is not supported"
