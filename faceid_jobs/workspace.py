@@ -16,6 +16,7 @@ from faceid_jobs.config import Settings
 from faceid_jobs.crypto.envelope import DataKeys
 from faceid_jobs.crypto.keys import Keyring, KmsKek, create_key_file, kek_from_env, load_key_file
 from faceid_jobs.crypto.parquet_crypto import RecordCipher
+from faceid_jobs.index.watermark import Watermark
 from faceid_jobs.storage.base import Store, open_store
 
 __all__ = ["KEY_ENV", "Workspace", "load_keyring", "open_workspace"]
@@ -55,4 +56,5 @@ def open_workspace(settings: Settings, *, create_key: bool = False, store: Store
     target = store or open_store(settings.store)
     keyring, created = load_keyring(settings, create=create_key)
     keys = DataKeys(target, keyring)
+    keys.watermark = Watermark(settings.resolved_state_dir(), target.uri)
     return Workspace(target, keys, RecordCipher(keys), created)

@@ -198,7 +198,7 @@ def run_chunk(job: ChunkJob, models: ModelSet, ws: Workspace, settings: Settings
         liveness_id=models.liveness_id,
         analysis_id=job.analysis_id,
     )
-    ws.store.put(key, table_to_parquet(faces_to_table(result.faces, ctx), ws.cipher))
+    ws.store.put(key, table_to_parquet(faces_to_table(result.faces, ctx), ws.cipher, key=key))
     log.debug("%s chunk %d: %d faces in %d frames", job.video_uri, job.chunk.index,
               len(result.faces), result.frames_sampled)
     return ChunkResult(

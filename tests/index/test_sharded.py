@@ -40,8 +40,9 @@ def add_video(ws, fp, vectors, analysis="an", embedder="emb", chunk_rows=3):
             embedding=part.reshape(m, vectors.shape[1]),
         )
         ctx = ChunkContext(f"{fp}.mp4", fp, c, 10.0, "det", embedder, None, analysis)
-        ws.store.put(record_key(analysis, fp, c), table_to_parquet(faces_to_table(faces, ctx), ws.cipher))
-    save_entry(ws.store, VideoEntry(fp, f"{fp}.mp4", 10.0, max(n, 1), 64, 48, analysis, embedder, chunks))
+        key = record_key(analysis, fp, c)
+        ws.store.put(key, table_to_parquet(faces_to_table(faces, ctx), ws.cipher, key=key))
+    save_entry(ws.store, VideoEntry(fp, f"{fp}.mp4", 10.0, max(n, 1), 64, 48, analysis, embedder, chunks), ws.keys)
 
 
 def test_merge_search_and_incremental_versions(make_workspace):
