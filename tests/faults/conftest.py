@@ -68,9 +68,14 @@ def cli_json(args, env) -> dict:
 
 
 def assert_refused(result, *names: str) -> None:
-    """Exit 4, one line on stderr naming the object, no traceback."""
+    """Exit 4, one line naming the object (on stderr, or as the JSON error on stdout under --json),
+    no traceback."""
     assert result.returncode == 4, (result.returncode, result.stdout, result.stderr)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
+    if not lines and result.stdout.lstrip().startswith("{"):
+        error = json.loads(result.stdout)
+        assert error["exit"] == 4 and error["code"] == "integrity", error
+        lines = [error["error"]]
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
     for name in names:
