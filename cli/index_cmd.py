@@ -97,6 +97,27 @@ def build(*, opts: Opts) -> None:
                   + ("" if result.published else " (nothing changed)"))
 
 
+@app.command("trust")
+@command(*STORE)
+def trust(*, opts: Opts) -> None:
+    """Trust the store's newest index version again after you deleted or recreated the store.
+
+    This client remembers the newest index version it saw of each store and refuses an older
+    one (a rollback). When you wiped or rebuilt the store yourself, run this once: the newest
+    version (checked: its MAC and its link to its parent) becomes what this client trusts.
+
+    Example: [bold]rm -r faceid-data && faceid-jobs process ~/footage && faceid-jobs index trust[/bold]
+    """
+    from faceid_jobs.index.manifest import trust_newest
+
+    ws = _workspace(opts)
+    version = trust_newest(ws.store, ws.keys)
+    if opts.json_out:
+        print_json({"store": ws.store.uri, "trusted_version": version})
+    else:
+        out.print(f"{ws.store.uri}: trusting index version {version if version is not None else '(none)'}")
+
+
 @app.command("verify")
 @command(*STORE)
 def verify(*, opts: Opts) -> None:

@@ -42,6 +42,7 @@ __all__ = [
     "load_version",
     "manifest_key",
     "republish",
+    "trust_newest",
 ]
 
 MANIFEST_FORMAT = 2
@@ -122,7 +123,32 @@ def _check_watermark(store: Store, keys: DataKeys, newest: int | None) -> None:
     mark = keys.watermark.read() if keys.watermark is not None else None
     if mark is not None and (newest or 0) < mark.version:
         raise IntegrityError(f"{store.uri}: index rolled back from v{mark.version} to v{newest or 0} "
-                             "(newer index manifests were deleted; see `faceid-jobs index verify`)")
+                             "(newer index manifests were deleted; see `faceid-jobs index verify`)" + _TRUST)
+
+
+_TRUST = " (if you deleted or recreated this store yourself: `faceid-jobs index trust`)"
+
+
+def trust_newest(store: Store, keys: DataKeys) -> int | None:
+    """Make the store's newest authenticated version this client's high-water mark, even if it
+    is older than the mark (after the user deleted or recreated the store on purpose).
+
+    Returns:
+        The version now trusted, None when the store has no index.
+
+    Raises:
+        IntegrityError: the newest manifest fails its own checks (MAC, chain to its parent).
+    """
+    versions = list_versions(store)
+    newest = _load_one(store, keys, versions[-1]) if versions else None
+    if newest is not None and newest.parent in versions:
+        parent = _load_one(store, keys, newest.parent)
+        if newest.parent_mac != parent.mac:
+            raise IntegrityError(f"{manifest_key(newest.version)}: does not follow version {parent.version} "
+                                 "(broken chain); not trusted")
+    if keys.watermark is not None:
+        keys.watermark.reset(newest.version if newest else None, newest.mac if newest else "")
+    return newest.version if newest else None
 
 
 def load_manifest(store: Store, keys: DataKeys, version: int | None = None) -> Manifest:
@@ -144,7 +170,7 @@ def load_manifest(store: Store, keys: DataKeys, version: int | None = None) -> M
     if mark is not None:
         if version == mark.version and manifest.mac != mark.mac:
             raise IntegrityError(f"{manifest_key(version)}: index version {version} is not the one this "
-                                 "client saw (replaced after a rollback)")
+                                 "client saw (replaced after a rollback)" + _TRUST)
         if manifest.parent == mark.version and version > mark.version and manifest.parent_mac != mark.mac:
             raise IntegrityError(f"{manifest_key(version)}: index version {version} does not follow "
                                  f"version {mark.version} this client saw (broken chain)")

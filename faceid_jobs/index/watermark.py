@@ -64,6 +64,19 @@ class Watermark:
         finally:
             os.close(fd)
 
+    def reset(self, version: int | None, mac: str = "") -> None:
+        """Trust `version` (None: no index) as the store's newest, even below the mark."""
+        try:
+            with self._locked():
+                if version is None:
+                    self.path.unlink(missing_ok=True)
+                else:
+                    body = {"store": self.store_uri, "version": version, "mac": mac}
+                    atomic_write(self.path, json.dumps(body).encode(), 0o600)
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: cannot write the index high-water mark "
+                              f"({exc.strerror or exc}); set state_dir to a writable folder") from None
+
     def advance(self, version: int, mac: str) -> None:
         """Remember `version` if it is newer than the mark (never lowers it)."""
         try:

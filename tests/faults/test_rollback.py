@@ -37,3 +37,27 @@ def test_deleting_the_newest_manifest_after_forget_is_refused(built):
     verified = run(["index", "verify"], fresh)
     assert verified.returncode == 4 and "Traceback" not in verified.stderr
     assert "record file differs from the one indexed" in verified.stderr
+
+
+def test_a_store_recreated_on_purpose_is_trusted_again_with_index_trust(tmp_path, friends_clip, weights_dir):
+    """The owner wipes the store and processes again at the same path: the client's mark refuses
+    the new version 1 (as it would a replaced one) and names `index trust`, which accepts it."""
+    from tests.cli.runner import cut_clip
+    from tests.faults.conftest import store_env
+
+    clip = cut_clip(friends_clip, tmp_path / "cut.mp4", 2.0, start_frame=270)
+    env = store_env(tmp_path / "owner", weights_dir)
+    processed = run(["process", clip, "--sample-fps", "2"], env)
+    assert processed.returncode == 0, processed.stderr
+    store = tmp_path / "owner" / "store"
+    assert store.is_dir()
+    import shutil
+
+    shutil.rmtree(store)
+    again = run(["process", clip, "--sample-fps", "2"], env)
+    assert again.returncode in (0, 4), again.stderr
+    refused = run(["index", "list"], env)
+    assert_refused(refused, "faceid-jobs index trust")
+    trusted = run(["index", "trust", "--json"], env)
+    assert trusted.returncode == 0, trusted.stderr
+    assert cli_json(["index", "list"], env)["versions"]
