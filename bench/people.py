@@ -80,7 +80,7 @@ def _process(video: Path, store: Path, key: Path, fps: float = 4.0) -> None:
                    check=True, env=env, capture_output=True)
 
 
-def bench_friends(thresholds: tuple[float, ...]) -> dict:
+def bench_friends(thresholds: tuple[float, ...], ks: tuple[int, ...] = (10,)) -> dict:
     """Process the clip once; per threshold, cluster every track again and check each person of ≥ 3 faces
     against the portraits (nearest portrait per face, `portrait_purity`)."""
     from faceid_jobs.config import Settings
@@ -96,12 +96,13 @@ def bench_friends(thresholds: tuple[float, ...]) -> dict:
     ws = open_workspace(settings, store=LocalStore(tmp / "store"))
     names, portraits = portrait_vectors(load_models(settings, liveness=False), MEDIA / "friends" / "faces")
     rows = []
-    for t in thresholds:
-        result = discover_with(ws, configured_embedder(settings), ClusterParams(threshold=t), rebuild=True)
-        purity = portrait_purity(faces_by_person(ws), names, portraits)
-        rows.append({"threshold": t, "people": result.people, "people_3_faces": len(purity["people"]),
-                     "split": purity["split"], "missing": purity["missing"],
-                     "impure_faces": purity["impure_faces"], "persons": purity["people"]})
+    for k in ks:
+        for t in thresholds:
+            result = discover_with(ws, configured_embedder(settings), ClusterParams(k=k, threshold=t), rebuild=True)
+            purity = portrait_purity(faces_by_person(ws), names, portraits)
+            rows.append({"k": k, "threshold": t, "people": result.people, "people_3_faces": len(purity["people"]),
+                         "split": purity["split"], "missing": purity["missing"],
+                         "impure_faces": purity["impure_faces"], "persons": purity["people"]})
     return {"case": "friends", "sweep": rows}
 
 
@@ -257,11 +258,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--threshold", type=float, default=ClusterParams().threshold)
     ap.add_argument("--thresholds", type=float, nargs="+", default=list(THRESHOLDS))
+    ap.add_argument("--ks", type=int, nargs="+", default=[10])
     a = ap.parse_args()
     if a.case == "photos":
         out = bench_photos()
     elif a.case == "friends":
-        out = bench_friends(tuple(a.thresholds))
+        out = bench_friends(tuple(a.thresholds), tuple(a.ks))
     else:
         out = bench_scale(a.faces, a.add, a.threads, a.threshold)
     print(json.dumps(out, indent=1))
