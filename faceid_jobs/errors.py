@@ -23,6 +23,7 @@ __all__ = [
     "NoFaceError",
     "PhotoError",
     "PolicyError",
+    "RunCancelled",
     "SpoofError",
     "StoreError",
     "UnknownIdentityError",
@@ -40,6 +41,7 @@ class ExitCode(IntEnum):
     SPOOF = 3  # liveness refused the query
     INTEGRITY = 4  # tampered or unreadable store data, wrong key
     MODEL = 5  # model file missing or not a recognised graph
+    INTERRUPTED = 130  # stopped by SIGINT (SIGTERM: 143); what was stored stays, a re-run resumes
 
 
 class FaceIdError(Exception):
@@ -155,3 +157,11 @@ class IntegrityError(FaceIdError):
     exit_code = ExitCode.INTEGRITY
     http_status = 500
     api_code = "integrity"
+
+
+class RunCancelled(FaceIdError):
+    """A run was asked to stop (SIGINT/SIGTERM): the chunk being analysed is dropped, nothing half-written."""
+
+    exit_code = ExitCode.INTERRUPTED
+    http_status = 503
+    api_code = "cancelled"
