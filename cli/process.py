@@ -98,7 +98,7 @@ def process(
                                     dask_address=dask_address, dask_local=dask_local, observer=observer,
                                     cancel=stop.event).to_json()
     if summary is None or summary.get("interrupted"):
-        done = "?" if summary is None else summary["chunks"]["done"]
+        done = observer.done if summary is None else summary["chunks"]["done"]
         err.print(f"interrupted: {done} chunks done, re-run to resume", highlight=False, soft_wrap=True)
         raise typer.Exit(128 + stop.signum)
     if opts.json_out:
@@ -181,6 +181,7 @@ class _RichObserver(ProcessObserver):
         )
         self.videos: TaskID | None = None
         self.current: TaskID | None = None
+        self.done = 0  # chunks analysed and stored by this run
 
     def __enter__(self) -> _RichObserver:
         self.progress.__enter__()
@@ -197,6 +198,8 @@ class _RichObserver(ProcessObserver):
         self.current = self.progress.add_task(f"  {name[:40]}", total=plan.info.frame_count)
 
     def chunk_finished(self, plan, frames: int, result) -> None:
+        if result is not None and result.status == "done":
+            self.done += 1
         if self.current is not None:
             self.progress.advance(self.current, frames)
 

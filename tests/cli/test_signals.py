@@ -48,10 +48,11 @@ def _rows(store: Path, env: dict[str, str]):
     return face_rows(store, Settings(key_file=env["FACEID_JOBS_KEY_FILE"]))
 
 
-def _interrupt(clip: Path, store: Path, env: dict[str, str], signum: int) -> tuple[subprocess.CompletedProcess, float]:
+def _interrupt(clip: Path, store: Path, env: dict[str, str], signum: int,
+               *extra: str) -> tuple[subprocess.CompletedProcess, float]:
     """Start `process`, send `signum` once the first chunk is stored; (result, seconds to exit after it)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("FACEID_JOBS_")} | env
-    proc = subprocess.Popen([str(EXE), "process", str(clip), "--store", str(store), *ARGS],
+    proc = subprocess.Popen([str(EXE), "process", str(clip), "--store", str(store), *ARGS, *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env)
     deadline = time.monotonic() + 240
     while not list((store / "records").rglob("chunk-*.parquet")):
@@ -86,3 +87,18 @@ def test_signal_stops_the_run_and_a_rerun_resumes(signum, code, clip, env, refer
     assert summary["chunks"]["done"] + summary["chunks"]["skipped"] == 8
     rows = _rows(store, env)
     assert rows.column("face_id").to_pylist() == reference.column("face_id").to_pylist()
+
+
+def test_sigint_stops_a_prefect_run_cleanly(clip, env, tmp_path):
+    """--prefect: exit 130 and the message, no traceback; the flow run ends Crashed."""
+    import sqlite3
+
+    store = tmp_path / "store"
+    result, seconds = _interrupt(clip, store, env | {"PREFECT_HOME": str(tmp_path / "prefect")}, signal.SIGINT,
+                                 "--prefect")
+    assert result.returncode == 130, result.stderr
+    assert seconds < 10, f"exited {seconds:.1f} s after the signal"
+    assert "interrupted:" in result.stderr and "Traceback" not in result.stderr
+    with sqlite3.connect(tmp_path / "prefect" / "prefect.db") as db:
+        states = db.execute("select state_type from flow_run").fetchall()
+    assert states == [("CRASHED",)]
