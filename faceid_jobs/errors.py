@@ -19,6 +19,7 @@ __all__ = [
     "ImageTooLargeError",
     "IndexMissingError",
     "IntegrityError",
+    "KeyMismatchError",
     "ModelError",
     "NoFaceError",
     "PhotoError",
@@ -165,3 +166,9 @@ class RunCancelled(FaceIdError):
     exit_code = ExitCode.INTERRUPTED
     http_status = 503
     api_code = "cancelled"
+
+
+class KeyMismatchError(IntegrityError):
+    """The store's data needs a key this machine does not have (missing or different key; exit 4)."""
+
+    api_code = "wrong_key"
