@@ -102,3 +102,16 @@ def test_sigint_stops_a_prefect_run_cleanly(clip, env, tmp_path):
     with sqlite3.connect(tmp_path / "prefect" / "prefect.db") as db:
         states = db.execute("select state_type from flow_run").fetchall()
     assert states == [("CRASHED",)]
+
+
+def test_sigint_stops_a_dask_run(clip, env, reference, tmp_path):
+    """--dask-local: queued and running chunk tasks are cancelled (client.cancel); a re-run resumes."""
+    store = tmp_path / "store"
+    result, seconds = _interrupt(clip, store, env, signal.SIGINT, "--dask-local", "2")
+    assert result.returncode == 130, result.stderr
+    assert seconds < 5, f"exited {seconds:.1f} s after the signal"
+    assert "interrupted:" in result.stderr and "Traceback" not in result.stderr
+    again = run(["process", clip, "--store", store, *ARGS, "--json"], env)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["chunks"]["skipped"] > 0
+    assert _rows(store, env).column("face_id").to_pylist() == reference.column("face_id").to_pylist()
