@@ -101,6 +101,8 @@ def process(
                                     cancel=stop.event).to_json()
     if summary is None or summary.get("interrupted"):
         done = observer.done if summary is None else summary["chunks"]["done"]
+        if opts.json_out and summary is not None:
+            print_json(summary)  # "interrupted": true, the chunks stored so far
         err.print(f"interrupted: {done} chunks done, re-run to resume", highlight=False, soft_wrap=True)
         raise typer.Exit(128 + stop.signum)
     if opts.json_out:
