@@ -32,7 +32,7 @@ from faceid_jobs.cli.common import (
     print_json,
     show_progress,
 )
-from faceid_jobs.errors import ExitCode
+from faceid_jobs.errors import ConfigError, ExitCode
 from faceid_jobs.pipeline.process import ProcessObserver
 
 
@@ -71,10 +71,12 @@ def process(
 
     Example: [bold]faceid-jobs process ~/footage --sample-fps 4[/bold]
     """
+    settings = opts.settings(sample_fps=sample_fps, chunk_seconds=chunk_seconds)
+    _check_before_run(list(sources), settings)  # before the heavy imports: a typo is refused at once
+
     from faceid_jobs.flows.runner import prefect_configured
     from faceid_jobs.workspace import open_workspace
 
-    settings = opts.settings(sample_fps=sample_fps, chunk_seconds=chunk_seconds)
     ws = open_workspace(settings, create_key=True)  # a new key file is announced by the library's log
     stop = _Stop()
     with _RichObserver(enabled=show_progress(opts)) as observer:
@@ -99,6 +101,8 @@ def process(
                                     cancel=stop.event).to_json()
     if summary is None or summary.get("interrupted"):
         done = observer.done if summary is None else summary["chunks"]["done"]
+        if opts.json_out and summary is not None:
+            print_json(summary)  # "interrupted": true, the chunks stored so far
         err.print(f"interrupted: {done} chunks done, re-run to resume", highlight=False, soft_wrap=True)
         raise typer.Exit(128 + stop.signum)
     if opts.json_out:
@@ -109,6 +113,26 @@ def process(
             err.print(f"[red]failed:[/red] {failure['error']}", highlight=False, soft_wrap=True)
     if summary["failures"]:
         raise typer.Exit(int(ExitCode.FAILURES))
+
+
+def _check_before_run(sources: list[str], settings) -> None:
+    """Refuse in one line, before any orchestration starts, a run that cannot do anything:
+    every source missing (some missing among others are failures of the run), models missing.
+
+    Raises:
+        ConfigError: no source names anything (exit 2).
+        ModelError: the detector or embedder file is missing (exit 5).
+    """
+    from faceid_jobs.pipeline.sources import missing_sources
+
+    wanted = [s for s in sources if s and s.strip()]
+    missing = missing_sources(wanted)
+    if wanted and len(missing) == len(wanted):
+        raise ConfigError("; ".join(f"{source}: {reason}" for source, reason in missing))
+    from faceid_jobs.models import resolve_model_path
+
+    for role in ("detector", "embedder"):
+        resolve_model_path(settings, role)
 
 
 class _Stop:

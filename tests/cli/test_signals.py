@@ -68,10 +68,10 @@ def _interrupt(clip: Path, store: Path, env: dict[str, str], signum: int,
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), time.monotonic() - sent
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_stops_the_run_and_a_rerun_resumes(signum, code, clip, env, reference, tmp_path):
+@pytest.mark.parametrize(("signum", "code", "extra"), [(signal.SIGINT, 130, ()), (signal.SIGTERM, 143, ("--json",))])
+def test_signal_stops_the_run_and_a_rerun_resumes(signum, code, extra, clip, env, reference, tmp_path):
     store = tmp_path / "store"
-    result, seconds = _interrupt(clip, store, env, signum)
+    result, seconds = _interrupt(clip, store, env, signum, *extra)
     assert result.returncode == code, result.stderr
     assert seconds < 5, f"exited {seconds:.1f} s after the signal"
     assert "interrupted:" in result.stderr and "re-run to resume" in result.stderr
@@ -79,6 +79,9 @@ def test_signal_stops_the_run_and_a_rerun_resumes(signum, code, clip, env, refer
     stored = list((store / "records").rglob("chunk-*.parquet"))
     assert 1 <= len(stored) < 8  # some chunks kept, not all done
     assert not list(store.rglob(".tmp-*")), "a half-written file was left behind"
+    if extra:  # --json: the summary of what was done, marked interrupted
+        stopped = json.loads(result.stdout)
+        assert stopped["interrupted"] is True and 1 <= stopped["chunks"]["done"] <= len(stored)
 
     again = run(["process", clip, "--store", store, *ARGS, "--json"], env)
     assert again.returncode == 0, again.stderr
@@ -102,3 +105,16 @@ def test_sigint_stops_a_prefect_run_cleanly(clip, env, tmp_path):
     with sqlite3.connect(tmp_path / "prefect" / "prefect.db") as db:
         states = db.execute("select state_type from flow_run").fetchall()
     assert states == [("CRASHED",)]
+
+
+def test_sigint_stops_a_dask_run(clip, env, reference, tmp_path):
+    """--dask-local: queued and running chunk tasks are cancelled (client.cancel); a re-run resumes."""
+    store = tmp_path / "store"
+    result, seconds = _interrupt(clip, store, env, signal.SIGINT, "--dask-local", "2")
+    assert result.returncode == 130, result.stderr
+    assert seconds < 5, f"exited {seconds:.1f} s after the signal"
+    assert "interrupted:" in result.stderr and "Traceback" not in result.stderr
+    again = run(["process", clip, "--store", store, *ARGS, "--json"], env)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["chunks"]["skipped"] > 0
+    assert _rows(store, env).column("face_id").to_pylist() == reference.column("face_id").to_pylist()

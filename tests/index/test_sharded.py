@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import threading
 
 import numpy as np
 import pytest
 
-from faceid_jobs.errors import IndexMissingError, IntegrityError
+from faceid_jobs.errors import IndexMissingError, IntegrityError, KeyMismatchError
 from faceid_jobs.index import IndexParams, list_versions, load_manifest, merge_index, open_index
 from faceid_jobs.index.gc import collect_garbage
 from faceid_jobs.index.manifest import manifest_key
@@ -183,9 +185,15 @@ def test_wrong_key_is_refused(make_workspace):
     ws = make_workspace()
     add_video(ws, "s1-a", unit(rng, 3))
     merge_index(ws.store, ws.keys, "emb", cipher=ws.cipher)
-    stranger = make_workspace(store=ws.store)
+    with pytest.raises(KeyMismatchError, match="needs key"):  # refused when the workspace opens
+        make_workspace(store=ws.store)
+    # Past that check (a caller building its own keys), the index still refuses the wrong key.
+    from faceid_jobs.crypto.envelope import DataKeys
+    from faceid_jobs.crypto.keys import Keyring, kek_from_env
+
+    stranger = DataKeys(ws.store, Keyring([kek_from_env(base64.b64encode(os.urandom(32)).decode())]))
     with pytest.raises(IntegrityError, match="wrong key"):
-        open_index(stranger.store, stranger.keys)
+        open_index(ws.store, stranger)
 
 
 def test_no_index_yet(make_workspace):
