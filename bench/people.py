@@ -119,7 +119,7 @@ def faces_by_person(ws) -> list[dict]:
         key = (row["fingerprint"], row["track_id"]) if row["track_id"] is not None else row["face_id"]
         person[key] = state.resolve(row["person"])
     out = []
-    for key, uri in sorted(current_sources(ws.store, state.embedder_id).items()):
+    for key, uri in sorted(current_sources(ws.store, state.embedder_id, ws.keys).items()):
         for r in parquet_to_table(ws.store.get(key), key, _COLUMNS, cipher=ws.cipher).to_pylist():
             node = (r["video_fingerprint"], r["track_id"]) if r["track_id"] is not None else r["face_id"]
             out.append({"video": uri, "frame": r["frame_index"], "timestamp_s": r["timestamp_s"],
