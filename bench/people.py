@@ -1,7 +1,7 @@
 """People discovery bench: which clustering, how right, how fast (standalone script).
 
     .venv/bin/python -m bench.people photos            # labelled photo pairs (../shared/media/people)
-    .venv/bin/python -m bench.people friends --root /tmp/fr  # Friends clip, process --sample-fps 4 (kept in --root)
+    .venv/bin/python -m bench.people friends --ks 5 10 20  # Friends clip, process --sample-fps 4, vs the portraits
     .venv/bin/python -m bench.people scale --faces 1000000 --add 10000 --threads 2
 
 Methods compared on the same embeddings:
@@ -10,9 +10,12 @@ Methods compared on the same embeddings:
 - ``whispers@t``: Chinese whispers on the same graph (what `identity/clustering.py` ships).
 Pair accuracy: over all pairs of labelled faces, "same cluster" agrees with "same person".
 ``friends`` labels each stored face by the nearest of the six portraits when that is clear and the shot table
-allows it (`tests/people_truth.py`), sweeps method × threshold × k over the track summaries, judges the
-people of ≥ 3 faces (one pure person per character?) and adds ``avg-link-faces@t``: plain average linkage of
-the faces themselves, no tracks (the baseline to beat).
+allows it (`portrait_labels`), runs discovery per threshold × k (people of ≥ 3 faces judged by
+`portrait_purity`, pair accuracy of the people ids), then the methods above on the same track summaries and
+``avg-link-faces@t``: plain average linkage of the faces themselves, no tracks (the baseline to beat).
+``scale`` generates synthetic face-like tracks a chunk at a time (as discovery reads record files), clusters
+them from scratch, then adds ``--add`` faces incrementally; it counts identities split and people mixed over
+every node.
 Prints one JSON object per case.
 """
 
@@ -35,11 +38,13 @@ MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55)
 
 
-def pair_accuracy(pred: np.ndarray, truth: list[str]) -> float:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.people_truth import pair_accuracy as accuracy
-
-    return accuracy(pred, truth)
+def pair_accuracy(pred, truth) -> float:
+    """Over all pairs of labelled faces: the share where "same cluster" agrees with "same person"."""
+    pred, truth = np.asarray(pred), np.asarray(truth)
+    if len(pred) < 2:
+        return 1.0
+    upper = np.triu(np.ones((len(pred), len(pred)), bool), 1)
+    return float(((pred[:, None] == pred[None, :]) == (truth[:, None] == truth[None, :]))[upper].mean())
 
 
 def methods(vectors: np.ndarray, t: float, k: int = 10) -> dict[str, np.ndarray]:
@@ -62,11 +67,8 @@ def photo_faces() -> tuple[np.ndarray, list[str]]:
     from faceid_jobs.photo import face_of
 
     models = load_models(Settings(weights_dir=str(MEDIA.parent / "weights"), device="cpu"), liveness=False)
-    test_names = {"obama1": "obama", "alex_lacamoire1": "alex_lacamoire", "johnsnow_test1": "kit_harington"}
-    items = [(p, p.parent.name) for p in sorted((MEDIA / "people" / "train").glob("*/*.jpg"))]
-    items += [(MEDIA / "people" / "test" / f"{k}.jpg", v) for k, v in test_names.items()]
     vectors, names = [], []
-    for path, who in items:
+    for path, who in people_photos():
         _, emb = face_of(read_photo(path), path.name, models, liveness=False, quality=False)
         vectors.append(emb)
         names.append(who)
@@ -88,81 +90,176 @@ def _process(video: Path, store: Path, key: Path, fps: float = 4.0) -> None:
                    check=True, env=env, capture_output=True)
 
 
-def friends_faces(root: Path | None = None) -> dict:
-    """The Friends clip processed at 4 frames/s (into `root`, or reused from it): every stored face's embedding,
-    frame and track key, and its label: the nearest portrait when that is clear (see `portrait_labels`)."""
-    import pyarrow as pa
+def bench_friends(thresholds: tuple[float, ...], ks: tuple[int, ...] = (10,)) -> dict:
+    """Process the clip once; per k and threshold, cluster every track again and check each person of ≥ 3 faces
+    against the portraits (nearest portrait per face, `portrait_purity`) and the pairs of labelled faces
+    (`portrait_labels`, where the shot table agrees). Then, on the same faces: the other methods over the
+    same track summaries, and plain average linkage of the faces themselves (the baseline to beat)."""
+    from scipy.cluster.hierarchy import fcluster, linkage
 
     from faceid_jobs.config import Settings
-    from faceid_jobs.identity.discover import _COLUMNS, configured_embedder
-    from faceid_jobs.images import read_photo
-    from faceid_jobs.index.merge import current_sources
+    from faceid_jobs.identity.clustering import track_nodes
+    from faceid_jobs.identity.discover import configured_embedder, discover_with
     from faceid_jobs.models import load_models
-    from faceid_jobs.photo import face_of
-    from faceid_jobs.records.parquet import parquet_to_table
     from faceid_jobs.storage import LocalStore
     from faceid_jobs.workspace import open_workspace
 
-    root = root or Path(tempfile.mkdtemp(prefix="people-bench-"))
-    if not (root / "store").is_dir():
-        _process(MEDIA / "friends" / "in_video.mp4", root / "store", root / "key.json")
-    settings = Settings(weights_dir=str(MEDIA.parent / "weights"), key_file=str(root / "key.json"),
-                        store=str(root / "store"), device="cpu")
-    ws = open_workspace(settings, store=LocalStore(root / "store"))
-    keys = sorted(current_sources(ws.store, configured_embedder(settings)))
-    table = pa.concat_tables([parquet_to_table(ws.store.get(k), k, _COLUMNS, cipher=ws.cipher) for k in keys])
-    n = table.num_rows
-    vectors = np.asarray(table.column("embedding").combine_chunks().values.to_numpy(zero_copy_only=False),
-                         np.float32).reshape(n, -1)
-    tracks = table.column("track_id").to_pylist()
-    models = load_models(Settings(weights_dir=str(MEDIA.parent / "weights"), device="cpu"), liveness=False)
-    names = sorted(p.stem for p in (MEDIA / "friends" / "faces").glob("*.png"))
-    portraits = np.stack([face_of(read_photo(MEDIA / "friends" / "faces" / f"{m}.png"), m, models, liveness=False,
-                                  quality=False)[1] for m in names])
-    return {"vectors": vectors, "frames": np.asarray(table.column("frame_index").to_numpy(), np.int64),
-            "keys": np.asarray([t if t is not None else -(i + 1) for i, t in enumerate(tracks)], np.int64),
-            "quality": np.asarray(table.column("quality").to_numpy(zero_copy_only=False), np.float64),
-            "names": names, "portraits": portraits, "root": root}
-
-
-def bench_friends(root: Path | None, thresholds: tuple[float, ...] = THRESHOLDS) -> dict:
-    """Sweep: people of >= 3 faces per method and threshold, judged by the portraits; pair accuracy over the
-    faces with a clear portrait label that the shot table allows (the labelled set)."""
-    from faceid_jobs.identity.clustering import track_nodes
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.friends import EDGE, SHOTS, shot_of
-    from tests.people_truth import judge, portrait_labels
-
-    f = friends_faces(root)
-    labels = portrait_labels(f["vectors"], f["portraits"], f["names"])
-    # The labelled set: a clear portrait label that the shot table allows (facing the camera or at its edge).
-    ok = [m is not None and (m in SHOTS[shot_of(int(fr))][2] or (m, shot_of(int(fr))) in EDGE)
-          for m, fr in zip(labels, f["frames"].tolist(), strict=True)]
-    lab_idx = np.flatnonzero(ok)
-    truth = [labels[i] for i in lab_idx]
-    uk, nodes = track_nodes(f["vectors"], f["keys"], f["quality"])
-    inverse = np.searchsorted(uk, f["keys"])
-    sweep, pairs = [], {}
+    tmp = Path(tempfile.mkdtemp(prefix="people-bench-"))
+    _process(MEDIA / "friends" / "in_video.mp4", tmp / "store", tmp / "key.json")
+    settings = Settings(weights_dir=str(MEDIA.parent / "weights"), key_file=str(tmp / "key.json"),
+                        store=str(tmp / "store"), device="cpu")
+    ws = open_workspace(settings, store=LocalStore(tmp / "store"))
+    names, portraits = portrait_vectors(load_models(settings, liveness=False), MEDIA / "friends" / "faces")
+    rows, labelled, truth, faces = [], None, [], []
+    for k in ks:
+        for t in thresholds:
+            result = discover_with(ws, configured_embedder(settings), ClusterParams(k=k, threshold=t), rebuild=True)
+            faces = faces_by_person(ws)
+            if labelled is None:
+                labelled, truth = _labelled_faces(faces, names, portraits)
+            purity = portrait_purity(faces, names, portraits)
+            person = np.asarray([f["person"] for f in faces])
+            rows.append({"k": k, "threshold": t, "people": result.people, "people_3_faces": len(purity["people"]),
+                         "split": purity["split"], "missing": purity["missing"],
+                         "impure_faces": purity["impure_faces"],
+                         "pair_accuracy": round(pair_accuracy(person[labelled], truth), 4),
+                         "persons": purity["people"]})
+    vectors = np.stack([f["embedding"] for f in faces])
+    _, keys = np.unique(np.asarray([repr(f["node"]) for f in faces]), return_inverse=True)
+    uk, nodes = track_nodes(vectors, keys, np.asarray([f["quality"] for f in faces], np.float64))
+    inverse = np.searchsorted(uk, keys)
+    z = linkage(vectors.astype(np.float64), method="average", metric="cosine")
+    pairs = {}
     for t in thresholds:
-        for k in (5, 10, 20):
-            for m, cls in methods(nodes, t, k).items():
-                if m == "avg-link" and k != 10:
-                    continue
-                face_cls = np.asarray(cls)[inverse]
-                row = {"method": m, "threshold": t, "k": k, **judge(face_cls, labels, f["frames"])}
-                sweep.append(row)
-                if k == 10:
-                    pairs[f"{m}@{t}"] = round(pair_accuracy(face_cls[lab_idx], truth), 4)
-        # The plain baseline: average linkage of the faces themselves (no tracks) at one cut.
-        from scipy.cluster.hierarchy import fcluster, linkage
+        for m, cls in methods(nodes, t).items():
+            pairs[f"{m}@{t}"] = round(pair_accuracy(np.asarray(cls)[inverse][labelled], truth), 4)
+        pairs[f"avg-link-faces@{t}"] = round(pair_accuracy(fcluster(z, 1 - t, "distance")[labelled], truth), 4)
+    return {"case": "friends", "faces": len(faces), "nodes": len(uk), "labelled_faces": len(labelled),
+            "labelled_pairs": len(labelled) * (len(labelled) - 1) // 2,
+            "label_counts": {m: truth.count(m) for m in sorted(set(truth))}, "sweep": rows,
+            "pair_accuracy_k10": pairs}
 
-        z = linkage(f["vectors"].astype(np.float64), method="average", metric="cosine")
-        pairs[f"avg-link-faces@{t}"] = round(pair_accuracy(fcluster(z, 1 - t, "distance")[lab_idx], truth), 4)
-    return {"case": "friends", "faces": len(labels), "nodes": len(uk), "labelled_faces": len(lab_idx),
-            "labelled_pairs": len(lab_idx) * (len(lab_idx) - 1) // 2,
-            "label_counts": {m: truth.count(m) for m in sorted(set(truth))}, "pair_accuracy": pairs,
-            "sweep": sweep}
+
+def _labelled_faces(faces: list[dict], names: list[str], portraits: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """The faces with a clear portrait label that the shot table allows (in the shot, or at its edge)."""
+    from tests.friends import EDGE, SHOTS, shot_of
+
+    labels = portrait_labels(np.stack([f["embedding"] for f in faces]), portraits, names)
+    idx = [i for i, (m, f) in enumerate(zip(labels, faces, strict=True)) if m is not None
+           and (m in SHOTS[shot_of(int(f["frame"]))][2] or (m, shot_of(int(f["frame"]))) in EDGE)]
+    return np.asarray(idx, np.int64), [labels[i] for i in idx]
+
+
+def faces_by_person(ws) -> list[dict]:
+    """Every stored face with its person: video URI, frame, embedding, quality, node (its track, or the face
+    alone when it has none) and person (the newest people version), in a fixed order."""
+    from faceid_jobs.identity.discover import _COLUMNS
+    from faceid_jobs.identity.people import load_state
+    from faceid_jobs.index.merge import current_sources
+    from faceid_jobs.records.parquet import parquet_to_table
+
+    state = load_state(ws)
+    person = {}
+    for row in state.nodes.select(["fingerprint", "track_id", "face_id", "person"]).to_pylist():
+        key = (row["fingerprint"], row["track_id"]) if row["track_id"] is not None else row["face_id"]
+        person[key] = state.resolve(row["person"])
+    out = []
+    for key, uri in sorted(current_sources(ws.store, state.embedder_id, ws.keys).items()):
+        for r in parquet_to_table(ws.store.get(key), key, _COLUMNS, cipher=ws.cipher).to_pylist():
+            node = (r["video_fingerprint"], r["track_id"]) if r["track_id"] is not None else r["face_id"]
+            out.append({"video": uri, "frame": r["frame_index"], "timestamp_s": r["timestamp_s"],
+                        "embedding": np.asarray(r["embedding"], np.float32), "quality": r["quality"],
+                        "node": node, "person": person[node]})
+    return out
+
+
+def portrait_vectors(models, folder: Path) -> tuple[list[str], np.ndarray]:
+    """Names and embeddings of the portraits in `folder` (file stem = name)."""
+    from faceid_jobs.images import read_photo
+    from faceid_jobs.photo import face_of
+
+    names, vecs = [], []
+    for path in sorted(folder.glob("*.png")):
+        names.append(path.stem)
+        vecs.append(face_of(read_photo(path), path.name, models, liveness=False, quality=False)[1])
+    return names, np.stack(vecs).astype(np.float32)
+
+
+def portrait_purity(faces: list[dict], names: list[str], portraits: np.ndarray, min_faces: int = 3,
+                    min_cos: float = 0.2) -> dict:
+    """Each face goes to its nearest portrait; per person of ≥ `min_faces` faces, the characters it holds.
+
+    A face below `min_cos` to every portrait is nobody's ("-": a head from behind or in hard profile at the
+    frame edge, measured at ≤ 0.15 on the Friends clip); a person whose faces are mostly nobody's has no
+    majority character.
+
+    Returns ``{"people": {pid: {name: faces}}, "majority": {pid: name}, "split": [names held as the majority
+    of more than one person], "impure_faces": faces not of their person's majority character}``.
+    """
+    from collections import Counter
+
+    by: dict[str, Counter] = {}
+    for f in faces:
+        sims = portraits @ f["embedding"]
+        who = names[int(np.argmax(sims))] if float(sims.max()) >= min_cos else "-"
+        by.setdefault(f["person"], Counter())[who] += 1
+    people = {p: dict(c) for p, c in by.items() if sum(c.values()) >= min_faces}
+    majority = {p: max(c, key=lambda n: (c[n], n)) for p, c in people.items()}
+    majority = {p: n for p, n in majority.items() if n != "-"}
+    held = Counter(majority.values())
+    return {"people": people, "majority": majority, "split": sorted(n for n, k in held.items() if k > 1),
+            "missing": sorted(set(names) - set(held)),
+            "impure_faces": sum(sum(v for n, v in people[p].items() if n not in (m, "-")) for p, m in majority.items())}
+
+
+def portrait_labels(vectors: np.ndarray, portraits: np.ndarray, names: list[str], floor: float = 0.25,
+                    margin: float = 0.1) -> list[str | None]:
+    """Each face's nearest portrait when its cosine is ≥ `floor` and beats the second by `margin`, else None.
+
+    Stricter than `portrait_purity`'s nearest portrait: a label here is truth for pair accuracy, and faces seen
+    from behind or in hard profile resemble no portrait (nearest-portrait is noise for them).
+    """
+    sims = vectors @ portraits.T
+    top = np.sort(sims, axis=1)
+    ok = (top[:, -1] >= floor) & (top[:, -1] - top[:, -2] >= margin)
+    return [names[b] if o else None for b, o in zip(sims.argmax(1).tolist(), ok.tolist(), strict=True)]
+
+
+def slideshow(photos: list[tuple[Path, str]], target: Path, *, seed: int, seconds: float = 1.0, fps: float = 10.0,
+              size: tuple[int, int] = (640, 480)) -> list[str]:
+    """Write the photos in a seeded random order as an mp4v video, each letterboxed for `seconds`.
+
+    Returns the name shown at each frame (frame i → names[i]).
+    """
+    import cv2
+
+    from faceid_jobs.images import read_photo
+
+    order = np.random.default_rng(seed).permutation(len(photos))
+    w, h = size
+    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    shown: list[str] = []
+    for i in order.tolist():
+        path, who = photos[i]
+        img = read_photo(path)
+        scale = min(w / img.shape[1], h / img.shape[0])
+        small = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)),
+                           interpolation=cv2.INTER_AREA)
+        frame = np.zeros((h, w, 3), np.uint8)
+        y, x = (h - small.shape[0]) // 2, (w - small.shape[1]) // 2
+        frame[y:y + small.shape[0], x:x + small.shape[1]] = small
+        for _ in range(round(seconds * fps)):
+            writer.write(frame)
+            shown.append(who)
+    writer.release()
+    return shown
+
+
+def people_photos() -> list[tuple[Path, str]]:
+    """The one-person photos of ../shared/media/people with their names (2–3 per person)."""
+    test_names = {"obama1": "obama", "alex_lacamoire1": "alex_lacamoire", "johnsnow_test1": "kit_harington"}
+    items = [(p, p.parent.name) for p in sorted((MEDIA / "people" / "train").glob("*/*.jp*g"))]
+    return items + [(MEDIA / "people" / "test" / f"{k}.jpg", v) for k, v in test_names.items()]
 
 
 def _synthetic_tracks(faces: int, add: int, seed: int = 11, chunk: int = 65536):
@@ -262,12 +359,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--threshold", type=float, default=ClusterParams().threshold)
     ap.add_argument("--nprobe", type=int, default=ClusterParams().nprobe, help="scale: IVF lists probed")
-    ap.add_argument("--root", type=Path, help="friends: folder holding store/ and key.json (processed once, reused)")
+    ap.add_argument("--thresholds", type=float, nargs="+", default=list(THRESHOLDS))
+    ap.add_argument("--ks", type=int, nargs="+", default=[10])
     a = ap.parse_args()
     if a.case == "photos":
         out = bench_photos()
     elif a.case == "friends":
-        out = bench_friends(a.root)
+        out = bench_friends(tuple(a.thresholds), tuple(a.ks))
     else:
         out = bench_scale(a.faces, a.add, a.threads, a.threshold, a.nprobe)
     print(json.dumps(out, indent=1))

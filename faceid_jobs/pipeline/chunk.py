@@ -19,6 +19,7 @@ import numpy as np
 from faceid_jobs.config import Settings
 from faceid_jobs.models import ModelSet
 from faceid_jobs.models.align import align_faces
+from faceid_jobs.pipeline import cancel
 from faceid_jobs.pipeline.prefetch import prefetch
 from faceid_jobs.pipeline.quality import face_quality
 from faceid_jobs.pipeline.reuse import FrameFaces, ReusePlanner, ReuseRules, fresh_rows, thumbnails
@@ -27,6 +28,7 @@ from faceid_jobs.records import ChunkContext, faces_to_table, table_to_parquet
 from faceid_jobs.storage.layout import record_key
 from faceid_jobs.types import Faces
 from faceid_jobs.video import Chunk, iter_chunk_frames
+from faceid_jobs.video.source import SourceObject, remote_video
 from faceid_jobs.workspace import Workspace
 
 __all__ = ["ChunkAnalysis", "ChunkJob", "ChunkResult", "analyse_chunk", "run_chunk"]
@@ -39,13 +41,14 @@ class ChunkJob:
     """Everything needed to process one chunk, as plain values."""
 
     video_uri: str
-    path: str  # a local file holding the video
+    path: str  # a local file holding the video (for a remote one: its URI)
     fingerprint: str
     fps: float
     frame_count: int
     chunk: Chunk
     is_last: bool
     analysis_id: str
+    source: SourceObject | None = None  # a remote video is read from here, in ranges
 
 
 @dataclass(frozen=True)
@@ -85,13 +88,15 @@ def analyse_chunk(job: ChunkJob, models: ModelSet, settings: Settings) -> ChunkA
     the chunk's faces are linked into tracks (`faceid_jobs.pipeline.tracking`).
     """
     started = time.perf_counter()
+    video = remote_video(job.source) if job.source is not None and job.source.remote else Path(job.path)
     frames = iter_chunk_frames(
-        Path(job.path), job.chunk, job.fps, settings.sample_fps,
+        video, job.chunk, job.fps, settings.sample_fps,
         is_last=job.is_last, uri=job.video_uri,
     )
     batch = _FaceBatcher(models, settings)
     sampled = 0
     for frame_idx, image in prefetch(frames, settings.decode_queue):
+        cancel.check()  # a stopping run drops this chunk; nothing of it is written
         sampled += 1
         faces = models.detector.detect(image, frame_idx=frame_idx)
         batch.add(image, faces, frame_idx / job.fps)
@@ -180,7 +185,9 @@ def run_chunk(job: ChunkJob, models: ModelSet, ws: Workspace, settings: Settings
 
     Raises:
         VideoError: the chunk's frames cannot be decoded; nothing is written.
+        RunCancelled: the run is stopping; nothing is written.
     """
+    cancel.check()
     key = record_key(job.analysis_id, job.fingerprint, job.chunk.index)
     if ws.store.exists(key):
         return ChunkResult(job.video_uri, job.chunk.index, "skipped", key)
@@ -195,7 +202,7 @@ def run_chunk(job: ChunkJob, models: ModelSet, ws: Workspace, settings: Settings
         liveness_id=models.liveness_id,
         analysis_id=job.analysis_id,
     )
-    ws.store.put(key, table_to_parquet(faces_to_table(result.faces, ctx), ws.cipher))
+    ws.store.put(key, table_to_parquet(faces_to_table(result.faces, ctx), ws.cipher, key=key))
     log.debug("%s chunk %d: %d faces in %d frames", job.video_uri, job.chunk.index,
               len(result.faces), result.frames_sampled)
     return ChunkResult(
