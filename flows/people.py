@@ -16,13 +16,7 @@ from prefect.runtime import flow_run
 
 from faceid_jobs.config import Settings
 from faceid_jobs.flows.artifacts import publish_people
-from faceid_jobs.flows.common import (
-    default_task_runner,
-    embedder_id,
-    resolve_settings,
-    store_task,
-    workspace_for,
-)
+from faceid_jobs.flows.common import default_task_runner, embedder_id, resolve_settings, store_task, workspace_for
 
 __all__ = ["TOP_PEOPLE", "discover_people_task", "people_discovery", "publish_top_people"]
 

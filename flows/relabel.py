@@ -15,13 +15,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from faceid_jobs.config import Settings
-from faceid_jobs.flows.common import (
-    default_task_runner,
-    embedder_id,
-    resolve_settings,
-    store_task,
-    workspace_for,
-)
+from faceid_jobs.flows.common import default_task_runner, embedder_id, resolve_settings, store_task, workspace_for
 
 if TYPE_CHECKING:
     from faceid_jobs.identity.labels import RelabelResult
