@@ -12,7 +12,7 @@ from faceid_jobs.pipeline.plan import VideoPlan
 from faceid_jobs.records.parquet import open_parquet
 from faceid_jobs.storage.base import Store
 from faceid_jobs.storage.catalog import VideoEntry, load_entry, save_entry
-from faceid_jobs.storage.layout import record_key
+from faceid_jobs.storage.layout import record_key, record_prefix
 from faceid_jobs.workspace import Workspace
 
 __all__ = ["adopt_absolute", "count_stored_faces", "finish_video", "note_copy"]
@@ -65,6 +65,8 @@ def finish_video(store: Store, plan: VideoPlan, embedder_id: str, failed: list[i
     if previous is not None and replace(previous, updated_at=entry.updated_at) == entry:
         return previous
     save_entry(store, entry, keys)
+    if previous is not None and _relative_form_of(previous.uri, plan.uri):
+        _reindex(store, entry, keys)
     return entry
 
 
@@ -92,7 +94,18 @@ def adopt_absolute(store: Store, entry: VideoEntry, uri: str, keys: DataKeys) ->
     others = {u for u in entry.other_uris if u != uri and not _relative_form_of(u, uri)}
     entry = replace(entry, uri=uri, other_uris=tuple(sorted(others)))
     save_entry(store, entry, keys)
+    _reindex(store, entry, keys)
     return entry
+
+
+def _reindex(store: Store, entry: VideoEntry, keys: DataKeys) -> None:
+    """Have the next merge rebuild the index rows of `entry`'s records: shards keep the name a
+    video had when they were built, and its old relative name leads nowhere from another folder."""
+    from faceid_jobs.index.merge import mark_stale
+
+    prefix = record_prefix(entry.analysis_id, entry.fingerprint)
+    mark_stale(store, keys, (k for k in store.list(prefix) if k.endswith(".parquet")),
+               reason="video renamed to its absolute path")
 
 
 def _relative_form_of(old: str, uri: str) -> bool:

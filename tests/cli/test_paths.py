@@ -100,3 +100,39 @@ def test_renamed_copy_is_counted_once(setup):
     assert "renamed.mp4 is the same video as clip.mp4" in done.stderr.replace("\n", " ")
     both = _process(["footage/A", "footage/C"], fresh, work)
     assert both["faces_in_store"] == first["faces_in_store"]
+
+
+@pytest.mark.models
+def test_a_store_with_relative_names_is_renamed_by_the_next_process(setup, portraits):
+    """A store written before names were absolute: its entry and index rows say `footage/A/clip.mp4`.
+    The next `process` over the same video (skipped unread) renames both to the absolute path."""
+    from dataclasses import replace
+
+    from faceid_jobs.config import Settings
+    from faceid_jobs.index.merge import mark_stale
+    from faceid_jobs.storage.catalog import list_entries, save_entry
+    from faceid_jobs.storage.layout import record_prefix
+    from faceid_jobs.workspace import open_workspace
+
+    work, elsewhere, env = setup
+    a = str(work / "footage" / "A" / "clip.mp4")
+    _process(["footage/A"], env, work)
+    # Make it an old store: the entry names the video relative to `work`, the index rows too.
+    ws = open_workspace(Settings(store=env["FACEID_JOBS_STORE"], key_file=env["FACEID_JOBS_KEY_FILE"]))
+    [entry] = list_entries(ws.store, ws.keys)
+    save_entry(ws.store, replace(entry, uri="footage/A/clip.mp4"), ws.keys)
+    mark_stale(ws.store, ws.keys, ws.store.list(record_prefix(entry.analysis_id, entry.fingerprint)))
+    assert run(["index", "build"], env, cwd=work).returncode == 0
+
+    def videos() -> set[str]:
+        found = run(["search", portraits["Chandler"], "--top-k", "200", "--threshold", "0.0", "--json"],
+                    env, cwd=elsewhere)
+        assert found.returncode == 0, found.stderr
+        return {hit["video"] for hit in json.loads(found.stdout)["hits"]}
+
+    assert videos() == {"footage/A/clip.mp4"}  # the old store, as it was
+    again = _process(["footage/A"], env, work)
+    assert again["videos_unchanged"] == 1 and again["chunks"]["done"] == 0  # not read again
+    assert videos() == {a}
+    [renamed] = list_entries(ws.store, ws.keys)
+    assert renamed.uri == a and renamed.other_uris == ()
