@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -309,6 +309,25 @@ def read_photo_arg(path: Path | str, max_pixels: int | None = None) -> Any:
     if len(data) > MAX_PHOTO_BYTES:
         raise PhotoError(f"stdin: too large for a photo (over {MAX_PHOTO_BYTES >> 20} MiB)")
     return decode_photo(data, "stdin", max_pixels)
+
+
+def short_paths(uris: Iterable[str]) -> dict[str, str]:
+    """Each video URI → the shortest path suffix that tells it apart from the others shown.
+
+    ``/m/A/clip.mp4`` and ``/m/B/clip.mp4`` → ``A/clip.mp4`` and ``B/clip.mp4``; a video
+    whose file name is unique is shown by its name; an s3:// URI is cut like a path. Pure.
+    """
+    parts = {uri: [p for p in uri.replace("\\", "/").split("/") if p] or [uri] for uri in uris}
+    shown: dict[str, str] = {}
+    for uri, segs in parts.items():
+        others = [o for u, o in parts.items() if u != uri]
+        for n in range(1, len(segs) + 1):
+            if all(o[-n:] != segs[-n:] for o in others):
+                shown[uri] = "/".join(segs[-n:])
+                break
+        else:
+            shown[uri] = uri  # a suffix of another (e.g. a relative name): only the whole tells it apart
+    return shown
 
 
 def photo_label(path: Path | str) -> str:

@@ -27,9 +27,11 @@ from faceid_jobs.cli.common import (
     Opts,
     command,
     err,
+    note,
     out,
     prefect_level,
     print_json,
+    short_paths,
     show_progress,
 )
 from faceid_jobs.errors import ConfigError, ExitCode
@@ -178,6 +180,9 @@ def _print_summary(summary: dict, store_uri: str) -> None:
     table.add_row("frames sampled", str(summary["frames_sampled"]))
     table.add_row("faces found", str(summary["faces"]))
     table.add_row("faces in store (these videos)", str(summary["faces_in_store"]))
+    copies = summary.get("copies", [])
+    if copies:
+        table.add_row("copies (same content, counted once)", str(len(copies)))
     vectors = summary["indexed_vectors"]
     table.add_row("indexed vectors", "-" if vectors is None else str(vectors))
     table.add_row("video seconds / wall second", f"{summary['video_seconds_per_second']:.2f}")
@@ -186,6 +191,9 @@ def _print_summary(summary: dict, store_uri: str) -> None:
     if summary.get("flow_run_id"):
         table.add_row("Prefect flow run", summary["flow_run_id"])
     out.print(table)
+    names = short_paths({uri for c in copies for uri in (c["video"], c["same_as"])})
+    for c in copies:
+        note(f"{names[c['video']]} is the same video as {names[c['same_as']]} (analysed and counted once)")
 
 
 class _RichObserver(ProcessObserver):

@@ -22,6 +22,7 @@ from faceid_jobs.cli.common import (
     photo_label,
     print_json,
     read_photo_arg,
+    short_paths,
     working,
 )
 
@@ -86,11 +87,12 @@ def search(
     columns += [("frame", "right"), ("live", "right"), ("bbox", "left")]
     for name, justify in columns:
         table.add_column(name, justify=justify)
+    names = short_paths(hit.video for hit in result.hits)
     for rank, hit in enumerate(result.hits, 1):
         times = [fmt_time(hit.timestamp_s)]
         if tracks:
             times = [fmt_time(hit.start_s or 0.0), fmt_time(hit.end_s or 0.0), *times]
-        table.add_row(str(rank), f"{hit.similarity:.3f}", Path(hit.video).name, *times, str(hit.frame),
+        table.add_row(str(rank), f"{hit.similarity:.3f}", names[hit.video], *times, str(hit.frame),
                       "-" if hit.liveness is None else f"{hit.liveness:.2f}",
                       " ".join(f"{v:.0f}" for v in hit.bbox))
     out.print(table)

@@ -61,6 +61,7 @@ _TASKS = {
     steps.process_chunk: task(steps.process_chunk, name="process-chunk", tags=[GPU_TAG],
                               task_run_name=_chunk_run_name),
     steps.finish: task(steps.finish, name="finish-video", task_run_name=_video_run_name),
+    steps.note_copies: task(steps.note_copies, name="note-copies"),
     steps.merge: task(steps.merge, name="merge-index"),
     steps.label: task(steps.label, name="label-faces"),
     steps.discover_people: task(steps.discover_people, name="discover-people"),

@@ -169,11 +169,19 @@ def _run(wanted: list[str], settings: Settings, engine: Engine, collect: Summary
                for uri in found.videos if uri not in unchanged}
     chunk_settings = _fit_chunk_threads(settings, engine, planned)
     halt()
+    # Content seen under two names (a renamed copy) is analysed and counted once, under the
+    # first name met (unchanged videos first, then in the run's order); the others are noted as its copies.
+    first: dict[str, str] = {}
+    for uri, entry in unchanged.items():
+        first.setdefault(entry.fingerprint, uri)
     plans: dict[str, tuple[VideoPlan | None, BaseException | None]] = {}
     chunks: dict[str, list[Any]] = {}
+    copies: dict[str, VideoPlan] = {}
     for uri, future in planned.items():
         plan, exc = plans[uri] = settle(future)
-        if plan is not None:
+        if plan is not None and first.setdefault(plan.fingerprint, uri) != uri:
+            copies[uri] = plan
+        elif plan is not None:
             halt()
             chunks[uri] = [engine.submit(steps.process_chunk, job, chunk_settings) for job in plan.jobs]
             unsettled.update({id(f): (job, f) for job, f in zip(plan.jobs, chunks[uri], strict=True)})
@@ -182,12 +190,19 @@ def _run(wanted: list[str], settings: Settings, engine: Engine, collect: Summary
     # video is catalogued once all of its chunks were attempted.
     finishing = {}
     for uri, entry in unchanged.items():
-        collect.add_unchanged(uri, entry)
+        if first[entry.fingerprint] == uri:
+            collect.add_unchanged(uri, entry)
+        else:
+            collect.add_copy(uri, first[entry.fingerprint], unread=True)
         obs.video_finished(uri)
     for uri, (plan, exc) in plans.items():
         collect.row(uri)
         if plan is None:
             fail(Failure(uri, None, describe_failure(exc, uri)), video=uri)
+            obs.video_finished(uri)
+            continue
+        if uri in copies:
+            collect.add_copy(uri, first[plan.fingerprint])
             obs.video_finished(uri)
             continue
         obs.video_started(plan)
@@ -215,6 +230,10 @@ def _run(wanted: list[str], settings: Settings, engine: Engine, collect: Summary
             fail(Failure(uri, None, describe_failure(exc, uri)), video=uri)
         else:
             collect.add_catalogued(uri, *catalogued)
+    if copies:
+        _, exc = settle(engine.submit(steps.note_copies, list(copies.values()), settings, analysis_id))
+        if exc is not None:
+            fail(Failure(settings.store, None, "noting copies failed: " + describe_failure(exc, settings.store)))
 
     halt()
     if build:

@@ -8,6 +8,7 @@ index to skip unchanged videos without reading them.
 from __future__ import annotations
 
 import glob
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -22,7 +23,11 @@ VIDEO_EXTENSIONS = frozenset(
 
 
 def discover_videos(sources: Iterable[str]) -> tuple[list[str], list[tuple[str, str]]]:
-    """Expand sources into video paths, in a stable order, without duplicates.
+    """Expand sources into videos, in a stable order, without duplicates.
+
+    Local videos are named by absolute, normalised paths (symlinks kept as
+    given), s3:// URIs as given: records and catalog entries keep these
+    names, so reports, `find` and `annotate` work from any folder.
 
     Files named explicitly are taken whatever their extension (a bad one then
     fails with a clear decode error); inside folders and globs only known
@@ -60,11 +65,12 @@ def discover_sources(sources: Iterable[str]) -> tuple[list[SourceObject], list[t
     seen: set[str] = set()
 
     def add(path: Path) -> None:
+        uri = os.path.abspath(path)
         try:
-            obj = local_source(path)
+            obj = local_source(path, uri)
         except OSError:
             # Gone between listing and stat, or unreadable: planning names the problem.
-            obj = SourceObject(uri=str(path), location=str(path.absolute()), size=-1)
+            obj = SourceObject(uri=uri, location=uri, size=-1)
         if obj.location not in seen:
             seen.add(obj.location)
             videos.append(obj)

@@ -103,6 +103,7 @@ class ProcessSummary:
     orchestrator: str = "local"
     flow_run_id: str | None = None
     interrupted: bool = False  # stopped on request (a signal): what was stored stays, a re-run resumes
+    copies: dict[str, str] = field(default_factory=dict)  # video → the run's video with the same content
 
     @property
     def ok(self) -> bool:
@@ -134,6 +135,7 @@ class ProcessSummary:
             "orchestrator": self.orchestrator,
             "flow_run_id": self.flow_run_id,
             "interrupted": self.interrupted,
+            "copies": [{"video": video, "same_as": first} for video, first in self.copies.items()],
         }
 
     def failure_message(self) -> str:
@@ -207,6 +209,14 @@ class SummaryCollector:
         self._summary.chunks_skipped += entry.chunks
         self._summary.video_seconds += entry.duration_s
         self._summary.faces_in_store += entry.faces or 0
+
+    def add_copy(self, uri: str, same_as: str, *, unread: bool = False) -> None:
+        """A video whose content is another of the run's videos (a renamed copy): not analysed
+        again, and its faces are that video's, counted once; `unread`: skipped unchanged."""
+        row = self.row(uri)
+        row.catalog = f"same as {same_as}"
+        self._summary.copies[uri] = same_as
+        self._summary.videos_unchanged += unread
 
     def add_catalogued(self, uri: str, changed: bool, faces_in_store: int) -> None:
         row = self.row(uri)
