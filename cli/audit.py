@@ -6,9 +6,8 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
-from faceid_jobs.cli.common import STORE, Opts, command, out, print_json
+from faceid_jobs.cli.common import STORE, Opts, command, out, print_json, shown
 
 
 @command(*STORE)
@@ -47,6 +46,6 @@ def audit(
     for e in entries:
         who = f"{e.who.get('user', '?')}@{e.who.get('host', '?')}"
         details = " ".join(f"{k}={v}" for k, v in sorted(e.what.items()))
-        # Text, not markup: names, hosts and details come from the store.
-        table.add_row(*(Text(v) for v in (e.at, who, e.action, ", ".join(e.identities), details)))
+        # Names, hosts and details come from the store: shown as plain text, one line each.
+        table.add_row(*(shown(v) for v in (e.at, who, e.action, ", ".join(e.identities), details)))
     out.print(table)
