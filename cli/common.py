@@ -27,6 +27,7 @@ from rich.markup import escape
 
 from faceid_jobs.config import Settings, load_settings
 from faceid_jobs.errors import FaceIdError
+from faceid_jobs.text import printable
 
 # Version of every `--json` object's layout (its "schema" field).
 JSON_SCHEMA = 1
@@ -43,6 +44,16 @@ def _console(stderr: bool = False) -> Console:
 
 out = _console()
 err = _console(stderr=True)
+
+
+def shown(value: object) -> str:
+    """A string someone else controls (file name, URI, identity name, store content), ready to go
+    into Rich markup: one line, control characters as escapes, markup brackets escaped.
+
+    Every such string printed by a command goes through here (table cells, titles, progress
+    descriptions, messages); library log lines go through `printable` in the log formatter.
+    """
+    return escape(printable(value))
 
 
 def _complete_device(incomplete: str) -> list[str]:
@@ -168,7 +179,7 @@ def fail(message: str, exit_code: int, kind: str) -> None:
     if current.json_out:
         print_json({"error": message, "code": kind, "exit": exit_code})
     else:
-        err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+        err.print(f"[red]error:[/red] {shown(message)}", highlight=False)
     raise typer.Exit(exit_code)
 
 
@@ -190,7 +201,7 @@ def print_json(data: Any) -> None:
 def note(message: str, tag: str = "") -> None:
     """A plain-text line for the user on stderr, after a coloured `tag` ("note", "warning"), unless --quiet."""
     if not current.quiet:
-        err.print(f"[yellow]{tag}:[/yellow] " * bool(tag) + escape(message), highlight=False)
+        err.print(f"[yellow]{tag}:[/yellow] " * bool(tag) + shown(message), highlight=False)
 
 
 def warn(message: str) -> None:
@@ -212,9 +223,13 @@ class _Formatter(logging.Formatter):
         self.verbose = verbose
 
     def format(self, record: logging.LogRecord) -> str:
+        # One record, one line: a file name with a newline or ESC cannot forge or colour a line.
+        # (With -v a traceback may follow, on lines of its own.)
+        message = printable(record.getMessage())
         if self.verbose:
+            record = logging.makeLogRecord(record.__dict__ | {"msg": message, "args": None})
             return super().format(record)
-        return f"{record.levelname.lower()}: {record.getMessage()}"
+        return f"{record.levelname.lower()}: {message}"
 
 
 _handler: logging.Handler | None = None

@@ -9,6 +9,7 @@ import typer
 
 from faceid_jobs.cli import (
     annotate,
+    audit,
     doctor,
     enroll,
     export,
@@ -68,6 +69,7 @@ for _name, _command in (
     ("forget", forget.forget),
     ("relabel", relabel.relabel),
     ("annotate", annotate.annotate),
+    ("audit", audit.audit),
 ):
     app.command(_name)(_command)
 app.add_typer(identities.app, name="identities")

@@ -33,6 +33,7 @@ from faceid_jobs.cli.common import (
     print_json,
     short_paths,
     show_progress,
+    shown,
 )
 from faceid_jobs.errors import ConfigError, ExitCode
 from faceid_jobs.pipeline.process import ProcessObserver
@@ -112,7 +113,7 @@ def process(
     else:
         _print_summary(summary, ws.store.uri)
         for failure in summary["failures"]:
-            err.print(f"[red]failed:[/red] {failure['error']}", highlight=False, soft_wrap=True)
+            err.print(f"[red]failed:[/red] {shown(failure['error'])}", highlight=False, soft_wrap=True)
     if summary["failures"]:
         raise typer.Exit(int(ExitCode.FAILURES))
 
@@ -187,7 +188,7 @@ def _print_summary(summary: dict, store_uri: str) -> None:
     table.add_row("indexed vectors", "-" if vectors is None else str(vectors))
     table.add_row("video seconds / wall second", f"{summary['video_seconds_per_second']:.2f}")
     table.add_row("wall time", f"{summary['wall_seconds']:.1f} s")
-    table.add_row("store", store_uri)
+    table.add_row("store", shown(store_uri))
     if summary.get("flow_run_id"):
         table.add_row("Prefect flow run", summary["flow_run_id"])
     out.print(table)
@@ -227,7 +228,7 @@ class _RichObserver(ProcessObserver):
 
     def video_started(self, plan) -> None:
         name = Path(plan.uri).name
-        self.current = self.progress.add_task(f"  {name[:40]}", total=plan.info.frame_count)
+        self.current = self.progress.add_task(f"  {shown(name[:40])}", total=plan.info.frame_count)
 
     def chunk_finished(self, plan, frames: int, result) -> None:
         if result is not None and result.status == "done":
@@ -244,7 +245,7 @@ class _RichObserver(ProcessObserver):
 
     def failure(self, failure) -> None:
         if self.enabled:
-            self.progress.console.print(f"[yellow]skipping:[/yellow] {failure.error}",
+            self.progress.console.print(f"[yellow]skipping:[/yellow] {shown(failure.error)}",
                                         highlight=False, soft_wrap=True)
 
     def indexing(self) -> None:

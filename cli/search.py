@@ -23,6 +23,7 @@ from faceid_jobs.cli.common import (
     print_json,
     read_photo_arg,
     short_paths,
+    shown,
     working,
 )
 
@@ -79,7 +80,7 @@ def search(
     tracks = result.mode == "track"
     what = "appearances" if tracks else "hits"
     live = "" if q.liveness is None else f", live {q.liveness:.2f}"
-    table = Table(title=f"{Path(photo_label(photo)).name}: face {q.face_index} of {q.faces_in_photo} "
+    table = Table(title=f"{shown(Path(photo_label(photo)).name)}: face {q.face_index} of {q.faces_in_photo} "
                         f"(det {q.det_score:.2f}{live}) — {len(result.hits)} {what} ≥ {settings.threshold} "
                         f"in {result.index.vectors} vectors", title_justify="left")
     columns = [("#", "right"), ("similarity", "right"), ("video", "left")]
@@ -92,7 +93,7 @@ def search(
         times = [fmt_time(hit.timestamp_s)]
         if tracks:
             times = [fmt_time(hit.start_s or 0.0), fmt_time(hit.end_s or 0.0), *times]
-        table.add_row(str(rank), f"{hit.similarity:.3f}", names[hit.video], *times, str(hit.frame),
+        table.add_row(str(rank), f"{hit.similarity:.3f}", shown(names[hit.video]), *times, str(hit.frame),
                       "-" if hit.liveness is None else f"{hit.liveness:.2f}",
                       " ".join(f"{v:.0f}" for v in hit.bbox))
     out.print(table)

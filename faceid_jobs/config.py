@@ -137,6 +137,9 @@ class Settings:
     # identity_threshold, and enrolls only with FACEID_JOBS_API_ENROLL_TOKEN
     # (api_enroll_token; the search token cannot enroll).
     max_image_pixels: int = 50_000_000
+    # `process` refuses a video whose frames (width × height from the container
+    # header) exceed this, before decoding any frame; default 8K UHD.
+    max_video_pixels: int = 7680 * 4320
     api_max_decodes: int = 2
     api_allow_no_liveness: bool = False
     api_enroll_token: str = field(default="", repr=False, metadata={"secret": True})
@@ -194,8 +197,8 @@ class Settings:
         for name in ("track_min_iou", "track_min_cosine", "min_liveness", "min_quality", "live_threshold"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.max_image_pixels < 1 or self.api_max_decodes < 1:
-            raise ConfigError("max_image_pixels and api_max_decodes must be >= 1")
+        if self.max_image_pixels < 1 or self.max_video_pixels < 1 or self.api_max_decodes < 1:
+            raise ConfigError("max_image_pixels, max_video_pixels and api_max_decodes must be >= 1")
         if self.api_max_upload_mb <= 0 or self.api_model_sets < 1 or self.api_index_refresh_s < 0:
             raise ConfigError("api_max_upload_mb must be > 0, api_model_sets >= 1, api_index_refresh_s >= 0")
         if self.people_knn < 1 or self.people_min_faces < 0 or not 1 <= self.people_name_min_faces \

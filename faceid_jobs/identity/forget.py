@@ -184,11 +184,11 @@ def forget_identity(
         from faceid_jobs.identity.labels import relabel
 
         result.labels = relabel(ws, embedder_id, threshold).to_json()
-    result.audit_key = write_audit(ws.store, "forget", {
-        "identity": name, "purge_appearances": purge_appearances, "gallery_version": change.version,
+    result.audit_key = write_audit(ws.store, ws.keys, "forget", {
+        "purge_appearances": purge_appearances, "gallery_version": change.version,
         "faces_deleted": result.faces_deleted, "record_files_rewritten": result.record_files_rewritten,
         "index_version": (result.index or {}).get("version"),
-    })
+    }, identities=[name])
     notify(on_change, GalleryChange(change.version, "remove", change.names, audit_key=result.audit_key))
     return result
 
@@ -252,7 +252,7 @@ def forget_video(ws: Workspace, video: str, *, merge: Callable[[], Any] | None =
     drop_sources(ws, keys)
     ws.store.delete(video_key(entry.fingerprint))
     _finish_index(ws, result, merge, gc_keep)
-    result.audit_key = write_audit(ws.store, "forget-video", {
+    result.audit_key = write_audit(ws.store, ws.keys, "forget-video", {
         "video": entry.uri, "fingerprint": entry.fingerprint, "record_files_deleted": len(keys),
         "faces_deleted": result.faces_deleted, "index_version": (result.index or {}).get("version"),
     })

@@ -416,9 +416,9 @@ def enroll(ws: Workspace, faces: dict[str, list[tuple[PhotoFace, np.ndarray]]], 
         if ref.entry_id not in used:
             _delete_entry(ws, ref)
     count = sum(len(v) for v in faces.values())
-    audit_key = write_audit(ws.store, "enroll", {
-        "identities": sorted(faces), "photos": count, "gallery_version": manifest.version,
-        "replace": replace_existing} | (details or {}))
+    audit_key = write_audit(ws.store, ws.keys, "enroll", {
+        "photos": count, "gallery_version": manifest.version, "replace": replace_existing} | (details or {}),
+        identities=faces)
     change = GalleryChange(manifest.version, "enroll", tuple(sorted(faces)), count, audit_key)
     notify(on_change, change)
     return change
@@ -474,8 +474,8 @@ def remove(ws: Workspace, names: Iterable[str], *, prune_history: bool = True, a
                 _delete_version(ws, version)
     audit_key = ""
     if audit:
-        audit_key = write_audit(ws.store, "remove", {"identities": wanted, "gallery_version": manifest.version}
-                                | (details or {}))
+        audit_key = write_audit(ws.store, ws.keys, "remove", {"gallery_version": manifest.version}
+                                | (details or {}), identities=wanted)
     change = GalleryChange(manifest.version, "remove", tuple(wanted), audit_key=audit_key)
     notify(on_change, change)
     return change

@@ -9,6 +9,7 @@
         analysis_id is current for it
     keys/kek.json                                   which KEK the store needs (its id, never the key)
     keys/data/<ref>.json                            one wrapped data key
+    keys/audit.json                                 which data key hashes names in audit records
     index/shards/<shard_id>.shard                   encrypted FAISS shard
     index/manifests/<version:020d>.json             index version
     index/stale/<UTC time>-<token>.json             record files rewritten in place
@@ -59,6 +60,7 @@ __all__ = [
     "VIDEOS_PREFIX",
     "StoreKeyError",
     "audit_key",
+    "audit_name_key_pointer",
     "check_key",
     "check_prefix",
     "check_segment",
@@ -229,6 +231,11 @@ def parse_video_key(key: str) -> str | None:
 def kek_marker_key() -> str:
     """The plaintext marker naming the KEK a store's data needs."""
     return join_key(KEYS_PREFIX, "kek.json")
+
+
+def audit_name_key_pointer() -> str:
+    """The plaintext pointer naming the data key audit records hash identity names with (a ref, never the key)."""
+    return join_key(KEYS_PREFIX, "audit.json")
 
 
 def data_key(ref: str) -> str:

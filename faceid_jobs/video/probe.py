@@ -16,7 +16,7 @@ from pathlib import Path
 
 import cv2
 
-from faceid_jobs.errors import VideoError
+from faceid_jobs.errors import VideoError, VideoTooLargeError
 from faceid_jobs.video.source import RemoteVideo
 
 __all__ = ["VideoInfo", "capture", "local_path", "probe_video", "register_opener"]
@@ -105,11 +105,13 @@ def capture(path: Path | RemoteVideo, uri: str | None = None, threads: int = 0) 
     return cap
 
 
-def probe_video(path: Path | RemoteVideo, uri: str | None = None) -> VideoInfo:
+def probe_video(path: Path | RemoteVideo, uri: str | None = None, max_pixels: int | None = None) -> VideoInfo:
     """Read fps, frame count and size, checking that the first frame decodes.
 
     Raises:
         VideoError: missing, empty, not a video, no frames or no usable fps.
+        VideoTooLargeError: frames of more than `max_pixels` (the container's
+            size; no frame is decoded).
     """
     name = uri or (str(path) if isinstance(path, Path) else path.uri)
     cap = capture(path, name)
@@ -122,6 +124,10 @@ def probe_video(path: Path | RemoteVideo, uri: str | None = None) -> VideoInfo:
             raise VideoError(f"{name}: no usable frame rate ({fps})")
         if count <= 0 or width <= 0 or height <= 0:
             raise VideoError(f"{name}: no video frames")
+        if max_pixels is not None and width * height > max_pixels:
+            # A 1 MB MJPEG of 8000×8000 frames costs ~200 MB a decoded frame, several per thread.
+            raise VideoTooLargeError(f"{name}: video too large ({width}×{height} frames, at most "
+                                     f"{max_pixels / 1e6:g} megapixels: max_video_pixels)")
         if not cap.grab():
             raise VideoError(f"{name}: first frame cannot be decoded")
         return VideoInfo(uri=name, fps=fps, frame_count=count, width=width, height=height)
