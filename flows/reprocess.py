@@ -127,6 +127,6 @@ def reprocess_archive(
             publish_top_people(cfg)
         except FaceIdError as exc:  # the summary stands; the people step's own failure is in it already
             get_run_logger().warning("people summary not published: %s", exc)
-    if summary.failures:
+    if not summary.ok:  # with fail_on_bad_files false, unreadable videos alone do not fail the run
         return Failed(message=summary.failure_message(), data=result)
     return result

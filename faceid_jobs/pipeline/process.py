@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from faceid_jobs.config import Settings
-from faceid_jobs.errors import ConfigError, IntegrityError
+from faceid_jobs.errors import ConfigError, IntegrityError, VideoError
 from faceid_jobs.pipeline import steps
 from faceid_jobs.pipeline.engines import DEFAULT_RETRY, Engine, RetryPolicy, ThreadEngine, make_engine, settle
 from faceid_jobs.pipeline.summary import Failure, ProcessSummary, SummaryCollector, describe_failure
@@ -86,7 +86,7 @@ def run_archive(
     log = log or _log
     obs = observer or ProcessObserver()
     started = time.perf_counter()
-    collect = SummaryCollector(engine.name)
+    collect = SummaryCollector(engine.name, settings.fail_on_bad_files)
 
     def fail(failure: Failure, video: str | None = None) -> None:
         collect.add_failure(failure, video=video)
@@ -99,6 +99,7 @@ def run_archive(
     found = engine.submit(steps.discover, wanted, settings).result()
     for source, reason in found.problems:
         fail(Failure(source, None, f"{source}: {reason}"))
+    collect.add_skipped(found.skipped)
     obs.videos_found(len(found.videos))
     ids = engine.submit(steps.load_model_ids, settings).result()
     embedder = ids["embedder"]
@@ -121,7 +122,7 @@ def run_archive(
     for uri, (plan, exc) in plans.items():
         collect.row(uri)
         if plan is None:
-            fail(Failure(uri, None, describe_failure(exc, uri)), video=uri)
+            fail(Failure(uri, None, describe_failure(exc, uri), isinstance(exc, VideoError)), video=uri)
             obs.video_finished(uri)
             continue
         obs.video_started(plan)
@@ -133,7 +134,8 @@ def run_archive(
                 collect.add_chunk(job, result)
             else:
                 failed.append(job.chunk.index)
-                fail(Failure(uri, job.chunk.index, describe_failure(exc, uri, job.chunk.index)), video=uri)
+                fail(Failure(uri, job.chunk.index, describe_failure(exc, uri, job.chunk.index),
+                             isinstance(exc, VideoError)), video=uri)
             obs.chunk_finished(plan, job.chunk.frames, result)
         finishing[uri] = engine.submit(steps.finish, plan, settings, embedder, failed)
         obs.video_finished(uri)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from faceid_jobs.models import ModelSet
     from faceid_jobs.pipeline.chunk import ChunkJob, ChunkResult
     from faceid_jobs.pipeline.plan import VideoPlan
+    from faceid_jobs.pipeline.sources import SkippedFile
     from faceid_jobs.workspace import Workspace
 
 __all__ = [
@@ -60,6 +61,7 @@ class Discovery:
     videos: tuple[str, ...]
     problems: tuple[tuple[str, str], ...]
     created_key: str | None
+    skipped: tuple[SkippedFile, ...] = ()
 
 
 def discover(sources: list[str], settings: Settings, *, ws: Workspace | None = None) -> Discovery:
@@ -69,8 +71,9 @@ def discover(sources: list[str], settings: Settings, *, ws: Workspace | None = N
 
     ws = ws or workspace_for(settings, create_key=True)
     ws.store.check()
-    videos, problems = discover_videos(sources)
-    return Discovery(tuple(videos), tuple(problems), ws.created_key)
+    skipped: list[SkippedFile] = []
+    videos, problems = discover_videos(sources, settings.exclude, skipped)
+    return Discovery(tuple(videos), tuple(problems), ws.created_key, tuple(skipped))
 
 
 def load_model_ids(settings: Settings, *, models: ModelSet | None = None) -> dict[str, str]:

@@ -70,7 +70,7 @@ def local_path(uri: str) -> AbstractContextManager[Path]:
 
 
 def capture(path: Path, uri: str | None = None, threads: int = 0) -> cv2.VideoCapture:
-    """Open `path` with OpenCV, or raise VideoError naming the file.
+    """Open `path` with OpenCV (rotation metadata applied), or raise VideoError naming the file.
 
     `threads` > 0 caps FFmpeg's decoding threads (0: its default, one per core).
     """
@@ -88,6 +88,10 @@ def capture(path: Path, uri: str | None = None, threads: int = 0) -> cv2.VideoCa
     if not cap.isOpened():
         cap.release()
         raise VideoError(f"{name}: not a readable video (unknown format or corrupt header)")
+    # Rotation metadata (a phone's display matrix) is applied while decoding, so
+    # every reader (process, the HTML report) sees the frame as displayed and the
+    # stored boxes fit it. OpenCV's default, set here so that no build differs.
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
     return cap
 
 
