@@ -39,6 +39,10 @@ GPU_TAG = "gpu"
 REPROCESS_NAME = "nightly"
 INDEX_NAME = "on-enrollment"
 RELABEL_NAME = "on-enrollment"
+# The nightly reprocess runs unattended over whatever lands in the archive: an
+# unreadable video is listed in the summary's bad_files, not a failed run
+# (a spec's own settings override this).
+NIGHTLY_SETTINGS: dict[str, Any] = {"fail_on_bad_files": False}
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ def build_deployments(spec: DeploySpec) -> list[RunnerDeployment]:
     reprocess = reprocess_archive.to_deployment(
         name=REPROCESS_NAME,
         schedules=[Cron(spec.reprocess_cron, timezone=spec.timezone)],
-        parameters={"sources": sources, **common},
+        parameters={"sources": sources, **common, "settings": {**NIGHTLY_SETTINGS, **spec.settings}},
         description="Reprocess the footage archive: new or changed videos are analysed, the rest skipped.",
         tags=list(spec.tags),
         entrypoint_type=EntrypointType.MODULE_PATH,
