@@ -9,6 +9,7 @@ Sections (one module each under bench/sections/):
   batch     embedding and liveness faces/second against batch size (in-process)
   search    warm latency, recall and merge over 10k–1M vectors; the cold `faceid-jobs search`
   relabel   `faceid-jobs relabel` over a synthetic archive
+  archive   re-run of `faceid-jobs process` over an unchanged archive of many tiny clips (local, S3 on moto)
   profile   where the time goes: each stage alone (in-process)
 
 Results go to bench/results/<date>-<host>.json (and .md); the report goes to stdout.
@@ -40,7 +41,7 @@ from bench.render import render
 from bench.sections.context import Context
 from bench.timing import clock
 
-SECTIONS = ("footage", "memory", "batch", "search", "relabel", "profile")
+SECTIONS = ("footage", "memory", "batch", "search", "relabel", "archive", "profile")
 QUICK_SECTIONS = ("footage", "memory")
 
 

@@ -59,29 +59,12 @@ def search(
     [bold]cat ross.jpg | faceid-jobs search -[/bold],
     [bold]faceid-jobs search ross.jpg --html ross.html[/bold] (open it in any browser, offline).
     """
-    from faceid_jobs.errors import IndexMissingError
-    from faceid_jobs.index import list_versions, open_index
-    from faceid_jobs.models import load_models
-    from faceid_jobs.photo import check_live
-    from faceid_jobs.search.query import make_query, search_index
-    from faceid_jobs.storage import open_store
-    from faceid_jobs.workspace import open_workspace
+    from faceid_jobs.search.photo_search import search_photo
 
     settings = opts.settings(top_k=top_k, threshold=threshold, min_liveness=min_liveness)
     image = read_photo_arg(photo, settings.max_image_pixels)
-    # Liveness models only when the query face itself must be checked; hits carry stored scores.
-    models = load_models(settings, liveness=require_live)
-    query = make_query(image, photo_label(photo), models, face_index)
-    if require_live:
-        check_live(query.face, settings.live_threshold)  # before the index is opened
-    store_ = open_store(settings.store)
-    if index_version is None and not list_versions(store_):
-        raise IndexMissingError(f"{store_.uri}: no index yet (run `faceid-jobs process` on some footage first)")
-    ws = open_workspace(settings, store=store_)
-    index = open_index(ws.store, ws.keys, index_version, cache_dir=settings.shard_cache or None,
-                       nprobe=settings.nprobe)
-    result = search_index(query, index, top_k=settings.top_k, threshold=settings.threshold,
-                          min_liveness=settings.min_liveness, appearance_gap_s=settings.appearance_gap_s)
+    result = search_photo(photo_label(photo), settings, image=image, face_index=face_index,
+                          index_version=index_version, require_live=require_live)
     if html is not None:
         from faceid_jobs.web.report import search_report, write_report
 

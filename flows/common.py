@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from faceid_jobs.config import Settings, load_settings
 from faceid_jobs.errors import ConfigError
 from faceid_jobs.pipeline import steps
+from faceid_jobs.pipeline.engines import RetryPolicy
 from faceid_jobs.pipeline.steps import models_for, video_file, workspace_for
 from faceid_jobs.pipeline.summary import TRANSIENT_ERRORS, describe_failure, is_transient
 
@@ -96,8 +97,8 @@ def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
 
 
 def backoff_delays(base: float, retries: int) -> list[float]:
-    """Exponential backoff: base, 2·base, 4·base, … (one delay per retry)."""
-    return [float(base) * 2**i for i in range(max(retries, 0))] or [0.0]
+    """Exponential backoff: base, 2·base, 4·base, … (one delay per retry), as in-process runs use."""
+    return RetryPolicy(retries, float(base)).delays() or [0.0]
 
 
 # ---------------------------------------------------------------- task runners

@@ -1,7 +1,7 @@
 """`reprocess-archive`: the library's orchestration loop with its steps as Prefect tasks.
 
 `faceid_jobs.pipeline.process.run_archive` is the loop; here each step of
-`faceid_jobs.pipeline.steps` becomes a task (`discover-videos`, `load-models`,
+`faceid_jobs.pipeline.steps` becomes a task (`discover-videos`, `model-ids`,
 `plan-video`, `process-chunk` tagged ``gpu`` so a concurrency limit on the tag
 caps chunks at once, `finish-video`, `merge-index`, `label-faces`, `discover-people`), retried by
 Prefect after transient errors, and the run publishes its summary and report,
@@ -55,7 +55,8 @@ def _video_run_name() -> str:
 
 _TASKS = {
     steps.discover: task(steps.discover, name="discover-videos"),
-    steps.load_model_ids: task(steps.load_model_ids, name="load-models"),
+    steps.model_ids: task(steps.model_ids, name="model-ids"),
+    steps.check_sources: task(steps.check_sources, name="check-sources"),
     steps.plan: task(steps.plan, name="plan-video", task_run_name=_video_run_name),
     steps.process_chunk: task(steps.process_chunk, name="process-chunk", tags=[GPU_TAG],
                               task_run_name=_chunk_run_name),
@@ -92,6 +93,7 @@ def reprocess_archive(
     config: str | None = None,
     settings: dict[str, Any] | None = None,
     build_index: bool = True,
+    verify: bool = False,
     retries: int = 3,
     retry_delay_seconds: float = 10.0,
     observer: Any = None,
@@ -106,6 +108,8 @@ def reprocess_archive(
         settings: setting overrides (names as in `Settings`, e.g. ``{"sample_fps": 2}``).
         build_index: merge new records into the index afterwards (publishes
             nothing when nothing changed).
+        verify: read and fingerprint every video again, even those the
+            sources index says are unchanged.
         retries: retries of a task after a transient error (I/O, memory).
         retry_delay_seconds: first retry delay; doubles with each retry.
         observer: progress hooks (`ProcessObserver`) of a caller in this
@@ -113,11 +117,12 @@ def reprocess_archive(
 
     Returns:
         `ProcessSummary.to_json()`; the run is Failed (with this summary as
-        its data) when any source, video or chunk failed.
+        its data) when any source, video or chunk failed (with the setting
+        ``fail_on_bad_files`` false, unreadable videos alone do not fail it).
     """
     cfg = fit_threads(resolve_settings(config, settings, store))
     summary = run_archive(sources, cfg, PrefectEngine(retries, retry_delay_seconds), build=build_index,
-                          observer=observer,
+                          verify=verify, observer=observer,
                           log=get_run_logger())
     summary.orchestrator, summary.flow_run_id = "prefect", str(flow_run.id)
     result = summary.to_json()

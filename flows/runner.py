@@ -30,6 +30,7 @@ def run_reprocess(
     settings: Settings,
     *,
     build: bool = True,
+    verify: bool = False,
     dask_address: str | None = None,
     dask_local: int = 0,
     console_level: str | None = "WARNING",
@@ -45,6 +46,7 @@ def run_reprocess(
             so the flow sees exactly these).
         build: merge new records into the index afterwards (no version is
             published when nothing changed).
+        verify: read and fingerprint every video again (no skipping of unchanged ones).
         dask_address: run the tasks on this Dask scheduler (``tcp://host:8786``).
         dask_local: > 0: start a local Dask cluster of this many worker processes.
         console_level: lowest level of Prefect's (and Dask's) console log lines
@@ -84,7 +86,7 @@ def run_reprocess(
             state = flow(
                 sources=list(sources),
                 settings=settings_overrides(settings),
-                build_index=build,
+                build_index=build, verify=verify,
                 retries=retries,
                 retry_delay_seconds=retry_delay_seconds,
                 observer=observer,

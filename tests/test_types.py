@@ -35,11 +35,14 @@ def test_mask_and_index_selection():
     assert len(f[1:3]) == 2 and len(f[[0, 3]]) == 2 and len(f[2]) == 1
 
 
-def test_merge_keeps_optional_only_when_all_have_it():
+def test_merge_keeps_optional_fields_and_refuses_parts_that_disagree():
     merged = Faces.merge([make(2, 0, dim=4), make(3, 1, dim=4)])
     assert len(merged) == 5 and merged.embedding.shape == (5, 4)
-    assert Faces.merge([make(2, dim=4), make(1)]).embedding is None
+    assert Faces.merge([make(2), make(1)]).embedding is None
     assert Faces.merge([make(2, dim=4), Faces.empty(4)]).embedding.shape == (2, 4)
+    # One part with embeddings and one without: merging would drop the column silently.
+    with pytest.raises(ValueError, match="1 of 2 parts have no embedding"):
+        Faces.merge([make(2, dim=4), make(1)])
 
 
 def test_area():

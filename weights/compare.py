@@ -82,9 +82,9 @@ def timings(models, frames, crops, boxes_frame) -> dict[str, float]:
 
 def search_hits(models, frames, portraits: dict[str, Path], threshold: float = 0.4, k: int = 10):
     """Per portrait: its top-k (frame, box) faces of the clip by cosine."""
-    from faceid_jobs.identity.matching import photo_face
     from faceid_jobs.images import read_photo
     from faceid_jobs.models.align import align_faces
+    from faceid_jobs.photo import face_of
 
     rows, vecs = [], []
     for index, frame in frames:
@@ -95,7 +95,7 @@ def search_hits(models, frames, portraits: dict[str, Path], threshold: float = 0
     matrix = np.concatenate(vecs)
     hits = {}
     for name, path in portraits.items():
-        _, q = photo_face(read_photo(path), path.name, models)
+        _, q = face_of(read_photo(path), path.name, models, liveness=False, quality=False)
         sims = matrix @ q
         order = [i for i in np.argsort(-sims)[:k] if sims[i] >= threshold]
         hits[name] = [(rows[i][0], rows[i][1], float(sims[i])) for i in order]
@@ -125,10 +125,11 @@ def people_answers(models, threshold: float) -> dict[str, list[str | None]]:
 
     gallery: dict[str, list[np.ndarray]] = {}
     for folder in sorted((MEDIA / "people" / "train").iterdir()):
-        from faceid_jobs.identity.matching import photo_face
+        from faceid_jobs.photo import face_of
 
         for photo in sorted(folder.glob("*.jpg")):
-            gallery.setdefault(folder.name, []).append(photo_face(read_photo(photo), photo.name, models)[1])
+            gallery.setdefault(folder.name, []).append(face_of(
+                read_photo(photo), photo.name, models, liveness=False, quality=False)[1])
     names = sorted(gallery)
     answers = {}
     for photo in sorted((MEDIA / "people" / "test").glob("*.jpg")):

@@ -90,7 +90,7 @@ def _all_record_files(ws: Workspace) -> list[str]:
 
 def _rewrite(ws: Workspace, key: str, old: bytes, table: pa.Table) -> None:
     """Replace a record file's content; the old file's data keys are deleted after."""
-    ws.store.put(key, table_to_parquet(table, ws.cipher))
+    ws.store.put(key, table_to_parquet(table, ws.cipher, key=key))
     for ref in record_key_refs(old) - record_key_refs(ws.store.get(key)):
         ws.store.delete(ws.keys.key_of(ref))
 
@@ -173,7 +173,7 @@ def forget_identity(
                         len(result.skipped_files), name)
         # Labels of the rewritten files name the deleted faces: gone with them (relabel writes new ones).
         result.label_files_deleted = delete_labels(ws, rewritten)
-        mark_stale(ws.store, rewritten, reason="forget --purge-appearances")
+        mark_stale(ws.store, ws.keys, rewritten, reason="forget --purge-appearances")
         drop_sources(ws, rewritten)  # the people lose those faces too (the rest are clustered again)
     # The "forget" record below says more than remove's own would: one record per forget.
     change = remove(ws, [name], audit=False)
@@ -215,7 +215,7 @@ def find_video(ws: Workspace, video: str, fingerprint_mode: str = "sampled") -> 
     Raises:
         UnknownVideoError: no catalogued video matches.
     """
-    entries = list_entries(ws.store)
+    entries = list_entries(ws.store, ws.keys)
     wanted = {video}
     path = Path(video).expanduser()
     if "://" not in video:

@@ -36,6 +36,8 @@ __all__ = [
     "liveness_crop_box",
     "load_model",
     "load_models",
+    "model_ids",
+    "model_paths",
     "resolve_model_path",
     "similarity_transform",
 ]
@@ -130,7 +132,30 @@ def embedder_id(settings: Settings) -> str:
     Raises:
         ModelError: none of the configured embedder files exists.
     """
-    return ModelFile.from_path(resolve_model_path(settings, "embedder")).id
+    return model_ids(settings, liveness=False)["embedder"]
+
+
+def model_paths(settings: Settings, *, liveness: bool = True) -> dict[str, Path]:
+    """Role → the file `load_models` runs: "detector", "embedder", "liveness0", … (int8/fp16
+    derived copies when `precision` asks for them; their ids enter the analysis id).
+
+    Raises:
+        ModelError: a configured file (or its derived copy) is missing.
+    """
+    folder = settings.resolved_weights_dir()
+    paths = {
+        "detector": _resolve(folder, settings.detector, "detector"),
+        "embedder": _resolve(folder, settings.embedder, "embedder"),
+    }
+    for i, name in enumerate(settings.liveness if liveness else ()):
+        paths[f"liveness{i}"] = _resolve(folder, name, "liveness")
+    return {role: resolve_precision(p, settings.precision, settings.precision_dir) for role, p in paths.items()}
+
+
+def model_ids(settings: Settings, *, liveness: bool = True) -> dict[str, str]:
+    """`ModelSet.ids` of the set `load_models` would load, from the files alone (no session
+    is opened): what names an analysis, known before any model runs."""
+    return {role: ModelFile.from_path(path).id for role, path in model_paths(settings, liveness=liveness).items()}
 
 
 def _typed(cls: type[_M], model: object) -> _M:
@@ -171,15 +196,7 @@ def load_models(settings: Settings, *, liveness: bool = True) -> ModelSet:
         >>> models.ids["detector"]  # doctest: +SKIP
         '5e4447f50245'
     """
-    folder = settings.resolved_weights_dir()
-    paths = {
-        "detector": _resolve(folder, settings.detector, "detector"),
-        "embedder": _resolve(folder, settings.embedder, "embedder"),
-    }
-    for i, name in enumerate(settings.liveness if liveness else ()):
-        paths[f"liveness{i}"] = _resolve(folder, name, "liveness")
-    # int8/fp16 run derived copies (models/precision.py); their ids enter the analysis id.
-    paths = {role: resolve_precision(p, settings.precision, settings.precision_dir) for role, p in paths.items()}
+    paths = model_paths(settings, liveness=liveness)
     common = {
         "device": settings.device,
         "threads": settings.threads,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from faceid_jobs.crypto.envelope import DataKeys
 from faceid_jobs.pipeline.plan import VideoPlan
 from faceid_jobs.records.parquet import open_parquet
 from faceid_jobs.storage.base import Store
@@ -28,13 +29,15 @@ def count_stored_faces(ws: Workspace, plan: VideoPlan) -> int:
     return total
 
 
-def finish_video(store: Store, plan: VideoPlan, embedder_id: str, failed: list[int]) -> VideoEntry:
+def finish_video(store: Store, plan: VideoPlan, embedder_id: str, failed: list[int], keys: DataKeys,
+                 faces: int | None = None) -> VideoEntry:
     """Make this analysis the video's current one in the catalog.
 
     Called once every chunk was attempted; the other URIs the same content
-    was seen under are kept, so a moved file is still recognised.
+    was seen under are kept, so a moved file is still recognised. `faces`
+    (rows stored for the analysis) lets a re-run that skips the video report it.
     """
-    previous = load_entry(store, plan.fingerprint)
+    previous = load_entry(store, plan.fingerprint, keys)
     others = set(previous.other_uris) | {previous.uri} if previous else set()
     others.discard(plan.uri)
     entry = VideoEntry(
@@ -50,10 +53,11 @@ def finish_video(store: Store, plan: VideoPlan, embedder_id: str, failed: list[i
         failed_chunks=tuple(sorted(failed)),
         other_uris=tuple(sorted(others)),
         updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        faces=faces,
     )
     # updated_at is new on every run: compare without it, so a re-run that
     # changes nothing leaves the entry's bytes (and the index) as they are.
     if previous is not None and replace(previous, updated_at=entry.updated_at) == entry:
         return previous
-    save_entry(store, entry)
+    save_entry(store, entry, keys)
     return entry

@@ -19,6 +19,7 @@ import numpy as np
 from faceid_jobs.config import Settings
 from faceid_jobs.models import ModelSet
 from faceid_jobs.models.align import align_faces
+from faceid_jobs.pipeline import cancel
 from faceid_jobs.pipeline.orient import orient_frames
 from faceid_jobs.pipeline.prefetch import prefetch
 from faceid_jobs.pipeline.quality import face_quality
@@ -29,6 +30,7 @@ from faceid_jobs.storage.layout import record_key
 from faceid_jobs.types import Faces
 from faceid_jobs.video import Chunk, iter_chunk_frames
 from faceid_jobs.video.rotation import unrotate_faces, unturned_size
+from faceid_jobs.video.source import SourceObject, remote_video
 from faceid_jobs.workspace import Workspace
 
 __all__ = ["ChunkAnalysis", "ChunkJob", "ChunkResult", "analyse_chunk", "run_chunk"]
@@ -41,13 +43,14 @@ class ChunkJob:
     """Everything needed to process one chunk, as plain values."""
 
     video_uri: str
-    path: str  # a local file holding the video
+    path: str  # a local file holding the video (for a remote one: its URI)
     fingerprint: str
     fps: float
     frame_count: int
     chunk: Chunk
     is_last: bool
     analysis_id: str
+    source: SourceObject | None = None  # a remote video is read from here, in ranges
 
 
 @dataclass(frozen=True)
@@ -90,13 +93,15 @@ def analyse_chunk(job: ChunkJob, models: ModelSet, settings: Settings) -> ChunkA
     coordinates.
     """
     started = time.perf_counter()
+    video = remote_video(job.source) if job.source is not None and job.source.remote else Path(job.path)
     frames = iter_chunk_frames(
-        Path(job.path), job.chunk, job.fps, settings.sample_fps,
+        video, job.chunk, job.fps, settings.sample_fps,
         is_last=job.is_last, uri=job.video_uri,
     )
     batch = _FaceBatcher(models, settings)
     sampled = 0
     for frame in orient_frames(prefetch(frames, settings.decode_queue), models.detector.detect, settings.rotate):
+        cancel.check()  # a stopping run drops this chunk; nothing of it is written
         sampled += 1
         batch.add(frame.image, frame.faces, frame.frame_idx / job.fps, rotation=frame.rotation)
     faces = track_faces(
@@ -188,7 +193,9 @@ def run_chunk(job: ChunkJob, models: ModelSet, ws: Workspace, settings: Settings
 
     Raises:
         VideoError: the chunk's frames cannot be decoded; nothing is written.
+        RunCancelled: the run is stopping; nothing is written.
     """
+    cancel.check()
     key = record_key(job.analysis_id, job.fingerprint, job.chunk.index)
     if ws.store.exists(key):
         return ChunkResult(job.video_uri, job.chunk.index, "skipped", key)
@@ -203,7 +210,7 @@ def run_chunk(job: ChunkJob, models: ModelSet, ws: Workspace, settings: Settings
         liveness_id=models.liveness_id,
         analysis_id=job.analysis_id,
     )
-    ws.store.put(key, table_to_parquet(faces_to_table(result.faces, ctx), ws.cipher))
+    ws.store.put(key, table_to_parquet(faces_to_table(result.faces, ctx), ws.cipher, key=key))
     log.debug("%s chunk %d: %d faces in %d frames", job.video_uri, job.chunk.index,
               len(result.faces), result.frames_sampled)
     return ChunkResult(

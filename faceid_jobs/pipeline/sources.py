@@ -1,4 +1,9 @@
-"""Turn user-given sources (files, folders, globs) into a list of video URIs (I/O: lists folders)."""
+"""Turn user-given sources (files, folders, globs) into videos (I/O: lists folders and buckets).
+
+Each video comes with its `SourceObject` (size, mtime/inode or ETag, from the
+listing and one `stat`), which a re-run compares with the store's sources
+index to skip unchanged videos without reading them.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PHOTO_EXTENSIONS", "VIDEO_EXTENSIONS", "SkippedFile", "discover_videos", "is_excluded"]
+from faceid_jobs.video.source import SourceObject, local_source
+
+__all__ = [
+    "PHOTO_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "SkippedFile",
+    "discover_sources",
+    "discover_videos",
+    "is_excluded",
+    "missing_sources",
+]
 
 VIDEO_EXTENSIONS = frozenset(
     [".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg",
@@ -65,7 +80,34 @@ def discover_videos(
         (videos, problems): problems are (source, reason) for sources that
         match nothing.
     """
-    videos: list[str] = []
+    found, problems = discover_sources(sources, exclude, skipped)
+    return [obj.uri for obj in found], problems
+
+
+def missing_sources(sources: Iterable[str]) -> list[tuple[str, str]]:
+    """The local sources that name nothing (no such file or folder, a pattern matching no file),
+    checked cheaply before a run starts; bucket prefixes are left to the run's listing."""
+    missing = []
+    for source in sources:
+        if source.startswith("s3://"):
+            continue
+        path = Path(source).expanduser()
+        if path.exists():
+            continue
+        if not glob.has_magic(source):
+            missing.append((source, "file not found"))
+        elif not any(Path(p).is_file() for p in glob.iglob(str(path), recursive=True)):
+            missing.append((source, "pattern matches no files"))
+    return missing
+
+
+def discover_sources(
+    sources: Iterable[str],
+    exclude: Sequence[str] = (),
+    skipped: list[SkippedFile] | None = None,
+) -> tuple[list[SourceObject], list[tuple[str, str]]]:
+    """As `discover_videos`, each video with what its listing says (`SourceObject`)."""
+    videos: list[SourceObject] = []
     problems: list[tuple[str, str]] = []
     seen: set[str] = set()
     skipped = [] if skipped is None else skipped
@@ -79,27 +121,31 @@ def discover_videos(
         return not reason
 
     def add(path: Path) -> None:
-        key = str(path.resolve())
-        if key not in seen:
-            seen.add(key)
-            videos.append(str(path))
+        try:
+            obj = local_source(path)
+        except OSError:
+            # Gone between listing and stat, or unreadable: planning names the problem.
+            obj = SourceObject(uri=str(path), location=str(path.absolute()), size=-1)
+        if obj.location not in seen:
+            seen.add(obj.location)
+            videos.append(obj)
 
     for source in sources:
         if source.startswith("s3://"):
-            from faceid_jobs.storage.s3 import list_s3_videos
+            from faceid_jobs.storage.s3 import list_s3_sources
 
-            found_s3 = list_s3_videos(source, VIDEO_EXTENSIONS)
+            found_s3 = list_s3_sources(source, VIDEO_EXTENSIONS)
             if exclude:
                 prefix = source.rstrip("/") + "/"
-                excluded = [u for u in found_s3 if is_excluded(u.removeprefix(prefix), exclude)]
-                skipped.extend(SkippedFile(u, "excluded") for u in excluded)
-                found_s3 = [u for u in found_s3 if u not in excluded]
+                excluded = {o.uri for o in found_s3 if is_excluded(o.uri.removeprefix(prefix), exclude)}
+                skipped.extend(SkippedFile(u, "excluded") for u in sorted(excluded))
+                found_s3 = [o for o in found_s3 if o.uri not in excluded]
             if not found_s3:
                 problems.append((source, "no video objects under this prefix"))
-            for uri in found_s3:
-                if uri not in seen:
-                    seen.add(uri)
-                    videos.append(uri)
+            for obj in found_s3:
+                if obj.location not in seen:
+                    seen.add(obj.location)
+                    videos.append(obj)
             continue
         path = Path(source).expanduser()
         if path.is_dir():
@@ -127,10 +173,12 @@ def discover_videos(
 
 
 def _register_s3_opener() -> None:
-    from faceid_jobs.storage.s3 import s3_local_copy
+    from faceid_jobs.storage.s3 import S3Video, s3_local_copy
     from faceid_jobs.video import register_opener
+    from faceid_jobs.video.source import register_remote
 
     register_opener("s3", s3_local_copy)
+    register_remote("s3", S3Video)
 
 
 _register_s3_opener()

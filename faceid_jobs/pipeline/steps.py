@@ -31,17 +31,20 @@ if TYPE_CHECKING:
     from faceid_jobs.pipeline.chunk import ChunkJob, ChunkResult
     from faceid_jobs.pipeline.plan import VideoPlan
     from faceid_jobs.pipeline.sources import SkippedFile
+    from faceid_jobs.storage.catalog import VideoEntry
+    from faceid_jobs.video.source import SourceObject
     from faceid_jobs.workspace import Workspace
 
 __all__ = [
     "Discovery",
+    "check_sources",
     "cores",
     "discover",
     "finish",
     "fit_threads",
     "label",
-    "load_model_ids",
     "merge",
+    "model_ids",
     "model_key",
     "models_for",
     "plan",
@@ -56,48 +59,103 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Discovery:
-    """The videos a run will process and the sources that gave none."""
+    """The videos a run will process (each with what its listing said), the sources that gave
+    none and the files the walk left out."""
 
     videos: tuple[str, ...]
     problems: tuple[tuple[str, str], ...]
     created_key: str | None
+    sources: tuple[SourceObject, ...] = ()
     skipped: tuple[SkippedFile, ...] = ()
 
 
 def discover(sources: list[str], settings: Settings, *, ws: Workspace | None = None) -> Discovery:
     """Open the store with its keys (creating the key file on first use), check it is
     writable, then expand the sources into video URIs."""
-    from faceid_jobs.pipeline.sources import discover_videos
+    from faceid_jobs.pipeline.sources import discover_sources
 
     ws = ws or workspace_for(settings, create_key=True)
     ws.store.check()
     skipped: list[SkippedFile] = []
-    videos, problems = discover_videos(sources, settings.exclude, skipped)
-    return Discovery(tuple(videos), tuple(problems), ws.created_key, tuple(skipped))
+    found, problems = discover_sources(sources, settings.exclude, skipped)
+    return Discovery(tuple(o.uri for o in found), tuple(problems), ws.created_key, tuple(found), tuple(skipped))
 
 
-def load_model_ids(settings: Settings, *, models: ModelSet | None = None) -> dict[str, str]:
-    """Load (or reuse) the model set in this process; its ids name the analysis."""
+def check_sources(sources: tuple[SourceObject, ...], settings: Settings, analysis_id: str, *,
+                  ws: Workspace | None = None) -> tuple[tuple[str, VideoEntry], ...]:
+    """The videos that need not be read: seen unchanged (the sources index has a mark for
+    their listed identity) and complete for `analysis_id` in the catalog.
+
+    One listing of `sources/`, then one catalog read per video with a mark;
+    not a byte of a video is read. Returns (uri, catalog entry) per such video.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from faceid_jobs.storage.catalog import load_entry
+    from faceid_jobs.storage.sources import list_marks
+    from faceid_jobs.video.source import uri_hash
+
+    ws = ws or workspace_for(settings)
+    marks = list_marks(ws.store)
+    if not marks:
+        return ()
+    candidates = []
+    for source in sources:
+        fingerprint = marks.get((uri_hash(source.location), source.identity_hash(settings.fingerprint)))
+        if fingerprint is not None and source.size >= 0:
+            candidates.append((source.uri, fingerprint))
+
+    def complete(item: tuple[str, str]) -> tuple[str, VideoEntry] | None:
+        entry = load_entry(ws.store, item[1], ws.keys)
+        if (entry is None or entry.analysis_id != analysis_id or entry.failed_chunks
+                or entry.faces is None):
+            return None
+        return item[0], entry
+
+    # Catalog reads are small and independent: a remote store answers them side by side.
+    workers = 16 if ws.store.uri.startswith("s3://") and len(candidates) > 1 else 1
+    with ThreadPoolExecutor(workers) as pool:
+        return tuple(found for found in pool.map(complete, candidates) if found is not None)
+
+
+def model_ids(settings: Settings, *, models: ModelSet | None = None) -> dict[str, str]:
+    """The ids of the models the run's chunks will load (they name the analysis), from the
+    files alone: the sessions load in the chunks, with threads fitted to how many run at once."""
     if models is not None:
         return dict(models.ids)
-    with models_for(settings) as loaded:
-        return dict(loaded.ids)
+    from faceid_jobs.models import model_ids as ids_of
+
+    return ids_of(settings)
 
 
-def plan(uri: str, settings: Settings, analysis_id: str) -> VideoPlan:
-    """Fingerprint and probe one video and cut it into chunk jobs."""
+def plan(uri: str, settings: Settings, analysis_id: str, source: SourceObject | None = None) -> VideoPlan:
+    """Fingerprint and probe one video and cut it into chunk jobs.
+
+    A remote video (`source` from the listing) is read in ranges: the
+    fingerprint's samples and the container header, never the whole object.
+    """
     from faceid_jobs.pipeline.plan import plan_video
     from faceid_jobs.video import local_path
+    from faceid_jobs.video.source import remote_video
 
+    if source is not None and source.remote:
+        return plan_video(uri, remote_video(source), settings, analysis_id, source)
     with local_path(uri) as path:
-        return plan_video(uri, path, settings, analysis_id)
+        return plan_video(uri, path, settings, analysis_id, source)
 
 
 def process_chunk(job: ChunkJob, settings: Settings, *, ws: Workspace | None = None,
                   models: ModelSet | None = None) -> ChunkResult:
-    """Analyse and store one chunk (skipped when its records exist)."""
+    """Analyse and store one chunk (skipped when its records exist).
+
+    A remote video with its listing (`job.source`) is read in ranges, only
+    the chunk's part of it; one without is downloaded once per process.
+    """
     from faceid_jobs.pipeline.chunk import run_chunk
 
+    if job.source is not None and job.source.remote:
+        with _models(settings, models) as loaded:
+            return run_chunk(job, loaded, ws or workspace_for(settings), settings)
     with video_file(job.video_uri, job.path) as path, _models(settings, models) as loaded:
         return run_chunk(replace(job, path=str(path)), loaded, ws or workspace_for(settings), settings)
 
@@ -105,14 +163,23 @@ def process_chunk(job: ChunkJob, settings: Settings, *, ws: Workspace | None = N
 def finish(plan: VideoPlan, settings: Settings, embedder_id: str, failed: list[int], *,
            ws: Workspace | None = None) -> tuple[bool, int]:
     """Catalog the video's analysis once all its chunks were attempted;
-    (entry changed?, face rows stored for the video)."""
+    (entry changed?, face rows stored for the video).
+
+    A video complete for its analysis is marked in the sources index with
+    the identity its listing gave, so the next run skips it unread while it
+    stays unchanged.
+    """
     from faceid_jobs.pipeline.catalog import count_stored_faces, finish_video
     from faceid_jobs.storage import load_entry
+    from faceid_jobs.storage.sources import record_source
 
     ws = ws or workspace_for(settings)
-    before = load_entry(ws.store, plan.fingerprint)
-    entry = finish_video(ws.store, plan, embedder_id, failed)
-    return entry != before, count_stored_faces(ws, plan)
+    before = load_entry(ws.store, plan.fingerprint, ws.keys)
+    faces = count_stored_faces(ws, plan)
+    entry = finish_video(ws.store, plan, embedder_id, failed, ws.keys, faces=faces)
+    if plan.source is not None and plan.source.size >= 0 and not entry.failed_chunks:
+        record_source(ws.store, plan.source, plan.fingerprint, settings.fingerprint)
+    return entry != before, faces
 
 
 def merge(settings: Settings, embedder_id: str, *, ws: Workspace | None = None) -> MergeResult:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from faceid_jobs.pipeline.chunk import ChunkJob, ChunkResult
     from faceid_jobs.pipeline.plan import VideoPlan
     from faceid_jobs.pipeline.sources import SkippedFile
+    from faceid_jobs.storage.catalog import VideoEntry
 
 __all__ = [
     "TRANSIENT_ERRORS",
@@ -89,6 +90,7 @@ class ProcessSummary:
     """What a `process` run did; `to_json()` is the CLI's `--json` output."""
 
     videos: int = 0
+    videos_unchanged: int = 0
     chunks_done: int = 0
     chunks_skipped: int = 0
     chunks_failed: int = 0
@@ -104,6 +106,7 @@ class ProcessSummary:
     rows: list[VideoRow] = field(default_factory=list)
     orchestrator: str = "local"
     flow_run_id: str | None = None
+    interrupted: bool = False  # stopped on request (a signal): what was stored stays, a re-run resumes
     # Files the folder walk left out (photos, other files, --exclude), and whether
     # unreadable videos fail the run (the fail_on_bad_files setting).
     skipped_files: list[SkippedFile] = field(default_factory=list)
@@ -129,6 +132,7 @@ class ProcessSummary:
     def to_json(self) -> dict[str, Any]:
         return {
             "videos": self.videos,
+            "videos_unchanged": self.videos_unchanged,
             "chunks": {
                 "done": self.chunks_done,
                 "skipped": self.chunks_skipped,
@@ -148,6 +152,7 @@ class ProcessSummary:
             "index": asdict(self.index) if self.index else None,
             "orchestrator": self.orchestrator,
             "flow_run_id": self.flow_run_id,
+            "interrupted": self.interrupted,
         }
 
     def failure_message(self) -> str:
@@ -214,11 +219,31 @@ class SummaryCollector:
         """Files the source walk found and left out."""
         self._summary.skipped_files.extend(skipped)
 
+    def add_unchanged(self, uri: str, entry: VideoEntry) -> None:
+        """A video skipped unread: unchanged since its analysis, which is complete."""
+        row = self.row(uri)
+        row.chunks = row.skipped = entry.chunks
+        row.video_seconds = round(entry.duration_s, 3)
+        row.faces_in_store = entry.faces or 0
+        row.catalog = "unchanged"
+        self._summary.videos_unchanged += 1
+        self._summary.chunks_skipped += entry.chunks
+        self._summary.video_seconds += entry.duration_s
+        self._summary.faces_in_store += entry.faces or 0
+
     def add_catalogued(self, uri: str, changed: bool, faces_in_store: int) -> None:
         row = self.row(uri)
         row.faces_in_store = faces_in_store
         row.catalog = "updated" if changed else "unchanged"
         self._summary.faces_in_store += faces_in_store
+
+    @property
+    def chunks_done(self) -> int:
+        return self._summary.chunks_done
+
+    def interrupt(self) -> None:
+        """The run stopped on request; the chunks added so far are all it did."""
+        self._summary.interrupted = True
 
     def set_index(self, result: MergeResult) -> None:
         self._summary.index = result

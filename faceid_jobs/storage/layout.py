@@ -7,6 +7,7 @@
     videos/<fingerprint>.json
         catalog entry: where the video was seen, its properties, and which
         analysis_id is current for it
+    keys/kek.json                                   which KEK the store needs (its id, never the key)
     keys/data/<ref>.json                            one wrapped data key
     index/shards/<shard_id>.shard                   encrypted FAISS shard
     index/manifests/<version:020d>.json             index version
@@ -17,6 +18,10 @@
     audit/<UTC time>-<token>.json                   audit record
     queries/<run id>/<file>                         results of a search-photos flow run
     people/versions/<version:020d>.bin              people found by clustering (identity/people.py)
+    sources/<uri hash>/<identity hash>/<fingerprint>.json
+        a source object (file or S3 object) seen unchanged since it was
+        fingerprinted: listing `sources/` tells a re-run which videos it need
+        not read (storage/sources.py)
 
 Names that go into a key (analysis ids, fingerprints, refs, ids) often come
 from the store itself (a catalog entry, a manifest), which someone with write
@@ -40,12 +45,14 @@ __all__ = [
     "DATA_KEYS_PREFIX",
     "GALLERY_ENTRIES_PREFIX",
     "GALLERY_VERSIONS_PREFIX",
+    "KEYS_PREFIX",
     "LABELS_PREFIX",
     "MANIFESTS_PREFIX",
     "PEOPLE_PREFIX",
     "QUERIES_PREFIX",
     "RECORDS_PREFIX",
     "SHARDS_PREFIX",
+    "SOURCES_PREFIX",
     "STALE_PREFIX",
     "TEMP_PREFIX",
     "VIDEOS_PREFIX",
@@ -58,6 +65,7 @@ __all__ = [
     "gallery_entry_key",
     "gallery_version_key",
     "join_key",
+    "kek_marker_key",
     "label_key",
     "manifest_key",
     "parse_data_key",
@@ -66,12 +74,15 @@ __all__ = [
     "parse_manifest_key",
     "parse_record_key",
     "parse_shard_key",
+    "parse_source_key",
     "parse_video_key",
     "people_version_key",
     "query_result_key",
     "record_key",
     "record_prefix",
     "shard_key",
+    "source_key",
+    "source_prefix",
     "stale_key",
     "video_key",
 ]
@@ -80,6 +91,7 @@ RECORDS_VERSION = "v1"
 RECORDS_PREFIX = "records/"
 VIDEOS_PREFIX = "videos/"
 DATA_KEYS_PREFIX = "keys/data/"
+KEYS_PREFIX = "keys/"
 SHARDS_PREFIX = "index/shards/"
 MANIFESTS_PREFIX = "index/manifests/"
 STALE_PREFIX = "index/stale/"
@@ -89,6 +101,7 @@ LABELS_PREFIX = "labels/"
 AUDIT_PREFIX = "audit/"
 QUERIES_PREFIX = "queries/"
 PEOPLE_PREFIX = "people/versions/"
+SOURCES_PREFIX = "sources/"
 
 _CHUNK_PREFIX, _CHUNK_SUFFIX = "chunk-", ".parquet"
 
@@ -212,6 +225,11 @@ def parse_video_key(key: str) -> str | None:
 
 # keys/data/
 
+def kek_marker_key() -> str:
+    """The plaintext marker naming the KEK a store's data needs."""
+    return join_key(KEYS_PREFIX, "kek.json")
+
+
 def data_key(ref: str) -> str:
     return join_key(DATA_KEYS_PREFIX, check_segment(ref, "data key reference") + ".json")
 
@@ -289,3 +307,28 @@ def audit_key(stamp: str, token: str) -> str:
 def query_result_key(run_id: str, name: str) -> str:
     """`queries/<run_id>/<name>`: one file of a search flow run's results."""
     return join_key(QUERIES_PREFIX, check_segment(run_id, "run id"), check_segment(name, "result file name"))
+
+
+# sources/
+
+def source_prefix(uri_hash: str) -> str:
+    """`sources/<uri_hash>/`: the marks of one source location (with the trailing slash)."""
+    return join_key(SOURCES_PREFIX, check_segment(uri_hash, "source hash")) + "/"
+
+
+def source_key(uri_hash: str, identity_hash: str, fingerprint: str) -> str:
+    """`sources/<uri_hash>/<identity_hash>/<fingerprint>.json`: a source seen with this identity
+    had this content fingerprint."""
+    return join_key(source_prefix(uri_hash), check_segment(identity_hash, "source identity hash"),
+                    check_segment(fingerprint, "fingerprint") + ".json")
+
+
+def parse_source_key(key: str) -> tuple[str, str, str] | None:
+    """(uri hash, identity hash, fingerprint) of a source mark key, or None."""
+    parts = key.split("/")
+    if len(parts) != 4 or parts[0] + "/" != SOURCES_PREFIX or not parts[3].endswith(".json"):
+        return None
+    names = (parts[1], parts[2], parts[3][:-len(".json")])
+    if any(not n or "/" in n or _segment_problem(n) for n in names):
+        return None
+    return names

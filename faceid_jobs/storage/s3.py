@@ -15,14 +15,19 @@ import contextlib
 import io
 import os
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from faceid_jobs.errors import StoreError, StoreUnwritableError
 from faceid_jobs.storage.layout import check_key, check_prefix
 
-__all__ = ["S3Store", "parse_s3_uri"]
+if TYPE_CHECKING:
+    from faceid_jobs.video.source import SourceObject
+
+__all__ = ["S3Store", "S3Video", "list_s3_sources", "parse_s3_uri"]
 
 _MULTIPART_THRESHOLD = 64 << 20
 _BODY_ATTEMPTS = 4
@@ -237,6 +242,14 @@ class S3Store:
 
 def list_s3_videos(uri: str, extensions: frozenset[str], client: Any | None = None) -> list[str]:
     """s3:// URIs of the objects under a prefix whose names end in a video extension."""
+    return [obj.uri for obj in list_s3_sources(uri, extensions, client)]
+
+
+def list_s3_sources(uri: str, extensions: frozenset[str], client: Any | None = None) -> list[SourceObject]:
+    """The video objects under a prefix (by extension), with the size, ETag and
+    LastModified the listing gives: enough to tell an unchanged object without reading it."""
+    from faceid_jobs.video.source import SourceObject
+
     bucket, prefix = parse_s3_uri(uri)
     if not uri.endswith("/") and prefix:
         prefix = prefix.rstrip("/")  # a single object, or a prefix given without slash
@@ -250,11 +263,192 @@ def list_s3_videos(uri: str, extensions: frozenset[str], client: Any | None = No
                 key = obj["Key"]
                 name = key.rsplit("/", 1)[-1]
                 if key == prefix or (os.path.splitext(name)[1].lower() in extensions and not name.startswith(".")):
-                    found.append(f"s3://{bucket}/{key}")
+                    location = f"s3://{bucket}/{key}"
+                    modified = obj.get("LastModified")
+                    found.append(SourceObject(uri=location, location=location, size=int(obj.get("Size", 0)),
+                                              etag=str(obj.get("ETag", "")),
+                                              modified=modified.isoformat() if modified else ""))
     except (ClientError, BotoCoreError) as exc:
         code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
         raise StoreError(f"{uri}: cannot list ({code})") from None
-    return sorted(found)
+    return sorted(found, key=lambda o: o.uri)
+
+
+# ---------------------------------------------------------------- videos read in ranges
+
+_RANGE_BLOCK = 16 << 10  # cache granule: a 64 KiB fingerprint sample at any offset fetches at most 80 KiB
+_FIRST_FETCH = 16  # blocks fetched after a seek (256 KiB)
+_MAX_FETCH = 64  # blocks fetched at most at once while reading on (1 MiB: a chunk overshoots its end by that)
+
+
+class _BlockCache:
+    """Blocks of S3 videos fetched by this process, least recently used dropped first.
+
+    Planning (fingerprint, probe) and the chunk steps of the same process read
+    the same objects: a block is fetched once while it stays cached. Keyed by
+    ETag too, so a replaced object never serves old bytes.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._blocks: OrderedDict[tuple[str, str, int], bytes] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key: tuple[str, str, int]) -> bytes | None:
+        with self._lock:
+            data = self._blocks.get(key)
+            if data is not None:
+                self._blocks.move_to_end(key)
+            return data
+
+    def put(self, key: tuple[str, str, int], data: bytes) -> None:
+        with self._lock:
+            old = self._blocks.pop(key, None)
+            self._bytes -= len(old) if old is not None else 0
+            self._blocks[key] = data
+            self._bytes += len(data)
+            while self._bytes > self.max_bytes and len(self._blocks) > 1:
+                _, dropped = self._blocks.popitem(last=False)
+                self._bytes -= len(dropped)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._blocks.clear()
+            self._bytes = 0
+
+
+BLOCK_CACHE = _BlockCache(int(os.environ.get("FACEID_JOBS_S3_CACHE_MB", "128")) << 20)
+
+
+class S3Video:
+    """An S3 video object read in byte ranges (a `faceid_jobs.video.source.RemoteVideo`).
+
+    Every range is fetched with If-Match on the listed ETag, so an object
+    replaced while a run reads it fails (and is re-planned next run) instead
+    of mixing two versions' bytes.
+    """
+
+    def __init__(self, source: SourceObject, client: Any | None = None) -> None:
+        self.uri = source.uri
+        self.size = source.size
+        self.etag = source.etag
+        self.bucket, key = parse_s3_uri(source.location)
+        self.key = key.rstrip("/")
+        self._client = client
+        self._lock = threading.Lock()
+        self._failure: BaseException | None = None
+        self._readers: list[_RangeReader] = []  # OpenCV may not hold a reference of its own
+
+    def open(self, *, readahead: bool = True) -> BinaryIO:
+        reader = _RangeReader(self, readahead)
+        self._readers.append(reader)
+        return reader  # type: ignore[return-value]
+
+    def failure(self) -> BaseException | None:
+        return self._failure
+
+    def fetch(self, start: int, stop: int) -> bytes:
+        """Bytes [start, stop) of the object (one ranged GET, its body read retried)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from faceid_jobs.errors import VideoError
+
+        with self._lock:
+            if self._client is None:
+                self._client = make_client()
+        for attempt in range(1, _BODY_ATTEMPTS + 1):
+            try:
+                resp = self._client.get_object(Bucket=self.bucket, Key=self.key, Range=f"bytes={start}-{stop - 1}",
+                                               **({"IfMatch": self.etag} if self.etag else {}))
+                data = resp["Body"].read()
+                if len(data) != stop - start:
+                    raise ValueError("short body")
+                return data
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                if code == "PreconditionFailed" or status == 412:
+                    error: BaseException = VideoError(f"{self.uri}: changed while being read (ETag differs "
+                                                      "from the listing); it is read again on the next run")
+                else:
+                    error = StoreError(f"{self.uri}: cannot read bytes {start}-{stop - 1} ({code})")
+                self._failure = self._failure or error
+                raise error from None
+            except (BotoCoreError, OSError, ValueError) as exc:
+                if attempt == _BODY_ATTEMPTS:
+                    error = StoreError(f"{self.uri}: cannot read bytes {start}-{stop - 1} ({type(exc).__name__})")
+                    self._failure = self._failure or error
+                    raise error from None
+        raise AssertionError("unreachable")
+
+
+class _RangeReader(io.BufferedIOBase):
+    """A seekable reader of one `S3Video` over the process's block cache.
+
+    Reading on from where the last read ended doubles the fetch (256 KiB up
+    to 1 MiB), so decoding a chunk costs few requests; a seek starts small
+    again, so probing and seeking to a chunk read little past what they need.
+    """
+
+    def __init__(self, video: S3Video, readahead: bool) -> None:
+        super().__init__()
+        self._video = video
+        self._pos = 0
+        self._readahead = readahead
+        self._next_fetch = _FIRST_FETCH
+        self._last_end = -1
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._video.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        video = self._video
+        end = video.size if size is None or size < 0 else min(video.size, self._pos + size)
+        if end <= self._pos:
+            return b""
+        if self._pos != self._last_end:
+            self._next_fetch = _FIRST_FETCH
+        first, last = self._pos // _RANGE_BLOCK, (end - 1) // _RANGE_BLOCK
+        blocks = []
+        for index in range(first, last + 1):
+            data = BLOCK_CACHE.get((video.uri, video.etag, index))
+            if data is None:
+                data = self._fetch_from(index, last)
+            blocks.append(data)
+        joined = b"".join(blocks)
+        offset = self._pos - first * _RANGE_BLOCK
+        out = joined[offset:offset + end - self._pos]
+        self._pos = self._last_end = end
+        return out
+
+    def read1(self, size: int = -1) -> bytes:
+        return self.read(size)
+
+    def _fetch_from(self, index: int, last: int) -> bytes:
+        """Fetch block `index` onwards (through `last`, plus read-ahead), cache them, return block `index`."""
+        video = self._video
+        count = last - index + 1
+        if self._readahead:
+            count = max(count, self._next_fetch)
+            self._next_fetch = min(_MAX_FETCH, self._next_fetch * 2)
+        start = index * _RANGE_BLOCK
+        stop = min(video.size, (index + count) * _RANGE_BLOCK)
+        data = video.fetch(start, stop)
+        for i in range(0, len(data), _RANGE_BLOCK):
+            BLOCK_CACHE.put((video.uri, video.etag, index + i // _RANGE_BLOCK), data[i:i + _RANGE_BLOCK])
+        return data[:_RANGE_BLOCK]
 
 
 @contextlib.contextmanager

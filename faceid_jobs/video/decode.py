@@ -16,6 +16,7 @@ import numpy as np
 from faceid_jobs.errors import VideoError
 from faceid_jobs.video.chunks import Chunk, sampled_frames
 from faceid_jobs.video.probe import capture
+from faceid_jobs.video.source import RemoteVideo
 
 __all__ = ["iter_chunk_frames"]
 
@@ -25,7 +26,7 @@ _END_SLACK_S = 1.0
 
 
 def iter_chunk_frames(
-    path: Path,
+    path: Path | RemoteVideo,
     chunk: Chunk,
     fps: float,
     sample_fps: float,
@@ -36,7 +37,8 @@ def iter_chunk_frames(
     """Yield `(frame_index, bgr_frame)` for the sampled frames of `chunk`.
 
     Args:
-        path: local video file.
+        path: local video file, or a remote video read in ranges (only the
+            chunk's part of it is fetched).
         chunk: the frame range to read.
         fps: the video's frame rate (for the sampling grid).
         sample_fps: frames per second to keep; 0 keeps every frame.
@@ -47,7 +49,7 @@ def iter_chunk_frames(
         VideoError: the file cannot be opened, or decoding stops before the
             chunk's end (truncated or corrupt data).
     """
-    name = uri or str(path)
+    name = uri or (str(path) if isinstance(path, Path) else path.uri)
     wanted = sampled_frames(chunk.start, chunk.stop, fps, sample_fps)
     if len(wanted) == 0:
         return
@@ -64,6 +66,9 @@ def iter_chunk_frames(
         frame = None
         for idx in range(chunk.start, last_wanted + 1):
             if not cap.grab():
+                failure = None if isinstance(path, Path) else path.failure()
+                if failure is not None:
+                    raise failure  # a transport error, not corrupt data: the step may retry
                 missing = chunk.stop - idx
                 if is_last and missing <= max(2, int(_END_SLACK_S * fps)):
                     return

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["video_fingerprint"]
+__all__ = ["stream_fingerprint", "video_fingerprint"]
 
 _EDGE = 1 << 20
 _BLOCK = 64 << 10
@@ -29,22 +30,27 @@ _READ = 4 << 20
 
 def video_fingerprint(path: Path, mode: str = "sampled") -> str:
     """Fingerprint of the file at `path` ("s1-<32 hex>" or "f1-<32 hex>")."""
-    h = hashlib.blake2b(digest_size=16)
-    size = path.stat().st_size
-    h.update(size.to_bytes(8, "little"))
     with path.open("rb") as f:
-        if mode == "full":
-            while block := f.read(_READ):
-                h.update(block)
-            return "f1-" + h.hexdigest()
-        if mode != "sampled":
-            raise ValueError(f"unknown fingerprint mode {mode!r}")
-        h.update(f.read(_EDGE))
-        if size > 2 * _EDGE + _BLOCK:
-            span = size - 2 * _EDGE - _BLOCK
-            for i in range(_BLOCKS):
-                f.seek(_EDGE + (span * i) // max(1, _BLOCKS - 1))
-                h.update(f.read(_BLOCK))
-        f.seek(max(0, size - _EDGE))
-        h.update(f.read(_EDGE))
+        return stream_fingerprint(f, path.stat().st_size, mode)
+
+
+def stream_fingerprint(f: BinaryIO, size: int, mode: str = "sampled") -> str:
+    """Fingerprint of `size` bytes read from the seekable `f` (a file, or a ranged S3 reader:
+    "sampled" then fetches only the sampled ranges)."""
+    if mode not in ("full", "sampled"):
+        raise ValueError(f"unknown fingerprint mode {mode!r}")
+    h = hashlib.blake2b(digest_size=16)
+    h.update(size.to_bytes(8, "little"))
+    if mode == "full":
+        while block := f.read(_READ):
+            h.update(block)
+        return "f1-" + h.hexdigest()
+    h.update(f.read(_EDGE))
+    if size > 2 * _EDGE + _BLOCK:
+        span = size - 2 * _EDGE - _BLOCK
+        for i in range(_BLOCKS):
+            f.seek(_EDGE + (span * i) // max(1, _BLOCKS - 1))
+            h.update(f.read(_BLOCK))
+    f.seek(max(0, size - _EDGE))
+    h.update(f.read(_EDGE))
     return "s1-" + h.hexdigest()

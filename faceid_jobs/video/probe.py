@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 
 from faceid_jobs.errors import VideoError
+from faceid_jobs.video.source import RemoteVideo
 
 __all__ = ["VideoInfo", "capture", "local_path", "probe_video", "register_opener"]
 
@@ -69,11 +70,26 @@ def local_path(uri: str) -> AbstractContextManager[Path]:
         raise VideoError(f"{uri}: no reader for {scheme}:// sources") from None
 
 
-def capture(path: Path, uri: str | None = None, threads: int = 0) -> cv2.VideoCapture:
-    """Open `path` with OpenCV (rotation metadata applied), or raise VideoError naming the file.
+def capture(path: Path | RemoteVideo, uri: str | None = None, threads: int = 0) -> cv2.VideoCapture:
+    """Open a local file or a `RemoteVideo` with OpenCV (rotation metadata applied),
+    or raise VideoError naming it.
 
-    `threads` > 0 caps FFmpeg's decoding threads (0: its default, one per core).
+    A remote video is read through a Python stream of ranged reads (only the
+    bytes FFmpeg asks for). `threads` > 0 caps FFmpeg's decoding threads (0:
+    its default, one per core).
     """
+    params = [cv2.CAP_PROP_N_THREADS, threads] if threads > 0 else []
+    if not isinstance(path, Path):
+        name = uri or path.uri
+        if path.size == 0:
+            raise VideoError(f"{name}: empty file")
+        cap = cv2.VideoCapture(path.open(), cv2.CAP_FFMPEG, params)
+        if not cap.isOpened():
+            cap.release()
+            if path.failure() is not None:
+                raise path.failure()
+            raise VideoError(f"{name}: not a readable video (unknown format or corrupt header)")
+        return _display_oriented(cap)
     name = uri or str(path)
     if not path.exists():
         raise VideoError(f"{name}: file not found")
@@ -83,25 +99,30 @@ def capture(path: Path, uri: str | None = None, threads: int = 0) -> cv2.VideoCa
         raise VideoError(f"{name}: permission denied")
     if path.stat().st_size == 0:
         raise VideoError(f"{name}: empty file")
-    params = [cv2.CAP_PROP_N_THREADS, threads] if threads > 0 else []
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, params)
     if not cap.isOpened():
         cap.release()
         raise VideoError(f"{name}: not a readable video (unknown format or corrupt header)")
-    # Rotation metadata (a phone's display matrix) is applied while decoding, so
-    # every reader (process, the HTML report) sees the frame as displayed and the
-    # stored boxes fit it. OpenCV's default, set here so that no build differs.
+    return _display_oriented(cap)
+
+
+def _display_oriented(cap: cv2.VideoCapture) -> cv2.VideoCapture:
+    """`cap` with rotation metadata (a phone's display matrix) applied while decoding.
+
+    Every reader (process, the HTML report) then sees the frame as displayed
+    and the stored boxes fit it. OpenCV's default, set here so that no build differs.
+    """
     cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
     return cap
 
 
-def probe_video(path: Path, uri: str | None = None) -> VideoInfo:
+def probe_video(path: Path | RemoteVideo, uri: str | None = None) -> VideoInfo:
     """Read fps, frame count and size, checking that the first frame decodes.
 
     Raises:
         VideoError: missing, empty, not a video, no frames or no usable fps.
     """
-    name = uri or str(path)
+    name = uri or (str(path) if isinstance(path, Path) else path.uri)
     cap = capture(path, name)
     try:
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)

@@ -4,7 +4,8 @@ Rules say which requests to break and how: answer with an HTTP status
 (500, 503 SlowDown), drop the connection after part of the response body,
 or drop it while the request body is still being uploaded. Each rule fires a
 given number of times (or forever), so a test can make faults transient or
-persistent.
+persistent. Every exchange is counted (`exchanges`: method, path, status,
+response body bytes), so a test can assert what a run read.
 """
 
 from __future__ import annotations
@@ -30,12 +31,22 @@ class Rule:
                 and (self.times < 0 or self.fired < self.times))
 
 
+@dataclass(frozen=True)
+class Exchange:
+    method: str
+    path: str  # with the query string
+    status: int
+    sent: int  # response body bytes sent to the client
+    range: str | None = None  # the request's Range header
+
+
 class FaultProxy:
     def __init__(self, upstream: str) -> None:
         parsed = urlparse(upstream)
         self.upstream = (parsed.hostname, parsed.port)
         self.rules: list[Rule] = []
         self.requests: list[tuple[str, str]] = []
+        self.exchanges: list[Exchange] = []
         self.lock = threading.Lock()
         proxy = self
 
@@ -89,6 +100,9 @@ class FaultProxy:
                 if method != "HEAD":
                     self.wfile.write(data)
                 conn.close()
+                with proxy.lock:
+                    proxy.exchanges.append(Exchange(method, path, resp.status, 0 if method == "HEAD" else len(data),
+                                                     self.headers.get("Range")))
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 
@@ -110,6 +124,12 @@ class FaultProxy:
         with self.lock:
             self.rules.append(rule)
         return rule
+
+    def take(self) -> list[Exchange]:
+        """The exchanges counted since the last call (and forget them)."""
+        with self.lock:
+            taken, self.exchanges = self.exchanges, []
+        return taken
 
     def clear(self) -> None:
         with self.lock:

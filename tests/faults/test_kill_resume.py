@@ -33,7 +33,7 @@ def env_for(base, weights_dir):
 def stored_face_ids(env) -> list[str]:
     ws = open_workspace(Settings(store=env["FACEID_JOBS_STORE"], key_file=env["FACEID_JOBS_KEY_FILE"]))
     ids: list[str] = []
-    for entry in list_entries(ws.store):
+    for entry in list_entries(ws.store, ws.keys):
         for key in ws.store.list(record_prefix(entry.analysis_id, entry.fingerprint)):
             ids += parquet_to_table(ws.store.get(key), key, ["face_id"], cipher=ws.cipher)["face_id"].to_pylist()
     return ids
@@ -51,10 +51,18 @@ def test_killed_runs_resume_to_the_clean_result(tmp_path, weights_dir, friends_c
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("FACEID_JOBS_")} | env
     rng = random.Random(8)
     kills = 0
+    records = tmp_path / "killed" / "store" / "records"
     for _ in range(4):
+        before = len(list(records.rglob("chunk-*.parquet")))
         proc = subprocess.Popen([str(EXE), "process", str(friends_clip), *ARGS, "--json"], env=full_env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        time.sleep(rng.uniform(3.0, 14.0))
+        # A run takes a few seconds: kill it at a random moment after it stored a new chunk,
+        # so every kill lands mid-run whatever the machine's speed.
+        deadline = time.monotonic() + 120
+        while (proc.poll() is None and time.monotonic() < deadline
+               and len(list(records.rglob("chunk-*.parquet"))) <= before):
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.6))
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             kills += 1

@@ -119,11 +119,12 @@ def test_int8_agreement_on_sample_frames(models, int8_models, check_frames):
 
 
 def test_int8_search_and_verification_pick_the_same_person(models, int8_models, portraits, media_dir):
-    from faceid_jobs.identity.matching import photo_face
     from faceid_jobs.images import read_photo
+    from faceid_jobs.photo import face_of
 
     def identify(m, image):
-        gallery = {name: photo_face(read_photo(p), p.name, m)[1] for name, p in portraits.items()}
+        gallery = {name: face_of(read_photo(p), p.name, m, liveness=False, quality=False)[1]
+                   for name, p in portraits.items()}
         names = sorted(gallery)
         faces = m.detector.detect(image)
         emb = m.embedder.embed(align_faces(image, faces.kps))
