@@ -121,7 +121,7 @@ class Settings:
     # refuses when fewer than people_name_min_faces pass the quality and liveness gates.
     people_discover: bool = True  # process (run_archive) adds new tracks to the people after labelling
     people_knn: int = 10
-    people_threshold: float = 0.45
+    people_threshold: float = 0.4
     people_min_faces: int = 3
     people_name_faces: int = 8
     people_name_min_faces: int = 3

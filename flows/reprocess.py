@@ -102,10 +102,8 @@ def reprocess_archive(
 
     Args:
         sources: video files, folders (recursive) or glob patterns, as seen by the workers.
-        store: store folder or ``s3://bucket/prefix``; default from `config`, the
-            environment, then ``./faceid-data``.
-        config: TOML profile on the machine running the flow.
-        settings: setting overrides (names as in `Settings`, e.g. ``{"sample_fps": 2}``).
+        store, config, settings: where the settings come from (`flows.common.resolve_settings`);
+            overrides e.g. ``{"sample_fps": 2}``.
         build_index: merge new records into the index afterwards (publishes
             nothing when nothing changed).
         verify: read and fingerprint every video again, even those the

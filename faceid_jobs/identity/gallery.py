@@ -52,7 +52,7 @@ from faceid_jobs.storage.layout import (
     GALLERY_VERSIONS_PREFIX,
     gallery_entry_key,
     gallery_version_key,
-    parse_gallery_version_key,
+    versions,
 )
 from faceid_jobs.workspace import Workspace
 
@@ -213,12 +213,7 @@ def version_key(version: int) -> str:
 
 def list_gallery_versions(store: Any) -> list[int]:
     """Committed gallery versions, ascending."""
-    out = []
-    for key in store.list(VERSIONS_PREFIX):
-        version = parse_gallery_version_key(key)
-        if version is not None:
-            out.append(version)
-    return sorted(out)
+    return versions(store.list(VERSIONS_PREFIX), VERSIONS_PREFIX)
 
 
 def _key_for(ws: Workspace, name: str) -> Callable[[ContainerHeader], bytes]:

@@ -36,6 +36,7 @@ with the local store's temp prefix. A bad key raises `StoreKeyError`
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
 
 from faceid_jobs.errors import IntegrityError
 from faceid_jobs.fileio import TEMP_PREFIX  # LocalStore's temp files: never listed or read, so no key names one
@@ -69,9 +70,7 @@ __all__ = [
     "label_key",
     "manifest_key",
     "parse_data_key",
-    "parse_gallery_version_key",
     "parse_label_key",
-    "parse_manifest_key",
     "parse_record_key",
     "parse_shard_key",
     "parse_source_key",
@@ -84,6 +83,7 @@ __all__ = [
     "source_key",
     "source_prefix",
     "stale_key",
+    "versions",
     "video_key",
 ]
 
@@ -104,6 +104,7 @@ PEOPLE_PREFIX = "people/versions/"
 SOURCES_PREFIX = "sources/"
 
 _CHUNK_PREFIX, _CHUNK_SUFFIX = "chunk-", ".parquet"
+_VERSION_SUFFIX = {MANIFESTS_PREFIX: ".json", GALLERY_VERSIONS_PREFIX: ".bin", PEOPLE_PREFIX: ".bin"}
 
 
 class StoreKeyError(IntegrityError):
@@ -252,8 +253,13 @@ def manifest_key(version: int) -> str:
     return join_key(MANIFESTS_PREFIX, f"{int(version):020d}.json")
 
 
-def parse_manifest_key(key: str) -> int | None:
-    return _parse_version(key, MANIFESTS_PREFIX, ".json")
+def versions(keys: Iterable[str], prefix: str) -> list[int]:
+    """The versions among `keys` (a listing of `prefix`), ascending; other keys are ignored.
+
+    `prefix` is one of the versioned kinds: `MANIFESTS_PREFIX`, `GALLERY_VERSIONS_PREFIX`, `PEOPLE_PREFIX`.
+    """
+    suffix = _VERSION_SUFFIX[prefix]
+    return sorted(v for v in (_parse_version(key, prefix, suffix) for key in keys) if v is not None)
 
 
 def stale_key(stamp: str, token: str) -> str:
@@ -270,10 +276,6 @@ def people_version_key(version: int) -> str:
 
 def gallery_version_key(version: int) -> str:
     return join_key(GALLERY_VERSIONS_PREFIX, f"{int(version):020d}.bin")
-
-
-def parse_gallery_version_key(key: str) -> int | None:
-    return _parse_version(key, GALLERY_VERSIONS_PREFIX, ".bin")
 
 
 def gallery_entry_key(entry_id: str) -> str:
