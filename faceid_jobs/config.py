@@ -26,6 +26,9 @@ __all__ = ["ENV_PREFIX", "Settings", "default_weights_dirs", "load_settings"]
 ENV_PREFIX = "FACEID_JOBS_"
 _DEVICES = ("auto", "cpu", "cuda", "tensorrt")
 _FINGERPRINTS = ("sampled", "full")
+_ROTATE = ("0", "90", "180", "270", "auto")
+# Settings given as strings that a TOML file or an override may give as a number (rotate = 90).
+_NUMBER_AS_STR = frozenset({"rotate"})
 
 
 @dataclass(frozen=True)
@@ -156,11 +159,26 @@ class Settings:
     io_binding: bool = True
     trt_cache: str = ""
 
+    # Footage (issue 18). Rotation metadata in a video is always applied as it is
+    # decoded; rotate turns the decoded frames further, clockwise, for footage
+    # that is sideways without saying so: "0", "90", "180", "270", or "auto"
+    # (per chunk, the orientation whose first frames show the most upright faces;
+    # pipeline/orient.py). Faces are stored in the decoded frame's coordinates
+    # whatever the turn. exclude: glob patterns of files a folder walk, glob or S3
+    # prefix leaves out (matched against the path relative to the source given and
+    # against the file name). fail_on_bad_files: an unreadable video fails the run
+    # (exit 1); false lists it in the summary's bad_files and exits 0.
+    rotate: str = "0"
+    exclude: tuple[str, ...] = ()
+    fail_on_bad_files: bool = True
+
     def __post_init__(self) -> None:
         if self.device not in _DEVICES:
             raise ConfigError(f"device must be one of {', '.join(_DEVICES)}, got {self.device!r}")
         if self.precision not in ("fp32", "int8", "fp16"):
             raise ConfigError(f"precision must be fp32, int8 or fp16, got {self.precision!r}")
+        if self.rotate not in _ROTATE:
+            raise ConfigError(f"rotate must be 0, 90, 180, 270 or auto, got {self.rotate!r}")
         if self.fingerprint not in _FINGERPRINTS:
             raise ConfigError(f"fingerprint must be sampled or full, got {self.fingerprint!r}")
         if self.det_size <= 0 or self.det_size % 32:
@@ -270,6 +288,10 @@ class Settings:
             # Reused embeddings change rows; the version names the reuse gates.
             # Left out at 0, whose rows are those of a run without reuse.
             relevant["reuse"] = {"version": 1, "max_age_s": round(self.reuse_embedding_s, 6)}
+        if self.rotate != "0":
+            # Left out at 0, whose rows are those of earlier versions; "auto" carries
+            # the version of pipeline/orient.py's rule.
+            relevant["rotate"] = "auto/1" if self.rotate == "auto" else self.rotate
         blob = json.dumps(relevant, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -363,6 +385,8 @@ def _coerce(name: str, value: Any, typ: Any) -> Any:
         return tuple(value)
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if name in _NUMBER_AS_STR and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
     if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
         raise ConfigError(f"setting {name!r} must be {typ.__name__}, got {value!r}")
     return value

@@ -116,7 +116,8 @@ def reprocess_archive(
 
     Returns:
         `ProcessSummary.to_json()`; the run is Failed (with this summary as
-        its data) when any source, video or chunk failed.
+        its data) when any source, video or chunk failed (with the setting
+        ``fail_on_bad_files`` false, unreadable videos alone do not fail it).
     """
     cfg = fit_threads(resolve_settings(config, settings, store))
     summary = run_archive(sources, cfg, PrefectEngine(retries, retry_delay_seconds), build=build_index,
@@ -130,6 +131,6 @@ def reprocess_archive(
             publish_top_people(cfg)
         except FaceIdError as exc:  # the summary stands; the people step's own failure is in it already
             get_run_logger().warning("people summary not published: %s", exc)
-    if summary.failures:
+    if not summary.ok:  # with fail_on_bad_files false, unreadable videos alone do not fail the run
         return Failed(message=summary.failure_message(), data=result)
     return result

@@ -19,7 +19,7 @@ from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any
 
 from faceid_jobs.config import Settings
-from faceid_jobs.errors import ConfigError, IntegrityError, ModelError, RunCancelled
+from faceid_jobs.errors import ConfigError, IntegrityError, ModelError, RunCancelled, VideoError
 from faceid_jobs.pipeline import cancel as cancellation
 from faceid_jobs.pipeline import steps
 from faceid_jobs.pipeline.engines import (
@@ -105,7 +105,7 @@ def run_archive(
     log = log or _log
     obs = observer or ProcessObserver()
     started = time.perf_counter()
-    collect = SummaryCollector(engine.name)
+    collect = SummaryCollector(engine.name, settings.fail_on_bad_files)
 
     def fail(failure: Failure, video: str | None = None) -> None:
         collect.add_failure(failure, video=video)
@@ -151,6 +151,7 @@ def _run(wanted: list[str], settings: Settings, engine: Engine, collect: Summary
     halt()
     for source, reason in found.problems:
         fail(Failure(source, None, f"{source}: {reason}"))
+    collect.add_skipped(found.skipped)
     obs.videos_found(len(found.videos))
     ids = engine.submit(steps.model_ids, settings).result()
     embedder = ids["embedder"]
@@ -198,7 +199,7 @@ def _run(wanted: list[str], settings: Settings, engine: Engine, collect: Summary
     for uri, (plan, exc) in plans.items():
         collect.row(uri)
         if plan is None:
-            fail(Failure(uri, None, describe_failure(exc, uri)), video=uri)
+            fail(Failure(uri, None, describe_failure(exc, uri), isinstance(exc, VideoError)), video=uri)
             obs.video_finished(uri)
             continue
         if uri in copies:
@@ -218,7 +219,8 @@ def _run(wanted: list[str], settings: Settings, engine: Engine, collect: Summary
                 raise exc  # the models, not this video: every chunk would fail the same way (exit 5)
             if result is None:
                 failed.append(job.chunk.index)
-                fail(Failure(uri, job.chunk.index, describe_failure(exc, uri, job.chunk.index)), video=uri)
+                fail(Failure(uri, job.chunk.index, describe_failure(exc, uri, job.chunk.index),
+                             isinstance(exc, VideoError)), video=uri)
             obs.chunk_finished(plan, job.chunk.frames, result)
         halt()
         finishing[uri] = engine.submit(steps.finish, plan, settings, embedder, failed)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from faceid_jobs.models import ModelSet
     from faceid_jobs.pipeline.chunk import ChunkJob, ChunkResult
     from faceid_jobs.pipeline.plan import VideoPlan
+    from faceid_jobs.pipeline.sources import SkippedFile
     from faceid_jobs.storage.catalog import VideoEntry
     from faceid_jobs.video.source import SourceObject
     from faceid_jobs.workspace import Workspace
@@ -59,12 +60,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Discovery:
-    """The videos a run will process (each with what its listing said) and the sources that gave none."""
+    """The videos a run will process (each with what its listing said), the sources that gave
+    none and the files the walk left out."""
 
     videos: tuple[str, ...]
     problems: tuple[tuple[str, str], ...]
     created_key: str | None
     sources: tuple[SourceObject, ...] = ()
+    skipped: tuple[SkippedFile, ...] = ()
 
 
 def discover(sources: list[str], settings: Settings, *, ws: Workspace | None = None) -> Discovery:
@@ -74,8 +77,9 @@ def discover(sources: list[str], settings: Settings, *, ws: Workspace | None = N
 
     ws = ws or workspace_for(settings, create_key=True)
     ws.store.check()
-    found, problems = discover_sources(sources)
-    return Discovery(tuple(o.uri for o in found), tuple(problems), ws.created_key, tuple(found))
+    skipped: list[SkippedFile] = []
+    found, problems = discover_sources(sources, settings.exclude, skipped)
+    return Discovery(tuple(o.uri for o in found), tuple(problems), ws.created_key, tuple(found), tuple(skipped))
 
 
 def check_sources(sources: tuple[SourceObject, ...], settings: Settings, analysis_id: str, *,

@@ -71,7 +71,8 @@ def local_path(uri: str) -> AbstractContextManager[Path]:
 
 
 def capture(path: Path | RemoteVideo, uri: str | None = None, threads: int = 0) -> cv2.VideoCapture:
-    """Open a local file or a `RemoteVideo` with OpenCV, or raise VideoError naming it.
+    """Open a local file or a `RemoteVideo` with OpenCV (rotation metadata applied),
+    or raise VideoError naming it.
 
     A remote video is read through a Python stream of ranged reads (only the
     bytes FFmpeg asks for). `threads` > 0 caps FFmpeg's decoding threads (0:
@@ -88,7 +89,7 @@ def capture(path: Path | RemoteVideo, uri: str | None = None, threads: int = 0) 
             if path.failure() is not None:
                 raise path.failure()
             raise VideoError(f"{name}: not a readable video (unknown format or corrupt header)")
-        return cap
+        return _display_oriented(cap)
     name = uri or str(path)
     if not path.exists():
         raise VideoError(f"{name}: file not found")
@@ -102,6 +103,16 @@ def capture(path: Path | RemoteVideo, uri: str | None = None, threads: int = 0) 
     if not cap.isOpened():
         cap.release()
         raise VideoError(f"{name}: not a readable video (unknown format or corrupt header)")
+    return _display_oriented(cap)
+
+
+def _display_oriented(cap: cv2.VideoCapture) -> cv2.VideoCapture:
+    """`cap` with rotation metadata (a phone's display matrix) applied while decoding.
+
+    Every reader (process, the HTML report) then sees the frame as displayed
+    and the stored boxes fit it. OpenCV's default, set here so that no build differs.
+    """
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
     return cap
 
 
