@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from faceid_jobs.cli.common import STORE, Opts, command, note, out, prefect_level, print_json
+from faceid_jobs.flows.deploy import DeploySpec
 
 SourcesOpt = Annotated[
     list[str] | None,
@@ -16,22 +17,19 @@ SourcesOpt = Annotated[
                  help="Footage the nightly reprocess reads (folder, file or glob, as the workers see it); "
                       "repeatable; env FACEID_JOBS_ARCHIVE."),
 ]
-ReprocessCronOpt = Annotated[
-    str | None, typer.Option("--reprocess-cron", help="Cron of the nightly reprocess \\[default: 0 2 * * *]",
-                             rich_help_panel="Schedules", show_default=False),
-]
-IndexCronOpt = Annotated[
-    str | None, typer.Option("--index-cron", help="Cron of the fallback index rebuild \\[default: 30 5 * * *]",
-                             rich_help_panel="Schedules", show_default=False),
-]
-PeopleCronOpt = Annotated[
-    str | None, typer.Option("--people-cron", help="Cron of the full people rebuild \\[default: 0 4 * * 0]",
-                             rich_help_panel="Schedules", show_default=False),
-]
-TimezoneOpt = Annotated[
-    str | None, typer.Option("--timezone", help="Time zone of the crons \\[default: UTC]",
-                             rich_help_panel="Schedules", show_default=False),
-]
+
+
+def _schedule_opt(flag: str, what: str, field: str) -> Any:
+    """A --*-cron / --timezone option; its default is the `DeploySpec` field's, shown in the help."""
+    default = DeploySpec.__dataclass_fields__[field].default
+    return Annotated[str | None, typer.Option(flag, help=f"{what} \\[default: {default}]", show_default=False,
+                                              rich_help_panel="Schedules")]
+
+
+ReprocessCronOpt = _schedule_opt("--reprocess-cron", "Cron of the nightly reprocess", "reprocess_cron")
+IndexCronOpt = _schedule_opt("--index-cron", "Cron of the fallback index rebuild", "index_cron")
+PeopleCronOpt = _schedule_opt("--people-cron", "Cron of the full people rebuild", "people_cron")
+TimezoneOpt = _schedule_opt("--timezone", "Time zone of the crons", "timezone")
 
 
 def _spec(sources, opts: Opts, reprocess_cron, index_cron, people_cron, timezone):
