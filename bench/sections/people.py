@@ -45,7 +45,8 @@ def scale_figures(out: dict[str, Any], m: Measured, faces: int, add: int = ADD_F
         "people_found": out["people_found"], "knn": "IVF" if out["ivf"] else "exact", "nprobe": out["nprobe"],
         "threshold": out["threshold"], "threads": out["threads"],
         "scratch_s": out["scratch_seconds"], "summarise_s": out["summarise_seconds"],
-        "knn_s": out["knn_seconds"], "cluster_s": out["cluster_seconds"], "generate_s": out["generate_seconds"],
+        "knn_s": out["knn_seconds"], "generate_s": out["generate_seconds"],
+        "cluster_s": out["cluster_seconds"],  # k-NN graph + Chinese whispers
         "added_faces": out["added_faces"], "added_tracks": out["added_nodes"],
         "incremental_s": out["incremental_seconds"], "added_joined_their_person": out["added_joined_their_person"],
         "identities_split": out["identities_split"], "people_mixed": out["people_mixed"],
@@ -54,16 +55,21 @@ def scale_figures(out: dict[str, Any], m: Measured, faces: int, add: int = ADD_F
 
 
 def scale_targets(f: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's scale targets; `met` is None (neither pass nor fail) below the size a target names."""
-    full, add = f["faces_asked"] >= TARGET_FACES, f["add_asked"] >= ADD_FACES
+    """The issue's scale targets; `met` is None (neither pass nor fail) below the size a target names.
+
+    The incremental target is judged only on a full-size archive too: adding to fewer people is faster.
+    """
+    full = f["faces_asked"] >= TARGET_FACES
+    add = full and f["add_asked"] >= ADD_FACES
     rss_gib = f["peak_rss_mib"] / 1024.0
     return [
         {"target": f"{TARGET_FACES:,} faces from scratch: seconds", "value": f["scratch_s"], "op": "≤",
          "goal": SCRATCH_GOAL_S, "met": f["scratch_s"] <= SCRATCH_GOAL_S if full else None},
         {"target": f"{TARGET_FACES:,} faces from scratch: peak RSS GiB", "value": rss_gib, "op": "≤",
          "goal": RSS_GOAL_GIB, "met": rss_gib <= RSS_GOAL_GIB if full else None},
-        {"target": f"+{ADD_FACES:,} faces incremental: seconds", "value": f["incremental_s"], "op": "≤",
-         "goal": ADD_GOAL_S, "met": f["incremental_s"] <= ADD_GOAL_S if add else None},
+        {"target": f"+{ADD_FACES:,} faces to {TARGET_FACES:,}, incremental: seconds",
+         "value": f["incremental_s"], "op": "≤", "goal": ADD_GOAL_S,
+         "met": f["incremental_s"] <= ADD_GOAL_S if add else None},
     ]
 
 
