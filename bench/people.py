@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,7 @@ import numpy as np
 from faceid_jobs.identity.clustering import ClusterParams, chinese_whispers, components, knn_edges, renumber
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+WEIGHTS = MEDIA.parent / "weights"
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55)
 
 
@@ -82,19 +84,27 @@ def bench_photos() -> dict:
     return {"case": "photos", "faces": len(names), "pairs": len(names) * (len(names) - 1) // 2, "pair_accuracy": rows}
 
 
-def _process(video: Path, store: Path, key: Path, fps: float = 4.0) -> None:
+def _process(video: Path, store: Path, key: Path, weights: Path, fps: float = 4.0) -> None:
     exe = Path(sys.executable).parent / "faceid-jobs"
     env = {"FACEID_JOBS_KEY_FILE": str(key), "PATH": "/usr/bin:/bin",
-           "FACEID_JOBS_WEIGHTS_DIR": str(MEDIA.parent / "weights"), "FACEID_JOBS_DEVICE": "cpu"}
+           "FACEID_JOBS_WEIGHTS_DIR": str(weights), "FACEID_JOBS_DEVICE": "cpu"}
     subprocess.run([str(exe), "process", str(video), "--store", str(store), "--sample-fps", str(fps)],
                    check=True, env=env, capture_output=True)
 
 
-def bench_friends(thresholds: tuple[float, ...], ks: tuple[int, ...] = (10,)) -> dict:
+def bench_friends(thresholds: tuple[float, ...], ks: tuple[int, ...] = (10,), weights: Path = WEIGHTS) -> dict:
     """Process the clip once; per k and threshold, cluster every track again and check each person of ≥ 3 faces
     against the portraits (nearest portrait per face, `portrait_purity`) and the pairs of labelled faces
     (`portrait_labels`, where the shot table agrees). Then, on the same faces: the other methods over the
     same track summaries, and plain average linkage of the faces themselves (the baseline to beat)."""
+    tmp = Path(tempfile.mkdtemp(prefix="people-bench-"))
+    try:
+        return _friends_in(tmp, thresholds, ks, weights)
+    finally:  # the store holds biometric records (encrypted, with the key beside them)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _friends_in(tmp: Path, thresholds: tuple[float, ...], ks: tuple[int, ...], weights: Path) -> dict:
     from scipy.cluster.hierarchy import fcluster, linkage
 
     from faceid_jobs.config import Settings
@@ -104,9 +114,8 @@ def bench_friends(thresholds: tuple[float, ...], ks: tuple[int, ...] = (10,)) ->
     from faceid_jobs.storage import LocalStore
     from faceid_jobs.workspace import open_workspace
 
-    tmp = Path(tempfile.mkdtemp(prefix="people-bench-"))
-    _process(MEDIA / "friends" / "in_video.mp4", tmp / "store", tmp / "key.json")
-    settings = Settings(weights_dir=str(MEDIA.parent / "weights"), key_file=str(tmp / "key.json"),
+    _process(MEDIA / "friends" / "in_video.mp4", tmp / "store", tmp / "key.json", weights)
+    settings = Settings(weights_dir=str(weights), key_file=str(tmp / "key.json"),
                         store=str(tmp / "store"), device="cpu")
     ws = open_workspace(settings, store=LocalStore(tmp / "store"))
     names, portraits = portrait_vectors(load_models(settings, liveness=False), MEDIA / "friends" / "faces")
@@ -361,11 +370,12 @@ def main() -> None:
     ap.add_argument("--nprobe", type=int, default=ClusterParams().nprobe, help="scale: IVF lists probed")
     ap.add_argument("--thresholds", type=float, nargs="+", default=list(THRESHOLDS))
     ap.add_argument("--ks", type=int, nargs="+", default=[10])
+    ap.add_argument("--weights-dir", type=Path, default=WEIGHTS, help="friends: the model weights")
     a = ap.parse_args()
     if a.case == "photos":
         out = bench_photos()
     elif a.case == "friends":
-        out = bench_friends(tuple(a.thresholds), tuple(a.ks))
+        out = bench_friends(tuple(a.thresholds), tuple(a.ks), a.weights_dir.resolve())
     else:
         out = bench_scale(a.faces, a.add, a.threads, a.threshold, a.nprobe)
     print(json.dumps(out, indent=1))

@@ -45,12 +45,13 @@ def render_footage(f: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_targets(targets: list[dict[str, Any]]) -> list[str]:
+def render_targets(targets: list[dict[str, Any]],
+                   heading: str = "Targets of the issue (medians of the fresh-store faceid-jobs rows):") -> list[str]:
     if not targets:
         return []
-    rows = [[t["target"], fmt(t["value"]), f"≥ {t['goal']}" if "flat" not in t["target"] else f"≤ {t['goal']}",
+    rows = [[t["target"], fmt(t["value"]), f"{t.get('op') or ('≤' if 'flat' in t['target'] else '≥')} {t['goal']}",
              "–" if t["met"] is None else ("pass" if t["met"] else "FAIL")] for t in targets]
-    return ["", "Targets of the issue (medians of the fresh-store faceid-jobs rows):", "",
+    return ["", heading, "",
             md_table(["target", "measured", "goal", "result"], rows)]
 
 
@@ -62,6 +63,55 @@ def render_memory(mm: dict[str, Any]) -> list[str]:
                      fmt(r["long"]["video_seconds"], 0), fmt(r["long"]["peak_rss_mib"], 0), fmt(r["growth"], 3)])
     lines.append(md_table(["sampling", "short s", "peak RSS MiB", "long s", "peak RSS MiB", "long / short"], rows))
     return lines + render_targets([r["target"] for r in mm["rates"].values()])
+
+
+def render_people(p: dict[str, Any]) -> list[str]:
+    """Clustering at scale (against the issue's targets), then the Friends method comparison."""
+    sc = p["scale"]
+    lines = ["", f"## People discovery at scale ({sc['faces']:,} synthetic faces, {sc['threads']} FAISS threads)",
+             "", "`python -m bench.people scale` as one process: synthetic face-like tracks of 1–8 faces, "
+             "summarised a chunk at a time and clustered from scratch (k-NN graph + Chinese whispers), then "
+             f"{sc['added_faces']:,} faces added incrementally. From scratch = summarise + k-NN + cluster "
+             "(generating the synthetic faces excluded); wall, CPU and peak RSS are the whole process's, "
+             "measured from outside.", ""]
+    lines.append(md_table(
+        ["faces", "tracks", "identities", "people found", "k-NN", "from scratch s", "summarise s", "k-NN s",
+         "whispers s",
+         "identities split", "people mixed", "command wall s", "CPU s", "peak RSS MiB"],
+        [[f"{sc['faces']:,}", f"{sc['tracks']:,}", f"{sc['identities']:,}", f"{sc['people_found']:,}",
+          sc["knn"] + (f" (nprobe {sc['nprobe']})" if sc["knn"] == "IVF" else ""), fmt(sc["scratch_s"], 1),
+          fmt(sc["summarise_s"], 1), fmt(sc["knn_s"], 1), fmt(sc["cluster_s"] - sc["knn_s"], 1),
+          f"{sc['identities_split']:,}", f"{sc['people_mixed']:,}",
+          fmt(sc["command_wall_s"], 1), fmt(sc["command_cpu_s"], 1), fmt(sc["peak_rss_mib"], 0)]]))
+    lines += ["", md_table(["added faces", "added tracks", "incremental s", "added tracks joining their person"],
+                           [[f"{sc['added_faces']:,}", f"{sc['added_tracks']:,}", fmt(sc["incremental_s"]),
+                             fmt(sc["added_joined_their_person"], 4)]])]
+    lines += render_targets(p.get("targets", []), "Targets of the issue (2 cores):")
+    if any(t["met"] is None for t in p.get("targets", [])):
+        lines.append("\n`–`: measured below the size the target names (`--people-faces 1000000` judges it).")
+    lines += ["", "Commands:", ""] + [f"- {k}: `{v}`" for k, v in p.get("commands", {}).items()]
+    fr = p.get("friends")
+    if fr:
+        lines += ["", f"### Friends clip: method × threshold ({fr['faces']} faces at 4 fps, {fr['tracks']} tracks, "
+                  f"{fr['labelled_faces']} faces labelled by portrait and shot table, "
+                  f"{fr['labelled_pairs']:,} pairs; command {fmt(fr['command_wall_s'], 1)} s)", "",
+                  "Discovery as shipped (per track, Chinese whispers), people of ≥ 3 faces against the portraits:",
+                  ""]
+        lines.append(md_table(
+            ["threshold", "k", "people", "people ≥ 3 faces", "characters split", "characters missing",
+             "faces not their person's character", "pair accuracy"],
+            [[r["threshold"], r["k"], r["people"], r["people_3_faces"], ", ".join(r["split"]) or "–",
+              ", ".join(r["missing"]) or "–", r["impure_faces"], fmt(r["pair_accuracy"], 4)] for r in fr["sweep"]]))
+        acc = fr["pair_accuracy_k10"]
+        methods = list(dict.fromkeys(k.rsplit("@", 1)[0] for k in acc))
+        thresholds = list(dict.fromkeys(k.rsplit("@", 1)[1] for k in acc))
+        lines += ["", "Pair accuracy by method (k = 10; `avg-link-faces`: plain average linkage of the faces, "
+                  "no tracks: the baseline to beat):", ""]
+        lines.append(md_table(["threshold", *methods],
+                              [[t, *(fmt(acc.get(f"{m}@{t}"), 4) for m in methods)] for t in thresholds]))
+    elif p.get("friends_error"):
+        lines.append(f"\nFriends sweep failed: `{p['friends_error']}`")
+    return lines
 
 
 def _render_search(sr: dict[str, Any]) -> list[str]:
@@ -173,6 +223,8 @@ def render(results: dict[str, Any]) -> str:
                            [[f"{rl['faces']:,}", rl["record_files"], f"{rl['identities']:,}",
                              f"{rl['labelled_faces']:,}", fmt_stat(rl["faces_per_s"], 0),
                              fmt_stat(rl["command_wall_s"])]])]
+    if "people" in s:
+        lines += render_people(s["people"])
     if "profile" in s:
         p = s["profile"]
         lines += ["", f"## Profile: each stage alone ({p['frames']} frames, "

@@ -10,6 +10,8 @@ Sections (one module each under bench/sections/):
   search    warm latency, recall and merge over 10k–1M vectors; the cold `faceid-jobs search`
   relabel   `faceid-jobs relabel` over a synthetic archive
   archive   re-run of `faceid-jobs process` over an unchanged archive of many tiny clips (local, S3 on moto)
+  people    people discovery: 1M synthetic faces clustered from scratch + 10k incremental (`python -m
+            bench.people scale` as a whole process), the Friends method × threshold sweep
   profile   where the time goes: each stage alone (in-process)
 
 Results go to bench/results/<date>-<host>.json (and .md); the report goes to stdout.
@@ -41,7 +43,7 @@ from bench.render import render
 from bench.sections.context import Context
 from bench.timing import clock
 
-SECTIONS = ("footage", "memory", "batch", "search", "relabel", "archive", "profile")
+SECTIONS = ("footage", "memory", "batch", "search", "relabel", "archive", "people", "profile")
 QUICK_SECTIONS = ("footage", "memory")
 
 
@@ -74,6 +76,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--search-sizes", default=None,
                     help="vectors per index (default 10000,100000,1000000; --quick 10000)")
     ap.add_argument("--million", action="store_true", help="add a 1,000,000-vector index to --search-sizes")
+    ap.add_argument("--people-faces", type=int, default=1_000_000,
+                    help="people: synthetic faces clustered from scratch (default 1000000; --quick runs the "
+                         "section only when --sections names it)")
     ap.add_argument("--out", type=Path, default=None,
                     help="result JSON (default bench/results/<date>-<host>.json)")
     ap.add_argument("--note", default=None,
