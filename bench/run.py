@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="bench/run.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--quick", action="store_true",
-                    help=f"sections {','.join(QUICK_SECTIONS)}, clip only, 1 run, memory with the clip looped 3x")
+                    help=f"sections {','.join(QUICK_SECTIONS)}, clip only, 1 run, memory with the clip looped 6x")
     ap.add_argument("--sections", default=None,
                     help=f"comma-separated subset of {','.join(SECTIONS)} (default: all; --quick: "
                          f"{','.join(QUICK_SECTIONS)})")
@@ -66,7 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--long-peers-every-frame", action="store_true",
                     help="also the peers at every frame on the long video (about 45 minutes more)")
     ap.add_argument("--memory-loops", type=int, default=None,
-                    help="memory: the long video's loops (default --long-loops; --quick 3)")
+                    help="memory: the long video's loops (default --long-loops; --quick 6)")
     ap.add_argument("--weights-dir", type=Path, default=None,
                     help="default: weights/files, else ../shared/weights")
     ap.add_argument("--device", default="cpu", help="faceid-jobs device (cpu, cuda, tensorrt)")
@@ -104,7 +104,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a.search_sizes = [int(x) for x in a.search_sizes.split(",") if x.strip()]
     if a.million and 1_000_000 not in a.search_sizes:
         a.search_sizes.append(1_000_000)
-    a.memory_loops = a.memory_loops or (3 if a.quick else a.long_loops) or 23
+    a.memory_loops = a.memory_loops or (6 if a.quick else a.long_loops) or 23
     a.weights_dir = (a.weights_dir or default_weights_dir()).resolve()
     return a
 

@@ -120,3 +120,25 @@ def test_render_shows_rows_ratios_failures_targets_and_the_note():
     })
     assert "**preliminary, loaded machine**" in report
     assert "## batch: FAILED" in report and "## Footage" in report
+
+
+def test_memory_target_is_judged_with_every_worker_busy(monkeypatch):
+    from types import SimpleNamespace
+
+    from bench.render import render_memory
+    from bench.sections import memory
+
+    def mode(seconds, rss):
+        return {"video": {"seconds": seconds}, "systems": {FRESH: {"peak_rss_mib": _stat(rss), "wall_s": _stat(1.0)}}}
+
+    ctx = SimpleNamespace(args=SimpleNamespace(memory_loops=23, long_loops=23, clip=Path("clip.mp4")),
+                          section_results={"footage": {"modes": {"10 min, 4 fps": mode(606.0, 556.0)}}})
+    made = {1: mode(26.4, 443.0), 3: mode(79.1, 540.0)}
+    monkeypatch.setattr(memory, "looped_video", lambda clip, loops: loops)
+    monkeypatch.setattr(memory, "run_mode", lambda ctx, video, fps, runs, systems: made[video])
+    out = memory.run(ctx)
+    r = out["rates"]["4 fps"]
+    assert round(r["growth"], 3) == round(556 / 443, 3)  # clip alone → long: the step to two chunks
+    assert r["target"]["value"] == 556 / 540 and r["target"]["met"] is True
+    text = "\n".join(render_memory(out))
+    assert "long / ×3" in text and "1.030" in text and "1.255" in text
