@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from faceid_jobs.crypto.parquet_crypto import key_refs
 from faceid_jobs.errors import ConfigError, FaceIdError, UnknownVideoError
 from faceid_jobs.identity.audit import write_audit
 from faceid_jobs.identity.gallery import GalleryChange, OnChange, load_gallery, notify, remove
@@ -48,8 +48,6 @@ from faceid_jobs.workspace import Workspace
 __all__ = ["ForgetResult", "UnknownVideoError", "forget_identity", "forget_video", "record_key_refs"]
 
 log = logging.getLogger(__name__)
-
-_MASTER_KEY = re.compile(rb'"masterKeyID"\s*:\s*"([0-9a-f]{32})"')
 
 
 @dataclass
@@ -76,12 +74,7 @@ class ForgetResult:
         return asdict(self)
 
 
-def record_key_refs(data: bytes) -> set[str]:
-    """Data key references an encrypted record file's Parquet keys are wrapped with.
-
-    They are in the file's (plaintext) key material: ``"masterKeyID":"<ref>"``.
-    """
-    return {m.group(1).decode() for m in _MASTER_KEY.finditer(data)}
+record_key_refs = key_refs  # the data keys of an encrypted record (or label) file
 
 
 def _all_record_files(ws: Workspace) -> list[str]:

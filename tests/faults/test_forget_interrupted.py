@@ -1,0 +1,84 @@
+"""`forget --purge-appearances` leaves nothing decryptable behind and cannot be left half done.
+
+Real models, real footage.
+
+One store per module: Ross and Phoebe enrolled, four seconds of shot 3 of the
+Friends clip (both facing the camera) processed at 2 frames/s. Each test works
+on its own copy of that store (forget is destructive).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from faceid_jobs.config import load_settings
+from faceid_jobs.crypto.parquet_crypto import key_refs
+from faceid_jobs.errors import IntegrityError
+from faceid_jobs.storage.layout import data_key
+from faceid_jobs.workspace import open_workspace
+from tests.cli.runner import cut_clip, run
+
+pytestmark = pytest.mark.models
+
+START = 270  # shot 3: Phoebe and Ross
+SECONDS = 4.0
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, weights_dir, friends_clip, portraits):
+    root = tmp_path_factory.mktemp("forget-journal")
+    faces = root / "faces"
+    faces.mkdir()
+    for name in ("Ross", "Phoebe"):
+        (faces / f"{name}.png").symlink_to(portraits[name])
+    cut_clip(friends_clip, root / "cut.mp4", SECONDS, START)
+    env = {"FACEID_JOBS_STORE": str(root / "store"), "FACEID_JOBS_WEIGHTS_DIR": str(weights_dir),
+           "FACEID_JOBS_DEVICE": "cpu", "FACEID_JOBS_KEY_FILE": str(root / "key.json")}
+    assert (r := run(["enroll", "--from-dir", faces], env)).returncode == 0, r.stderr
+    r = run(["process", root / "cut.mp4", "--sample-fps", "2", "--chunk-seconds", "2"], env)
+    assert r.returncode == 0, r.stderr
+    found = run(["search", faces / "Ross.png", "--json"], env)
+    assert found.returncode == 0 and json.loads(found.stdout)["hits"], found.stderr
+    return {"root": root, "faces": faces, "env": env}
+
+
+@pytest.fixture()
+def store(built, tmp_path):
+    """A copy of the built store, with the built key file: (env, root of the copy)."""
+    shutil.copytree(built["root"] / "store", tmp_path / "store", symlinks=True)
+    return built["env"] | {"FACEID_JOBS_STORE": str(tmp_path / "store")}, tmp_path / "store"
+
+
+def _workspace(env):
+    settings = load_settings(environ=env)
+    return open_workspace(settings)
+
+
+def _ross_hits(env, faces) -> list:
+    result = run(["search", faces / "Ross.png", "--json"], env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["hits"]
+
+
+def test_a_kept_copy_of_a_label_file_no_longer_decrypts_after_forget(store, built):
+    env, root = store
+    labels = sorted(p for p in (root / "labels").rglob("*.parquet"))
+    assert labels, "process labelled its record files"
+    # The attacker's copies, taken before forget: label files (they name Ross) and their data key refs.
+    copies = {p: p.read_bytes() for p in labels}
+    refs = {p: key_refs(data) for p, data in copies.items()}
+    ws = _workspace(env)
+    named = {n for d in copies.values() for n in ws.cipher.open(d).read().column("identity").to_pylist()}
+    assert "Ross" in named
+    forgot = run(["forget", "Ross", "--purge-appearances", "--json"], env)
+    assert forgot.returncode == 0, forgot.stderr
+    assert json.loads(forgot.stdout)["faces_deleted"] > 0
+    ws = _workspace(env)  # a fresh keyring cache: only what the store holds now
+    for path, data in copies.items():
+        assert refs[path] and all(not ws.store.exists(data_key(r)) for r in refs[path])
+        with pytest.raises(IntegrityError):
+            ws.cipher.open(data).read()
+    assert _ross_hits(env, built["faces"]) == []
