@@ -67,10 +67,12 @@ def process(
     Example: [bold]faceid-jobs process ~/footage --sample-fps 4[/bold]
     """
     from faceid_jobs.flows.runner import prefect_configured
+    from faceid_jobs.identity.intent import refuse_pending
     from faceid_jobs.workspace import open_workspace
 
     settings = opts.settings(sample_fps=sample_fps, chunk_seconds=chunk_seconds)
     ws = open_workspace(settings, create_key=True)  # a new key file is announced by the library's log
+    refuse_pending(ws.store, "process")
     with _RichObserver(enabled=show_progress(opts)) as observer:
         if prefect or prefect_configured():
             from faceid_jobs.flows.runner import run_reprocess

@@ -17,6 +17,7 @@
     audit/<UTC time>-<token>.json                   audit record
     queries/<run id>/<file>                         results of a search-photos flow run
     people/versions/<version:020d>.bin              people found by clustering (identity/people.py)
+    journal/forget-<token>.bin                      a forget in progress (sealed: names the person)
     sources/<uri hash>/<identity hash>/<fingerprint>.json
         a source object (file or S3 object) seen unchanged since it was
         fingerprinted: listing `sources/` tells a re-run which videos it need
@@ -42,8 +43,10 @@ from faceid_jobs.fileio import TEMP_PREFIX  # LocalStore's temp files: never lis
 __all__ = [
     "AUDIT_PREFIX",
     "DATA_KEYS_PREFIX",
+    "FORGET_JOURNAL_PREFIX",
     "GALLERY_ENTRIES_PREFIX",
     "GALLERY_VERSIONS_PREFIX",
+    "JOURNAL_PREFIX",
     "LABELS_PREFIX",
     "MANIFESTS_PREFIX",
     "PEOPLE_PREFIX",
@@ -60,12 +63,14 @@ __all__ = [
     "check_prefix",
     "check_segment",
     "data_key",
+    "forget_journal_key",
     "gallery_entry_key",
     "gallery_version_key",
     "join_key",
     "label_key",
     "manifest_key",
     "parse_data_key",
+    "parse_forget_journal_key",
     "parse_gallery_version_key",
     "parse_label_key",
     "parse_manifest_key",
@@ -98,6 +103,8 @@ AUDIT_PREFIX = "audit/"
 QUERIES_PREFIX = "queries/"
 PEOPLE_PREFIX = "people/versions/"
 SOURCES_PREFIX = "sources/"
+JOURNAL_PREFIX = "journal/"
+FORGET_JOURNAL_PREFIX = JOURNAL_PREFIX + "forget-"
 
 _CHUNK_PREFIX, _CHUNK_SUFFIX = "chunk-", ".parquet"
 
@@ -284,6 +291,18 @@ def parse_label_key(key: str) -> tuple[int, str] | None:
     if not (version.isascii() and version.isdigit() and record):
         return None
     return int(version), record
+
+
+# journal/
+
+def forget_journal_key(token: str) -> str:
+    """`journal/forget-<token>.bin`: the intent of one `forget` until it is done (identity/intent.py)."""
+    return join_key(JOURNAL_PREFIX, "forget-" + check_segment(token, "journal token") + ".bin")
+
+
+def parse_forget_journal_key(key: str) -> str | None:
+    """The token of a forget journal key, or None."""
+    return _parse_under(key, FORGET_JOURNAL_PREFIX, ".bin")
 
 
 # audit/

@@ -82,3 +82,55 @@ def test_a_kept_copy_of_a_label_file_no_longer_decrypts_after_forget(store, buil
         with pytest.raises(IntegrityError):
             ws.cipher.open(data).read()
     assert _ross_hits(env, built["faces"]) == []
+
+
+def _journal(root) -> list:
+    return sorted((root / "journal").glob("forget-*.bin")) if (root / "journal").exists() else []
+
+
+def _refused(env, faces, video) -> None:
+    """Every command that reads or builds the index refuses, naming the command that finishes the forget."""
+    for args in (["search", faces / "Ross.png"], ["find", "Phoebe"], ["index", "build"],
+                 ["process", video, "--sample-fps", "2"]):
+        result = run(args, env)
+        assert result.returncode == 4, (args, result.stdout, result.stderr)
+        assert "faceid-jobs forget --resume" in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def _finished(env, root, faces, how: str) -> None:
+    args = ["forget", "--resume"] if how == "resume" else ["forget", "Ross", "--purge-appearances"]
+    done = run([*args, "--json"], env)
+    assert done.returncode == 0, done.stderr
+    assert not _journal(root)
+    assert _ross_hits(env, faces) == []
+    found = run(["find", "Phoebe", "--json"], env)
+    assert found.returncode == 0 and json.loads(found.stdout)["appearances"], found.stderr  # the others stay
+    assert run(["find", "Ross"], env).returncode == 2  # left the gallery
+    # No data key outlives what it protected: every key object left is one a stored object names.
+    named = set()
+    for path in root.rglob("*.parquet"):
+        named |= key_refs(path.read_bytes())
+    orphans = [r for r in (p.stem for p in (root / "keys" / "data").glob("*.json"))
+               if r not in named and not _names_ref(root, r)]
+    assert not orphans, orphans
+
+
+def _names_ref(root, ref: str) -> bool:
+    """Whether a non-Parquet object (index shard or manifest, gallery, people) names the data key."""
+    needle = ref.encode()
+    return any(needle in p.read_bytes() for sub in ("index", "gallery", "people") if (root / sub).exists()
+               for p in (root / sub).rglob("*") if p.is_file())
+
+
+STEPS = ["intent", "rewrite", "purged", "merged", "gallery", "audit"]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_forget_killed_at_a_step_is_finished_by_a_rerun_or_resume(store, built, step):
+    env, root = store
+    crashed = run(["forget", "Ross", "--purge-appearances"], env | {"FACEID_JOBS_TEST_CRASH_AT": step})
+    assert crashed.returncode == 137, (crashed.stdout, crashed.stderr)
+    assert len(_journal(root)) == 1
+    assert b"Ross" not in _journal(root)[0].read_bytes()  # sealed: the person is not named in plaintext
+    _refused(env, built["faces"], built["root"] / "cut.mp4")
+    _finished(env, root, built["faces"], "resume" if STEPS.index(step) % 2 else "rerun")
