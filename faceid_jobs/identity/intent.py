@@ -15,14 +15,13 @@ While an intent is pending, commands that read or build the index refuse
 (`refuse_pending`, exit 4) and name ``faceid-jobs forget --resume``, which
 finishes it (so does a re-run of the same forget).
 
-`crash_point` is a test hook: with ``FACEID_JOBS_TEST_CRASH_AT=<step>`` the
+`crash_point` (`faceid_jobs.testhooks`) is a test hook: with ``FACEID_JOBS_TEST_CRASH_AT=<step>`` the
 process ends at once (``os._exit(137)``, like ``kill -9``) at that step.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -32,12 +31,12 @@ from faceid_jobs.crypto.stream import ContainerHeader, open_sealed, seal
 from faceid_jobs.errors import IntegrityError
 from faceid_jobs.storage.base import Store
 from faceid_jobs.storage.layout import FORGET_JOURNAL_PREFIX, forget_journal_key, parse_forget_journal_key
+from faceid_jobs.testhooks import CRASH_ENV, crash_point
 from faceid_jobs.workspace import Workspace
 
 __all__ = ["CRASH_ENV", "ForgetIntent", "PendingForgetError", "clear_intent", "crash_point", "load_intents",
            "new_intent", "pending_intents", "refuse_pending", "save_intent"]
 
-CRASH_ENV = "FACEID_JOBS_TEST_CRASH_AT"
 INTENT_FORMAT = 1
 _KIND = "faceid-forget-intent"
 
@@ -152,9 +151,3 @@ def refuse_pending(store: Store, command: str) -> None:
     if pending:
         raise PendingForgetError(f"{pending[0]}: a forget was interrupted; run `faceid-jobs forget --resume` "
                                  f"to finish it before `faceid-jobs {command}`")
-
-
-def crash_point(step: str) -> None:
-    """Test hook: end the process at once at `step` when FACEID_JOBS_TEST_CRASH_AT names it."""
-    if os.environ.get(CRASH_ENV) == step:
-        os._exit(137)

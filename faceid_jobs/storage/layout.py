@@ -18,6 +18,7 @@
     queries/<run id>/<file>                         results of a search-photos flow run
     people/versions/<version:020d>.bin              people found by clustering (identity/people.py)
     journal/forget-<token>.bin                      a forget in progress (sealed: names the person)
+    journal/rotation.json                           the lease of a key rotation in progress
     sources/<uri hash>/<identity hash>/<fingerprint>.json
         a source object (file or S3 object) seen unchanged since it was
         fingerprinted: listing `sources/` tells a re-run which videos it need
@@ -82,6 +83,7 @@ __all__ = [
     "query_result_key",
     "record_key",
     "record_prefix",
+    "rotation_lease_key",
     "shard_key",
     "source_key",
     "source_prefix",
@@ -303,6 +305,11 @@ def forget_journal_key(token: str) -> str:
 def parse_forget_journal_key(key: str) -> str | None:
     """The token of a forget journal key, or None."""
     return _parse_under(key, FORGET_JOURNAL_PREFIX, ".bin")
+
+
+def rotation_lease_key() -> str:
+    """`journal/rotation.json`: the one key rotation in progress (crypto/lease.py)."""
+    return join_key(JOURNAL_PREFIX, "rotation.json")
 
 
 # audit/
