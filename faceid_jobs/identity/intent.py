@@ -15,7 +15,7 @@ While an intent is pending, commands that read or build the index refuse
 (`refuse_pending`, exit 4) and name ``faceid-jobs forget --resume``, which
 finishes it (so does a re-run of the same forget).
 
-`crash_point` (`faceid_jobs.testhooks`) is a test hook: with ``FACEID_JOBS_TEST_CRASH_AT=<step>`` the
+`crash_point` (`faceid_jobs.testhooks`, re-exported here) is a test hook: with ``FACEID_JOBS_TEST_CRASH_AT=<step>`` the
 process ends at once (``os._exit(137)``, like ``kill -9``) at that step.
 """
 
