@@ -36,7 +36,8 @@ def main() -> None:
     seconds = cap.get(cv2.CAP_PROP_FRAME_COUNT) / cap.get(cv2.CAP_PROP_FPS)
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "FACEID_JOBS_"))}
-        env |= {"FACEID_JOBS_KEY_FILE": f"{tmp}/key.json", "PREFECT_HOME": f"{tmp}/prefect"}
+        env |= {"FACEID_JOBS_KEY_FILE": f"{tmp}/key.json", "PREFECT_HOME": f"{tmp}/prefect",
+                "FACEID_JOBS_STATE_DIR": f"{tmp}/state"}
         print(f"| how `process` ran | wall s (median of {args.runs}) | CPU s | peak RSS MiB | video s / wall s |")
         print("|---|---|---|---|---|")
         for name, extra in MODES.items():

@@ -197,7 +197,8 @@ def make_index_store(
             analysis_id=analysis_id,
         )
         table = faces_to_table(faces_, ctx)
-        ws.store.put(record_key(analysis_id, fingerprint, chunk), table_to_parquet(table, ws.cipher))
+        key = record_key(analysis_id, fingerprint, chunk)
+        ws.store.put(key, table_to_parquet(table, ws.cipher, key=key))
         return table.column("face_id").to_pylist()
 
     chunks = 0
@@ -232,7 +233,7 @@ def make_index_store(
                 fingerprint=fingerprint, uri=uri, fps=fps, frame_count=frames, width=1280, height=720,
                 analysis_id=analysis_id, embedder_id=embedder_id, chunks=n_video_chunks,
                 updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            ))
+            ), ws.keys)
             chunks += n_video_chunks
             start = stop
     face_ids = [f for job in jobs for f in job.result()]

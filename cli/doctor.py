@@ -29,6 +29,7 @@ def doctor(*, opts: Opts) -> None:
         "weights_dir": str(settings.resolved_weights_dir()),
     }
     problems: list[str] = []
+    model_problem = False
     try:
         models = load_models(settings)
         report["providers"] = models.providers
@@ -37,6 +38,7 @@ def doctor(*, opts: Opts) -> None:
     except FaceIdError as exc:
         problems.append(str(exc))
         report["models"] = []
+        model_problem = True
     try:
         target = open_store(settings.store)
         target.check()
@@ -77,7 +79,9 @@ def doctor(*, opts: Opts) -> None:
         for p in problems:
             out.print(f"[red]problem:[/red] {p}", highlight=False, soft_wrap=True)
     if problems:
-        raise typer.Exit(int(ExitCode.MODEL))
+        # The key this store needs is missing or different: exit 4, as every other command would.
+        wrong_key = report["key"].get("status", "").startswith("WRONG")
+        raise typer.Exit(int(ExitCode.INTEGRITY if wrong_key and not model_problem else ExitCode.MODEL))
 
 
 def _more_checks(settings, problems: list[str]) -> dict:
@@ -87,6 +91,8 @@ def _more_checks(settings, problems: list[str]) -> dict:
 
     import cv2
 
+    from faceid_jobs.crypto.marker import check_key, required_key
+    from faceid_jobs.errors import KeyMismatchError
     from faceid_jobs.index import list_versions, load_manifest
     from faceid_jobs.storage import open_store
     from faceid_jobs.workspace import open_workspace
@@ -110,9 +116,20 @@ def _more_checks(settings, problems: list[str]) -> dict:
         return found  # the store check above reported it
     index: dict = found["index"]
     fresh = not (settings.kms_key_id or settings.resolved_key_file().exists()) and not _env_key()
+    try:
+        needed, _ = required_key(store_)
+        if fresh:
+            check_key(store_, needed, [])
+    except KeyMismatchError as exc:
+        problems.append(str(exc))
+        return found | {"key": {"status": f"WRONG: {exc}", "needed": needed}}
+    except FaceIdError as exc:
+        problems.append(str(exc))
+        return found | {"key": {"status": f"NOT readable: {exc}"}}
     if fresh:
         key = {"status": f"none yet ({settings.resolved_key_file()} is created by the first process)"}
     else:
+        key: dict = {}
         try:
             ws = open_workspace(settings, store=store_)
             key_id = ws.keys.keyring.primary.key_id
@@ -121,6 +138,9 @@ def _more_checks(settings, problems: list[str]) -> dict:
                 m = load_manifest(ws.store, ws.keys, newest)
                 index = {"status": f"version {newest}: {m.vectors} vectors in {len(m.shards)} shards, "
                                    f"by {m.index_by}", "version": newest, "vectors": m.vectors}
+        except KeyMismatchError as exc:
+            problems.append(str(exc))
+            key = {"status": f"WRONG: {exc}", "needed": needed}
         except FaceIdError as exc:
             problems.append(str(exc))
             key = key if key.get("key_id") else {"status": f"NOT readable: {exc}"}

@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from faceid_jobs.cli.common import STORE, Opts, command, out, print_json, working
+from faceid_jobs.cli.common import STORE, Opts, command, err, out, print_json, working
 
-app = typer.Typer(help="Index versions: list, show, build, gc.", no_args_is_help=True)
+app = typer.Typer(help="Index versions: list, show, build, verify, gc.", no_args_is_help=True)
 
 
 def _workspace(opts: Opts):
@@ -97,6 +97,62 @@ def build(*, opts: Opts) -> None:
         out.print(f"index version {result.version}: {result.vectors} vectors, "
                   f"{result.shards_added} new shards, {result.shards_kept} kept"
                   + ("" if result.published else " (nothing changed)"))
+
+
+@app.command("trust")
+@command(*STORE)
+def trust(*, opts: Opts) -> None:
+    """Trust the store's newest index version again after you deleted or recreated the store.
+
+    This client remembers the newest index version it saw of each store and refuses an older
+    one (a rollback). When you wiped or rebuilt the store yourself, run this once: the newest
+    version (checked: its MAC and its link to its parent) becomes what this client trusts.
+
+    Example: [bold]rm -r faceid-data && faceid-jobs process ~/footage && faceid-jobs index trust[/bold]
+    """
+    from faceid_jobs.index.manifest import trust_newest
+
+    ws = _workspace(opts)
+    version = trust_newest(ws.store, ws.keys)
+    if opts.json_out:
+        print_json({"store": ws.store.uri, "trusted_version": version})
+    else:
+        out.print(f"{ws.store.uri}: trusting index version {version if version is not None else '(none)'}")
+
+
+@app.command("verify")
+@command(*STORE)
+def verify(*, opts: Opts) -> None:
+    """Check the whole store: the chain of index versions, this client's high-water mark, every
+    shard of the newest version, every record file it indexes (hash, key binding, rows), every
+    catalog entry and stale mark. Exit code 4 when anything fails, each problem on its own line.
+
+    Example: [bold]faceid-jobs index verify[/bold]
+    """
+    from dataclasses import asdict
+
+    from faceid_jobs.errors import IntegrityError
+    from faceid_jobs.index.verify import verify_index
+
+    ws = _workspace(opts)
+    with working("verifying every index version, shard and record file…"):
+        report = verify_index(ws.store, ws.keys, ws.cipher)
+    if opts.json_out:
+        print_json(asdict(report) | {"ok": report.ok})
+    else:
+        out.print(f"{len(report.versions)} index versions (newest {report.newest}), {report.shards} shards, "
+                  f"{report.records} record files, {report.catalog_entries} catalog entries, "
+                  f"{report.stale_marks} stale marks checked")
+    if not report.ok:
+        from rich.markup import escape
+
+        for problem in report.problems[1:]:  # errors: shown even with -q
+            err.print(f"[red]problem:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
+        raise IntegrityError(f"{report.problems[0]}"
+                             + (f" (and {len(report.problems) - 1} more problems above)"
+                                if len(report.problems) > 1 else ""))
+    if not opts.json_out:
+        out.print("[green]ok[/green]: nothing tampered, moved or rolled back")
 
 
 @app.command("gc")

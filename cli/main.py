@@ -53,19 +53,22 @@ def root(
     """Find people in video archives by their faces."""
 
 
-app.command("process")(process.process)
-app.command("search")(search.search)
-app.command("doctor")(doctor.doctor)
-app.command("export")(export.export)
-app.command("deploy")(flows_cmd.deploy)
-app.command("serve")(flows_cmd.serve)
-app.command("api")(api_cmd.api)
-app.command("enroll")(enroll.enroll)
-app.command("find")(find.find)
-app.command("verify")(verify.verify)
-app.command("forget")(forget.forget)
-app.command("relabel")(relabel.relabel)
-app.command("annotate")(annotate.annotate)
+for _name, _command in (
+    ("process", process.process),
+    ("search", search.search),
+    ("doctor", doctor.doctor),
+    ("export", export.export),
+    ("deploy", flows_cmd.deploy),
+    ("serve", flows_cmd.serve),
+    ("api", api_cmd.api),
+    ("enroll", enroll.enroll),
+    ("find", find.find),
+    ("verify", verify.verify),
+    ("forget", forget.forget),
+    ("relabel", relabel.relabel),
+    ("annotate", annotate.annotate),
+):
+    app.command(_name)(_command)
 app.add_typer(identities.app, name="identities")
 app.add_typer(index_cmd.app, name="index")
 app.add_typer(keys.app, name="keys")

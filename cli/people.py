@@ -38,10 +38,10 @@ def _empty(settings: Any) -> bool:
     """Nothing catalogued and no people yet: answer without keys."""
     from faceid_jobs.identity.people import list_people_versions
     from faceid_jobs.storage import open_store
-    from faceid_jobs.storage.catalog import list_entries
+    from faceid_jobs.storage.catalog import has_entries
 
     store = open_store(settings.store)
-    return not list_entries(store) and not list_people_versions(store)
+    return not has_entries(store) and not list_people_versions(store)
 
 
 def _table(people: list[dict[str, Any]], title: str) -> None:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -27,7 +32,7 @@ from faceid_jobs.cli.common import (
     print_json,
     show_progress,
 )
-from faceid_jobs.errors import ExitCode
+from faceid_jobs.errors import ConfigError, ExitCode
 from faceid_jobs.pipeline.process import ProcessObserver
 
 
@@ -66,25 +71,42 @@ def process(
 
     Example: [bold]faceid-jobs process ~/footage --sample-fps 4[/bold]
     """
+    settings = opts.settings(sample_fps=sample_fps, chunk_seconds=chunk_seconds)
+    _check_before_run(list(sources), settings)  # before the heavy imports: a typo is refused at once
+
     from faceid_jobs.flows.runner import prefect_configured
     from faceid_jobs.identity.intent import refuse_pending
     from faceid_jobs.workspace import open_workspace
 
-    settings = opts.settings(sample_fps=sample_fps, chunk_seconds=chunk_seconds)
     ws = open_workspace(settings, create_key=True)  # a new key file is announced by the library's log
     refuse_pending(ws.store, "process")
+    stop = _Stop()
     with _RichObserver(enabled=show_progress(opts)) as observer:
         if prefect or prefect_configured():
             from faceid_jobs.flows.runner import run_reprocess
 
-            summary = run_reprocess(list(sources), settings, build=not no_index, verify=verify,
-                                    dask_address=dask_address, dask_local=dask_local,
-                                    console_level=prefect_level(opts), observer=observer)
+            # The flow's tasks see the stop through the process's registry (thread runner);
+            # Prefect's own loop only stops on KeyboardInterrupt, raised by the handler.
+            with stop.installed(interrupt=True):
+                try:
+                    summary = run_reprocess(list(sources), settings, build=not no_index, verify=verify,
+                                            dask_address=dask_address, dask_local=dask_local,
+                                            console_level=prefect_level(opts), observer=observer)
+                except KeyboardInterrupt:
+                    summary = None
         else:
             from faceid_jobs.pipeline.process import run_local
 
-            summary = run_local(list(sources), settings, build=not no_index, verify=verify, dask_address=dask_address,
-                                dask_local=dask_local, observer=observer).to_json()
+            with stop.installed(interrupt=False):
+                summary = run_local(list(sources), settings, build=not no_index, verify=verify,
+                                    dask_address=dask_address, dask_local=dask_local, observer=observer,
+                                    cancel=stop.event).to_json()
+    if summary is None or summary.get("interrupted"):
+        done = observer.done if summary is None else summary["chunks"]["done"]
+        if opts.json_out and summary is not None:
+            print_json(summary)  # "interrupted": true, the chunks stored so far
+        err.print(f"interrupted: {done} chunks done, re-run to resume", highlight=False, soft_wrap=True)
+        raise typer.Exit(128 + stop.signum)
     if opts.json_out:
         print_json(summary)
     else:
@@ -93,6 +115,58 @@ def process(
             err.print(f"[red]failed:[/red] {failure['error']}", highlight=False, soft_wrap=True)
     if summary["failures"]:
         raise typer.Exit(int(ExitCode.FAILURES))
+
+
+def _check_before_run(sources: list[str], settings) -> None:
+    """Refuse in one line, before any orchestration starts, a run that cannot do anything:
+    every source missing (some missing among others are failures of the run), models missing.
+
+    Raises:
+        ConfigError: no source names anything (exit 2).
+        ModelError: the detector or embedder file is missing (exit 5).
+    """
+    from faceid_jobs.pipeline.sources import missing_sources
+
+    wanted = [s for s in sources if s and s.strip()]
+    missing = missing_sources(wanted)
+    if wanted and len(missing) == len(wanted):
+        raise ConfigError("; ".join(f"{source}: {reason}" for source, reason in missing))
+    from faceid_jobs.models import resolve_model_path
+
+    for role in ("detector", "embedder"):
+        resolve_model_path(settings, role)
+
+
+class _Stop:
+    """What SIGINT/SIGTERM do during a run: the first sets `event` (the run stops new work and
+    cancels running chunks), a second exits at once."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signum = int(signal.SIGINT)
+
+    @contextlib.contextmanager
+    def installed(self, *, interrupt: bool) -> Iterator[None]:
+        """Handle both signals while the block runs; `interrupt` also raises KeyboardInterrupt
+        in the main thread (for a loop that only stops that way: Prefect's)."""
+
+        def handle(signum: int, frame: object) -> None:
+            if self.event.is_set():
+                os._exit(128 + signum)
+            self.signum = signum
+            self.event.set()
+            if interrupt:
+                raise KeyboardInterrupt
+
+        from faceid_jobs.pipeline import cancel
+
+        previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            with cancel.watching(self.event):
+                yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _print_summary(summary: dict, store_uri: str) -> None:
@@ -133,6 +207,7 @@ class _RichObserver(ProcessObserver):
         )
         self.videos: TaskID | None = None
         self.current: TaskID | None = None
+        self.done = 0  # chunks analysed and stored by this run
 
     def __enter__(self) -> _RichObserver:
         self.progress.__enter__()
@@ -149,6 +224,8 @@ class _RichObserver(ProcessObserver):
         self.current = self.progress.add_task(f"  {name[:40]}", total=plan.info.frame_count)
 
     def chunk_finished(self, plan, frames: int, result) -> None:
+        if result is not None and result.status == "done":
+            self.done += 1
         if self.current is not None:
             self.progress.advance(self.current, frames)
 

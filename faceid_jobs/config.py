@@ -77,6 +77,9 @@ class Settings:
     # this key file (empty: <config dir>/faceid-jobs/key.json, created on first write).
     kms_key_id: str = ""
     key_file: str = ""
+    # Where this client keeps, per store, the newest index version it has seen (rollback
+    # detection; outside the store). Empty: $XDG_STATE_HOME (~/.local/state)/faceid-jobs.
+    state_dir: str = ""
     # Index shards: exact search up to exact_max vectors, IVF (exact coarse quantizer) above.
     exact_max: int = 200000
     ivf_codec: str = "sq8"
@@ -226,6 +229,13 @@ class Settings:
             return Path(self.key_file).expanduser()
         config_home = Path(os.environ.get("XDG_CONFIG_HOME", "~/.config")).expanduser()
         return config_home / "faceid-jobs" / "key.json"
+
+    def resolved_state_dir(self) -> Path:
+        """The folder of per-store high-water marks: the setting, else the user's state dir."""
+        if self.state_dir:
+            return Path(self.state_dir).expanduser()
+        state_home = Path(os.environ.get("XDG_STATE_HOME", "~/.local/state")).expanduser()
+        return state_home / "faceid-jobs"
 
     def analysis_fingerprint(self, model_ids: Mapping[str, str]) -> str:
         """Hash of everything that changes the face rows of a video.

@@ -19,10 +19,12 @@ __all__ = [
     "ImageTooLargeError",
     "IndexMissingError",
     "IntegrityError",
+    "KeyMismatchError",
     "ModelError",
     "NoFaceError",
     "PhotoError",
     "PolicyError",
+    "RunCancelled",
     "SpoofError",
     "StoreError",
     "UnknownIdentityError",
@@ -40,6 +42,7 @@ class ExitCode(IntEnum):
     SPOOF = 3  # liveness refused the query
     INTEGRITY = 4  # tampered or unreadable store data, wrong key
     MODEL = 5  # model file missing or not a recognised graph
+    INTERRUPTED = 130  # stopped by SIGINT (SIGTERM: 143); what was stored stays, a re-run resumes
 
 
 class FaceIdError(Exception):
@@ -155,3 +158,17 @@ class IntegrityError(FaceIdError):
     exit_code = ExitCode.INTEGRITY
     http_status = 500
     api_code = "integrity"
+
+
+class RunCancelled(FaceIdError):
+    """A run was asked to stop (SIGINT/SIGTERM): the chunk being analysed is dropped, nothing half-written."""
+
+    exit_code = ExitCode.INTERRUPTED
+    http_status = 503
+    api_code = "cancelled"
+
+
+class KeyMismatchError(IntegrityError):
+    """The store's data needs a key this machine does not have (missing or different key; exit 4)."""
+
+    api_code = "wrong_key"

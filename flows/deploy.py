@@ -69,35 +69,27 @@ def build_deployments(spec: DeploySpec) -> list[RunnerDeployment]:
     if not sources:
         raise ConfigError("deploy: give at least one source (--source) for the nightly reprocess")
     common = {"store": spec.store or None, "config": spec.config or None, "settings": dict(spec.settings)}
-    reprocess = reprocess_archive.to_deployment(
-        name=REPROCESS_NAME,
-        schedules=[Cron(spec.reprocess_cron, timezone=spec.timezone)],
-        parameters={"sources": sources, **common},
-        description="Reprocess the footage archive: new or changed videos are analysed, the rest skipped.",
-        tags=list(spec.tags),
-        entrypoint_type=EntrypointType.MODULE_PATH,
-    )
-    index = rebuild_index.to_deployment(
-        name=INDEX_NAME,
-        schedules=[Cron(spec.index_cron, timezone=spec.timezone)],
-        triggers=[DeploymentEventTrigger(name="enrollment changed", expect={ENROLLMENT_EVENT})],
-        parameters=common,
-        concurrency_limit=1,
-        description="Merge new records into the face index when enrollment changes, and nightly.",
-        tags=list(spec.tags),
-        entrypoint_type=EntrypointType.MODULE_PATH,
-    )
-    labels = relabel.to_deployment(
-        name=RELABEL_NAME,
-        schedules=[Cron(spec.index_cron, timezone=spec.timezone)],
-        triggers=[DeploymentEventTrigger(name="enrollment changed: relabel", expect={ENROLLMENT_EVENT})],
-        parameters=common,
-        concurrency_limit=1,
-        description="Label the stored faces with the gallery when enrollment changes (no video decoding), "
-                    "and nightly.",
-        tags=list(spec.tags),
-        entrypoint_type=EntrypointType.MODULE_PATH,
-    )
+    def deployment(flow: Any, name: str, cron: str, description: str, **options: Any) -> RunnerDeployment:
+        return flow.to_deployment(name=name, schedules=[Cron(cron, timezone=spec.timezone)], description=description,
+                                  tags=list(spec.tags), entrypoint_type=EntrypointType.MODULE_PATH, **options)
+
+    def on_enrollment(label: str) -> dict[str, Any]:
+        # The event trigger, a nightly fallback for missed events, one run at a time.
+        return {"triggers": [DeploymentEventTrigger(name=label, expect={ENROLLMENT_EVENT})],
+                "parameters": common, "concurrency_limit": 1}
+
+    reprocess = deployment(
+        reprocess_archive, REPROCESS_NAME, spec.reprocess_cron,
+        "Reprocess the footage archive: new or changed videos are analysed, the rest skipped.",
+        parameters={"sources": sources, **common})
+    index = deployment(
+        rebuild_index, INDEX_NAME, spec.index_cron,
+        "Merge new records into the face index when enrollment changes, and nightly.",
+        **on_enrollment("enrollment changed"))
+    labels = deployment(
+        relabel, RELABEL_NAME, spec.index_cron,
+        "Label the stored faces with the gallery when enrollment changes (no video decoding), and nightly.",
+        **on_enrollment("enrollment changed: relabel"))
     return [reprocess, index, labels]
 
 

@@ -79,6 +79,18 @@ def _private_config_home(tmp_path_factory):
         os.environ["XDG_CONFIG_HOME"] = old
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_state_home(tmp_path_factory):
+    """Index high-water marks made by tests land in a temp dir, never in ~/.local/state."""
+    old = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state-home"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = old
+
+
 @pytest.fixture(scope="session")
 def make_workspace(tmp_path_factory):
     """Factory: a fresh store with its own key file -> Workspace."""

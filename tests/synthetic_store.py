@@ -63,8 +63,8 @@ def add_video(ws, fp: str, chunks: list[list[tuple[np.ndarray, int | None]]], *,
         frame += m
         ctx = ChunkContext(f"/videos/{fp}.mp4", fp, c, FPS, "det", embedder, None, analysis)
         key = record_key(analysis, fp, c)
-        ws.store.put(key, table_to_parquet(faces_to_table(faces, ctx), ws.cipher))
+        ws.store.put(key, table_to_parquet(faces_to_table(faces, ctx), ws.cipher, key=key))
         keys.append(key)
     save_entry(ws.store, VideoEntry(fp, f"/videos/{fp}.mp4", FPS, max(frame, 1), 64, 48, analysis, embedder,
-                                    len(chunks)))
+                                    len(chunks)), ws.keys)
     return keys

@@ -19,23 +19,24 @@ import argparse
 import sys
 from pathlib import Path
 
+from _script import run
+
 
 def main(argv: list[str] | None = None) -> int:
     from faceid_jobs.config import load_settings
-    from faceid_jobs.errors import FaceIdError
     from faceid_jobs.models import resolve_model_path
     from faceid_jobs.models.convert import convert_fp16
-    from faceid_jobs.models.precision import default_precision_dir, derived_path
+    from faceid_jobs.models.precision import derived_path, precision_folder
     from faceid_jobs.models.runtime import ModelFile
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=None, help="settings TOML (else FACEID_JOBS_* / defaults)")
     parser.add_argument("--out", type=Path, default=None, help="precision folder (else the precision_dir setting)")
     args = parser.parse_args(argv)
-    try:
+
+    def body() -> None:
         settings = load_settings(args.config, overrides={"precision": "fp32"})
-        out = args.out or (Path(settings.precision_dir).expanduser() if settings.precision_dir
-                           else default_precision_dir())
+        out = precision_folder(settings.precision_dir, args.out)
         folder = settings.resolved_weights_dir()
         sources = [resolve_model_path(settings, "detector"), resolve_model_path(settings, "embedder")]
         sources += [folder / name for name in settings.liveness]
@@ -43,13 +44,8 @@ def main(argv: list[str] | None = None) -> int:
             source = ModelFile.from_path(path)
             dest = convert_fp16(source.path, derived_path(source.path, source.id, "fp16", out))
             print(f"fp16  {source.path.name} -> {dest}")
-    except FaceIdError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return int(getattr(exc, "exit_code", 1))
-    except ImportError as exc:
-        print(f"error: {exc.name or exc}: install the converters with pip install -e '.[convert]'", file=sys.stderr)
-        return 1
-    return 0
+
+    return run(body)
 
 
 if __name__ == "__main__":

@@ -19,16 +19,17 @@ import sys
 import time
 from pathlib import Path
 
+from _script import run
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_VIDEO = HERE.parent.parent / "shared" / "media" / "friends" / "in_video.mp4"
 
 
 def main(argv: list[str] | None = None) -> int:
     from faceid_jobs.config import load_settings
-    from faceid_jobs.errors import FaceIdError
     from faceid_jobs.models import load_models
     from faceid_jobs.models.convert import calibration_set, detector_head_nodes, quantize_int8, read_frames
-    from faceid_jobs.models.precision import default_precision_dir, derived_path
+    from faceid_jobs.models.precision import derived_path, precision_folder
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO, help="calibration footage")
@@ -37,10 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="precision folder (else the precision_dir setting)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    try:
+    def body() -> None:
         settings = load_settings(args.config, overrides={"device": "cpu", "precision": "fp32"})
-        out = args.out or (Path(settings.precision_dir).expanduser() if settings.precision_dir
-                           else default_precision_dir())
+        out = precision_folder(settings.precision_dir, args.out)
         started = time.perf_counter()
         models = load_models(settings)
         frames = read_frames(args.video, args.frames)
@@ -56,13 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"done in {time.perf_counter() - started:.0f} s ({len(frames)} frames); "
               f"use precision = \"int8\" (FACEID_JOBS_PRECISION=int8)"
               + (f" with precision_dir = \"{out}\"" if args.out else ""))
-    except FaceIdError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return int(getattr(exc, "exit_code", 1))
-    except ImportError as exc:
-        print(f"error: {exc.name or exc}: install the converters with pip install -e '.[convert]'", file=sys.stderr)
-        return 1
-    return 0
+
+    return run(body)
 
 
 if __name__ == "__main__":

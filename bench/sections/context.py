@@ -61,7 +61,8 @@ class Context:
         """Environment of the commands timed: the shell's, minus any FACEID_JOBS_* it has,
         plus the run's key file (so no user key is touched)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("FACEID_JOBS_")}
-        return env | {"FACEID_JOBS_KEY_FILE": str(self.key_file)} | (extra or {})
+        return env | {"FACEID_JOBS_KEY_FILE": str(self.key_file),
+                      "FACEID_JOBS_STATE_DIR": str(self.tmp / "state")} | (extra or {})
 
     @property
     def providers(self) -> tuple[str, ...]:

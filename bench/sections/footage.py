@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,9 @@ def run_mode(ctx: Context, video: Path, fps: float, runs: int, systems: list[str
     for r in range(runs):
         turn = order[r % len(order):] + order[:r % len(order)] if order else []
         for name in turn:
-            store = ctx.tmp / f"store-{name.split(',')[0]}-{r}-{os.getpid()}"
+            # A new path per store: a client remembers each store's newest index version
+            # (the rollback check), so a store deleted and made again at one path is refused.
+            store = Path(tempfile.mkdtemp(prefix="store-", dir=ctx.tmp))
             cmd = commands[name]
             if name in OURS:
                 cmd = [*cmd[:3], "--store", str(store), *cmd[3:]]

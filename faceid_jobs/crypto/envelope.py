@@ -31,6 +31,9 @@ class DataKeys:
         self.keyring = keyring
         self._cache: dict[str, bytes] = {}
         self._lock = threading.Lock()
+        self._mac: tuple[str, bytes] | None = None
+        # The client's record of the newest index version seen (`index/watermark.py`), if any.
+        self.watermark = None
 
     @staticmethod
     def key_of(ref: str) -> str:
@@ -51,6 +54,21 @@ class DataKeys:
         with self._lock:
             self._cache[ref] = dek
         return ref, dek
+
+    def mac_key(self) -> tuple[str, bytes]:
+        """A data key for authenticating small JSON objects (catalog entries, stale marks).
+
+        Made once per `DataKeys` (a process's workspace) and reused, so
+        reading a catalog written by one run unwraps one key, not one per entry.
+        """
+        with self._lock:
+            if self._mac is not None:
+                return self._mac
+        made = self.create()
+        with self._lock:
+            if self._mac is None:
+                self._mac = made
+            return self._mac
 
     def get(self, ref: str, name: str = "") -> bytes:
         """The data key `ref`, unwrapped by the keyring.

@@ -6,7 +6,8 @@ record or shard is re-encrypted. It is resumable: the new key is written to
 `<key file>.next` first and only replaces the key file once every data key
 is re-wrapped, so running `keys rotate` again after a crash finishes the job.
 The old key file is kept as `<key file>.retired-<key id>` (mode 0600) for the
-user to destroy once satisfied.
+user to destroy once satisfied. The store's key marker names the new key
+once every data key is re-wrapped.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from faceid_jobs.config import Settings
 from faceid_jobs.crypto.envelope import DataKeys
 from faceid_jobs.crypto.keys import Kek, Keyring, KmsKek, LocalKek, create_key_file, load_key_file
 from faceid_jobs.crypto.lease import acquire_lease, read_lease, release_lease
+from faceid_jobs.crypto.marker import write_marker
 from faceid_jobs.errors import ConfigError
 from faceid_jobs.index.manifest import republish
 from faceid_jobs.storage.base import Store
@@ -62,6 +64,7 @@ def rotate_key(settings: Settings, store: Store, *, to_kms: str | None = None) -
     late, _ = keys.rewrap_all()
     published = republish(store, keys, note=f"key rotation {old.key_id} -> {new.key_id}")
     version = published.version if published else None
+    write_marker(store, new.key_id, replace=True)  # before the key file changes: a re-run still finds both
     retired = None
     if isinstance(old, LocalKek) and not settings.kms_key_id:
         retired_path = path.with_name(f"{path.name}.retired-{old.key_id}")

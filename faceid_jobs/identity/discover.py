@@ -78,7 +78,8 @@ class PeopleResult:
 
 def configured_embedder(settings: Settings, store: Any = None) -> str:
     """Model id of the configured embedder, from its file alone (no session is opened); without
-    weights, the one embedder every catalogued video was analysed with (when `store` is given)."""
+    weights, the one embedder every catalogued video was analysed with (when `store`, a
+    Workspace, is given)."""
     from faceid_jobs.errors import ModelError
     from faceid_jobs.models import resolve_model_path
     from faceid_jobs.models.runtime import ModelFile
@@ -86,7 +87,7 @@ def configured_embedder(settings: Settings, store: Any = None) -> str:
     try:
         return ModelFile.from_path(resolve_model_path(settings, "embedder")).id
     except (ModelError, OSError):
-        used = {e.embedder_id for e in list_entries(store)} if store is not None else set()
+        used = {e.embedder_id for e in list_entries(store.store, store.keys)} if store is not None else set()
         if len(used) == 1:
             return used.pop()
         raise
@@ -252,7 +253,7 @@ def discover_people(ws: Workspace, settings: Settings, *, rebuild: bool = False,
     Raises:
         StoreError: kept losing to concurrent writers.
     """
-    return discover_with(ws, configured_embedder(settings, ws.store), cluster_params(settings), rebuild=rebuild,
+    return discover_with(ws, configured_embedder(settings, ws), cluster_params(settings), rebuild=rebuild,
                          workers=workers, attempts=attempts)
 
 
@@ -263,7 +264,7 @@ def discover_with(ws: Workspace, embedder: str, params: ClusterParams, *, rebuil
     for _ in range(max(1, attempts)):
         state = load_state(ws)
         full = rebuild or (state.version > 0 and state.embedder_id != embedder)
-        sources = current_sources(ws.store, embedder)
+        sources = current_sources(ws.store, embedder, ws.keys)
         if state.embedder_id != embedder:
             state.nodes, state.vectors, state.sources = NODE_SCHEMA.empty_table(), np.zeros((0, 0), np.float16), []
         current = [s in sources for s in state.nodes.column("source").to_pylist()]

@@ -86,7 +86,7 @@ def _all_record_files(ws: Workspace) -> list[str]:
 
 def _rewrite(ws: Workspace, key: str, old: bytes, table: pa.Table) -> None:
     """Replace a record file's content; the old file's data keys are deleted after."""
-    ws.store.put(key, table_to_parquet(table, ws.cipher))
+    ws.store.put(key, table_to_parquet(table, ws.cipher, key=key))
     for ref in record_key_refs(old) - record_key_refs(ws.store.get(key)):
         ws.store.delete(ws.keys.key_of(ref))
 
@@ -248,7 +248,7 @@ def _purge(ws: Workspace, intent: ForgetIntent, matrix: GalleryMatrix, result: F
                 intent.rewritten.append(key)
                 intent.old_refs[key] = sorted(key_refs(data))
                 save_intent(ws, intent)
-            mark_stale(ws.store, [key], reason="forget --purge-appearances")
+            mark_stale(ws.store, ws.keys, [key], reason="forget --purge-appearances")
             # Labels of the file name the deleted faces: gone with them (relabel writes new ones).
             result.label_files_deleted += delete_labels(ws, [key])
             keep = pc.invert(pc.is_in(table.column("face_id"), pa.array(sorted(doomed), pa.string())))
@@ -284,7 +284,7 @@ def find_video(ws: Workspace, video: str, fingerprint_mode: str = "sampled") -> 
     Raises:
         UnknownVideoError: no catalogued video matches.
     """
-    entries = list_entries(ws.store)
+    entries = list_entries(ws.store, ws.keys)
     wanted = {video}
     path = Path(video).expanduser()
     if "://" not in video:

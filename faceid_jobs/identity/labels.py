@@ -44,7 +44,7 @@ from faceid_jobs.errors import IntegrityError
 from faceid_jobs.identity.gallery import Gallery, UnknownIdentityError, load_gallery, load_gallery_version
 from faceid_jobs.identity.matching import GalleryMatrix, track_identities
 from faceid_jobs.index.merge import current_sources
-from faceid_jobs.records.parquet import ENCRYPTED_MAGIC, parquet_to_table
+from faceid_jobs.records.parquet import ENCRYPTED_MAGIC, bind, check_binding, parquet_to_table
 from faceid_jobs.search.appearances import merge_appearances
 from faceid_jobs.storage.layout import LABELS_PREFIX, label_key, parse_label_key, parse_record_key
 from faceid_jobs.workspace import Workspace
@@ -68,7 +68,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-LABELS_FORMAT = 1
+# 2: bound to the label key (`records.parquet.bind`), exact schema; format 1 files are refused.
+LABELS_FORMAT = 2
 # Record columns a label file copies (to place a face without reading the record file).
 _RECORD_COLUMNS = ["face_id", "frame_index", "timestamp_s", "track_id", "bbox", "embedding"]
 LABEL_COLUMNS = ("face_id", "frame_index", "timestamp_s", "track_id", "bbox", "identity",
@@ -124,29 +125,37 @@ def label_table(records: pa.Table, matrix: GalleryMatrix, threshold: float, *,
 
 
 def write_labels(ws: Workspace, key: str, table: pa.Table) -> None:
-    ws.store.put(key, ws.cipher.encrypt(table, compression="zstd"))
+    """Encrypt a label table bound to its key (so it cannot be moved to another record file)."""
+    ws.store.put(key, ws.cipher.encrypt(bind(table, key), compression="zstd"))
 
 
 def read_labels(ws: Workspace, key: str) -> pa.Table:
-    """One label file (decrypted, format checked).
+    """One label file (decrypted, format, schema and binding checked).
 
     Raises:
         KeyError: no such file.
-        IntegrityError: damaged, undecryptable or of an unknown format.
+        IntegrityError: damaged, undecryptable, of an unknown format or
+            schema, or bound to another key (moved from another record file
+            or gallery version).
     """
     data = ws.store.get(key)
     if data[:4] != ENCRYPTED_MAGIC:
         raise IntegrityError(f"{key}: label file is not encrypted")
     try:
-        table = ws.cipher.open(data).read()
-    except IntegrityError:
-        raise
-    except (pa.ArrowException, OSError, ValueError) as exc:
+        pf = ws.cipher.open(data)
+        schema = pf.schema_arrow
+        fmt = (schema.metadata or {}).get(b"faceid.labels_format")
+        if fmt != str(LABELS_FORMAT).encode():
+            raise IntegrityError(f"{key}: label format {fmt!r} is not supported")
+        if not schema.equals(LABEL_SCHEMA, check_metadata=False):
+            raise IntegrityError(f"{key}: label file does not have the label schema")
+        check_binding(schema, key, "label file")
+        return pf.read()
+    except IntegrityError as exc:
+        message = str(exc)
+        raise IntegrityError(message if message.startswith(key) else f"{key}: {message}") from None
+    except (pa.ArrowException, OSError, ValueError, TypeError, KeyError) as exc:
         raise IntegrityError(f"{key}: damaged or undecryptable label file ({exc.__class__.__name__})") from None
-    fmt = (table.schema.metadata or {}).get(b"faceid.labels_format")
-    if fmt != str(LABELS_FORMAT).encode():
-        raise IntegrityError(f"{key}: label format {fmt!r} is not supported")
-    return table
 
 
 @dataclass(frozen=True)
@@ -209,7 +218,7 @@ def relabel(
     if gallery.version == 0:
         return RelabelResult(0, 0, 0, 0, 0, 0, round(time.perf_counter() - started, 3))
     matrix = gallery.matrix(embedder_id)
-    sources = current_sources(ws.store, embedder_id)
+    sources = current_sources(ws.store, embedder_id, ws.keys)
     existing = _existing_labels(ws)
     todo = sorted(k for k in sources if not (only_missing and gallery.version in existing.get(k, {})))
     meta = {"faceid.gallery_version": str(gallery.version), "faceid.identity_threshold": repr(threshold),
@@ -236,7 +245,7 @@ def relabel(
 
 def _drop_old_labels(ws: Workspace, version: int, embedder_id: str) -> int:
     """Once every current record file has labels of `version`, delete older label versions."""
-    sources = current_sources(ws.store, embedder_id)
+    sources = current_sources(ws.store, embedder_id, ws.keys)
     existing = _existing_labels(ws)
     if any(version not in existing.get(k, {}) for k in sources):
         return 0
@@ -326,7 +335,7 @@ def find_identity(ws: Workspace, name: str, *, gap_s: float = 1.0, gallery_versi
     if manifest is None or name not in manifest.identities:
         raise UnknownIdentityError(f"{name}: not enrolled (see `faceid-jobs identities list`)")
     embedder = embedder_id or manifest.identities[name].embedder_id
-    sources = current_sources(ws.store, embedder)
+    sources = current_sources(ws.store, embedder, ws.keys)
     existing = _existing_labels(ws)
     chosen: dict[str, str] = {}
     stale = unlabelled = 0

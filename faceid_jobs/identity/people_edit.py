@@ -34,7 +34,7 @@ __all__ = ["EnrollCandidate", "ignore_person", "merge_people", "name_person", "p
 
 
 def _uris(ws: Workspace) -> dict[str, str]:
-    return {e.fingerprint: e.uri for e in list_entries(ws.store)}
+    return {e.fingerprint: e.uri for e in list_entries(ws.store, ws.keys)}
 
 
 def _person_json(pid: str, state: PeopleState, rows: np.ndarray, cols: dict[str, list], uris: dict[str, str],

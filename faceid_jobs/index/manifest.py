@@ -10,6 +10,12 @@ Each manifest is authenticated: an HMAC-SHA256 over its canonical JSON with a
 data key of its own (wrapped by the KEK like every data key). A manifest
 edited in the store, or an old one copied under a newer version number (its
 body names its own version), is refused.
+
+Format 2 chains versions: each names its predecessor's MAC (`parent_mac`), and
+records the sha256 of every record file it indexes (`source_hashes`), so
+`index verify` finds a record rewritten without a stale mark. Deleting the
+newest versions (a rollback) is caught by the client's high-water mark
+(`index/watermark.py`, on `keys.watermark`). Format 1 manifests are refused.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 from faceid_jobs.crypto.envelope import DataKeys
@@ -33,11 +39,14 @@ __all__ = [
     "commit_manifest",
     "list_versions",
     "load_manifest",
+    "load_version",
     "manifest_key",
     "republish",
+    "trust_newest",
 ]
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2
+_DOMAIN = b"faceid-manifest/v2|"
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,11 @@ class Manifest:
     # Record files merged that hold no indexable rows (so they are not pending again).
     empty_sources: tuple[str, ...] = ()
     note: str = ""
+    # MAC of version `parent` (the chain), and sha256 of every source record file.
+    parent_mac: str = ""
+    source_hashes: dict[str, str] = field(default_factory=dict)
+    # This manifest's own MAC once published or loaded (not part of the body).
+    mac: str = field(default="", compare=False)
 
     @property
     def vectors(self) -> int:
@@ -66,6 +80,8 @@ class Manifest:
 
     def body(self) -> dict:
         data = asdict(self)
+        data.pop("mac")
+        data["source_hashes"] = dict(sorted(self.source_hashes.items()))
         data["shards"] = [asdict(s) | {"sources": list(s.sources)} for s in self.shards]
         data["empty_sources"] = list(self.empty_sources)
         return data
@@ -86,15 +102,53 @@ def _canonical(body: dict) -> bytes:
 
 
 def _mac(key: bytes, body: dict) -> str:
-    return hmac.new(key, b"faceid-manifest/v1|" + _canonical(body), hashlib.sha256).hexdigest()
+    return hmac.new(key, _DOMAIN + _canonical(body), hashlib.sha256).hexdigest()
 
 
 def commit_manifest(store: Store, keys: DataKeys, manifest: Manifest) -> bool:
     """Publish `manifest` as its version; False if that version already exists."""
     ref, key = keys.create()
     body = manifest.body()
-    envelope = {"format": MANIFEST_FORMAT, "manifest": body, "mac_key": ref, "mac": _mac(key, body)}
-    return store.put_if_absent(manifest_key(manifest.version), json.dumps(envelope, indent=1).encode())
+    mac = _mac(key, body)
+    envelope = {"format": MANIFEST_FORMAT, "manifest": body, "mac_key": ref, "mac": mac}
+    if not store.put_if_absent(manifest_key(manifest.version), json.dumps(envelope, indent=1).encode()):
+        return False
+    if keys.watermark is not None:
+        keys.watermark.advance(manifest.version, mac)
+    return True
+
+
+def _check_watermark(store: Store, keys: DataKeys, newest: int | None) -> None:
+    """Refuse a store whose newest version is older than this client has seen."""
+    mark = keys.watermark.read() if keys.watermark is not None else None
+    if mark is not None and (newest or 0) < mark.version:
+        raise IntegrityError(f"{store.uri}: index rolled back from v{mark.version} to v{newest or 0} "
+                             "(newer index manifests were deleted; see `faceid-jobs index verify`)" + _TRUST)
+
+
+_TRUST = " (if you deleted or recreated this store yourself: `faceid-jobs index trust`)"
+
+
+def trust_newest(store: Store, keys: DataKeys) -> int | None:
+    """Make the store's newest authenticated version this client's high-water mark, even if it
+    is older than the mark (after the user deleted or recreated the store on purpose).
+
+    Returns:
+        The version now trusted, None when the store has no index.
+
+    Raises:
+        IntegrityError: the newest manifest fails its own checks (MAC, chain to its parent).
+    """
+    versions = list_versions(store)
+    newest = _load_one(store, keys, versions[-1]) if versions else None
+    if newest is not None and newest.parent in versions:
+        parent = _load_one(store, keys, newest.parent)
+        if newest.parent_mac != parent.mac:
+            raise IntegrityError(f"{manifest_key(newest.version)}: does not follow version {parent.version} "
+                                 "(broken chain); not trusted")
+    if keys.watermark is not None:
+        keys.watermark.reset(newest.version if newest else None, newest.mac if newest else "")
+    return newest.version if newest else None
 
 
 def load_manifest(store: Store, keys: DataKeys, version: int | None = None) -> Manifest:
@@ -104,12 +158,36 @@ def load_manifest(store: Store, keys: DataKeys, version: int | None = None) -> M
         IndexMissingError: no version (or not that one) is published.
         IntegrityError: damaged, tampered or replayed manifest, or wrong key.
     """
+    versions = list_versions(store)
+    _check_watermark(store, keys, versions[-1] if versions else None)
     if version is None:
-        versions = list_versions(store)
         if not versions:
             raise IndexMissingError(
                 f"{store.uri}: no index yet (run `faceid-jobs process` on some footage first)")
         version = versions[-1]
+    manifest = _load_one(store, keys, version)
+    mark = keys.watermark.read() if keys.watermark is not None else None
+    if mark is not None:
+        if version == mark.version and manifest.mac != mark.mac:
+            raise IntegrityError(f"{manifest_key(version)}: index version {version} is not the one this "
+                                 "client saw (replaced after a rollback)" + _TRUST)
+        if manifest.parent == mark.version and version > mark.version and manifest.parent_mac != mark.mac:
+            raise IntegrityError(f"{manifest_key(version)}: index version {version} does not follow "
+                                 f"version {mark.version} this client saw (broken chain)")
+        if versions and version == versions[-1]:
+            keys.watermark.advance(version, manifest.mac)
+    elif keys.watermark is not None and versions and version == versions[-1]:
+        keys.watermark.advance(version, manifest.mac)
+    return manifest
+
+
+def load_version(store: Store, keys: DataKeys, version: int) -> Manifest:
+    """The manifest of `version`, authenticated, without the high-water mark (for `index verify`, gc)."""
+    return _load_one(store, keys, version)
+
+
+def _load_one(store: Store, keys: DataKeys, version: int) -> Manifest:
+    """Read and authenticate the manifest of `version` (no high-water mark check)."""
     key = manifest_key(version)
     try:
         raw = store.get(key)
@@ -118,8 +196,11 @@ def load_manifest(store: Store, keys: DataKeys, version: int | None = None) -> M
     try:
         envelope = json.loads(raw)
         if envelope["format"] != MANIFEST_FORMAT:
-            raise IntegrityError(f"{key}: manifest format {envelope['format']} is not supported")
+            older = " (written by an older faceid-jobs, not chained)" if envelope["format"] == 1 else ""
+            raise IntegrityError(f"{key}: manifest format {envelope['format']} is not supported{older}")
         body, ref, mac = envelope["manifest"], envelope["mac_key"], envelope["mac"]
+        if not isinstance(body, dict) or not isinstance(ref, str):
+            raise TypeError
     except (ValueError, KeyError, TypeError):
         raise IntegrityError(f"{key}: damaged manifest") from None
     mac_key = keys.get(ref, key)
@@ -131,8 +212,8 @@ def load_manifest(store: Store, keys: DataKeys, version: int | None = None) -> M
     try:
         shards = tuple(ShardRef.from_json(s) for s in body.pop("shards"))
         empty = tuple(body.pop("empty_sources", ()))
-        return Manifest(**body, shards=shards, empty_sources=empty)
-    except (TypeError, KeyError):
+        return Manifest(**body, shards=shards, empty_sources=empty, mac=str(mac))
+    except (TypeError, KeyError, ValueError):
         raise IntegrityError(f"{key}: damaged manifest") from None
 
 
@@ -149,7 +230,7 @@ def republish(store: Store, keys: DataKeys, note: str, attempts: int = 5) -> Man
         manifest = Manifest(**{**{f: getattr(base, f) for f in base.__dataclass_fields__},
                                "version": base.version + 1, "parent": base.version,
                                "created_at": now(), "kek_id": keys.keyring.primary.key_id,
-                               "note": note})
+                               "note": note, "parent_mac": base.mac, "mac": ""})
         if commit_manifest(store, keys, manifest):
             return manifest
     raise IntegrityError(f"{store.uri}: could not publish an index version (concurrent writers)")

@@ -27,7 +27,7 @@ published (a mark written meanwhile stays for the next merge).
 
 from __future__ import annotations
 
-import json
+import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable
@@ -37,6 +37,7 @@ import numpy as np
 import pyarrow as pa
 
 from faceid_jobs.crypto.envelope import DataKeys
+from faceid_jobs.crypto.mac import open_sealed_json, seal_json
 from faceid_jobs.errors import IntegrityError, StoreError
 from faceid_jobs.index.manifest import Manifest, commit_manifest, list_versions, load_manifest, now
 from faceid_jobs.index.shard import IndexParams, ShardRef, build_faiss, write_shard
@@ -49,6 +50,9 @@ from faceid_jobs.storage.layout import STALE_PREFIX, record_prefix, stale_key
 __all__ = ["STALE_PREFIX", "MergeResult", "RowSelector", "all_rows", "current_sources", "mark_stale", "merge_index"]
 
 log = logging.getLogger(__name__)
+
+STALE_FORMAT = 2
+_STALE_DOMAIN = "faceid-stale/v2"
 
 # Turns one record table into (vectors (n, D) float32, metadata rows).
 RowSelector = Callable[[pa.Table], tuple[np.ndarray, pa.Table]]
@@ -74,10 +78,10 @@ class MergeResult:
     attempts: int
 
 
-def current_sources(store: Store, embedder_id: str) -> dict[str, str]:
-    """Record file key → the video's current URI, for videos embedded by `embedder_id`."""
+def current_sources(store: Store, embedder_id: str, keys: DataKeys) -> dict[str, str]:
+    """Record file key → the video's current URI, for videos embedded by `embedder_id` (entries authenticated)."""
     sources: dict[str, str] = {}
-    for entry in list_entries(store):
+    for entry in list_entries(store, keys):
         if entry.embedder_id != embedder_id:
             log.warning("%s: analysed with embedder %s, not %s; not indexed",
                         entry.uri, entry.embedder_id, embedder_id)
@@ -88,29 +92,34 @@ def current_sources(store: Store, embedder_id: str) -> dict[str, str]:
     return sources
 
 
-def mark_stale(store: Store, sources: Iterable[str], reason: str = "") -> str | None:
-    """Tell the next merges that these record files changed under their keys; returns the mark's key."""
-    keys = sorted(set(sources))
-    if not keys:
+def mark_stale(store: Store, keys: DataKeys, sources: Iterable[str], reason: str = "") -> str | None:
+    """Tell the next merges that these record files changed under their keys; returns the mark's key.
+
+    The mark is authenticated (`crypto/mac.py`): one forged by someone without the key is refused.
+    """
+    records = sorted(set(sources))
+    if not records:
         return None
     stamp = now().replace(":", "").replace("-", "").replace("+0000", "Z")
     key = stale_key(stamp, uuid.uuid4().hex)
-    store.put(key, json.dumps({"format": 1, "sources": keys, "reason": reason, "created_at": now()}).encode())
+    body = {"sources": records, "reason": reason, "created_at": now()}
+    store.put(key, seal_json(keys, _STALE_DOMAIN, key, body, STALE_FORMAT))
     return key
 
 
-def _stale_marks(store: Store) -> tuple[list[str], set[str]]:
-    """(mark keys, record keys they name)."""
+def _stale_marks(store: Store, keys: DataKeys) -> tuple[list[str], set[str]]:
+    """(mark keys, record keys they name); every mark authenticated."""
     marks, sources = [], set()
     for key in store.list(STALE_PREFIX):
         try:
             raw = store.get(key)
         except KeyError:
             continue  # deleted by a merge meanwhile
-        try:
-            sources.update(str(k) for k in json.loads(raw)["sources"])
-        except (ValueError, TypeError, KeyError):
-            raise IntegrityError(f"{key}: damaged stale mark") from None
+        body = open_sealed_json(keys, _STALE_DOMAIN, key, raw, STALE_FORMAT, "stale mark")
+        named = body.get("sources")
+        if not isinstance(named, list) or not all(isinstance(k, str) for k in named):
+            raise IntegrityError(f"{key}: damaged stale mark")
+        sources.update(named)
         marks.append(key)
     return marks, sources
 
@@ -148,8 +157,8 @@ def merge_index(
         versions = list_versions(store)
         base = load_manifest(store, keys, versions[-1]) if versions else None
         version = (versions[-1] if versions else 0) + 1
-        sources = current_sources(store, embedder_id)
-        marks, rewritten = _stale_marks(store)
+        sources = current_sources(store, embedder_id, keys)
+        marks, rewritten = _stale_marks(store, keys)
         # A base built with another embedder or row selection is rebuilt, not extended.
         compatible = base is not None and base.embedder_id == embedder_id and base.index_by == index_by
         base_shards = list(base.shards) if compatible else []
@@ -165,7 +174,9 @@ def merge_index(
         if base and unchanged and not pending:
             return MergeResult(base.version, False, 0, len(kept), base.vectors, attempt)
         new: list[ShardRef] = []
-        for item in _build_shards(store, keys, pending, sources, version, cipher, select, params):
+        old_hashes = base.source_hashes if compatible else {}
+        hashes = {k: old_hashes[k] for k in covered if k in old_hashes}
+        for item in _build_shards(store, keys, pending, sources, version, cipher, select, params, hashes):
             if isinstance(item, ShardRef):
                 new.append(item)
             else:
@@ -184,6 +195,8 @@ def merge_index(
             shards=shards,
             kek_id=keys.keyring.primary.key_id,
             empty_sources=tuple(sorted(empty)),
+            parent_mac=base.mac if base else "",
+            source_hashes=hashes,
         )
         if commit_manifest(store, keys, manifest):
             for mark in marks:
@@ -195,9 +208,12 @@ def merge_index(
 
 
 def _build_shards(store: Store, keys: DataKeys, pending: Iterable[str], uris: dict[str, str],
-                  version: int, cipher, select: RowSelector, params: IndexParams
-                  ) -> Iterable[ShardRef | str]:
-    """Shards of the pending records; record keys with no rows are yielded as plain keys."""
+                  version: int, cipher, select: RowSelector, params: IndexParams,
+                  hashes: dict[str, str]) -> Iterable[ShardRef | str]:
+    """Shards of the pending records; record keys with no rows are yielded as plain keys.
+
+    The sha256 of every record file read goes into `hashes` (the manifest's `source_hashes`).
+    """
     vectors: list[np.ndarray] = []
     metas: list[pa.Table] = []
     srcs: list[str] = []
@@ -212,7 +228,9 @@ def _build_shards(store: Store, keys: DataKeys, pending: Iterable[str], uris: di
         return ref
 
     for key in pending:
-        table = parquet_to_table(store.get(key), key, cipher=cipher)
+        data = store.get(key)
+        hashes[key] = hashlib.sha256(data).hexdigest()
+        table = parquet_to_table(data, key, cipher=cipher)
         vec, meta = select(table)
         if not len(vec):
             yield key

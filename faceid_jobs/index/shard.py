@@ -313,7 +313,10 @@ def read_shard(blob_stream: io.BufferedIOBase, keys: DataKeys, ref: ShardRef) ->
     reader.next_part()
     # One chunk per row group (one group up to 1M rows), so taking a few rows stays cheap; shards
     # load in parallel threads already, Arrow's own pool would only contend with them.
-    meta = pq.ParquetFile(pa.BufferReader(reader.read_all())).read(use_threads=False)
+    try:
+        meta = pq.ParquetFile(pa.BufferReader(reader.read_all())).read(use_threads=False)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise IntegrityError(f"{name}: damaged shard metadata ({exc.__class__.__name__})") from None
     # Drain: the last segment's tag (and the end flag) must still verify.
     for _ in segments:
         pass

@@ -227,4 +227,8 @@ def open_index(store: Store, keys: DataKeys, version: int | None = None, *,
         return ShardedIndex(manifest, [], nprobe)
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(manifest.shards)))) as pool:
         parts = list(pool.map(lambda ref: _load_shard(store, keys, ref, cache), manifest.shards))
-    return ShardedIndex(manifest, parts, nprobe)
+    try:
+        return ShardedIndex(manifest, parts, nprobe)
+    except (pa.ArrowException, RuntimeError, ValueError) as exc:  # Arrow or FAISS: never a traceback
+        raise IntegrityError(f"{store.uri}: index version {manifest.version}: its shards do not fit "
+                             f"together ({exc.__class__.__name__})") from None

@@ -32,6 +32,11 @@ def default_precision_dir() -> Path:
     return base / "faceid-jobs" / "models"
 
 
+def precision_folder(precision_dir: str, out: Path | None = None) -> Path:
+    """The folder derived copies go to: `out`, else the `precision_dir` setting, else the default."""
+    return out or (Path(precision_dir).expanduser() if precision_dir else default_precision_dir())
+
+
 def derived_path(
     source: str | os.PathLike[str], source_id: str, precision: str, folder: str | os.PathLike[str]
 ) -> Path:

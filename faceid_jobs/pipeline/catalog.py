@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from faceid_jobs.crypto.envelope import DataKeys
 from faceid_jobs.pipeline.plan import VideoPlan
 from faceid_jobs.records.parquet import open_parquet
 from faceid_jobs.storage.base import Store
@@ -28,7 +29,7 @@ def count_stored_faces(ws: Workspace, plan: VideoPlan) -> int:
     return total
 
 
-def finish_video(store: Store, plan: VideoPlan, embedder_id: str, failed: list[int],
+def finish_video(store: Store, plan: VideoPlan, embedder_id: str, failed: list[int], keys: DataKeys,
                  faces: int | None = None) -> VideoEntry:
     """Make this analysis the video's current one in the catalog.
 
@@ -36,7 +37,7 @@ def finish_video(store: Store, plan: VideoPlan, embedder_id: str, failed: list[i
     was seen under are kept, so a moved file is still recognised. `faces`
     (rows stored for the analysis) lets a re-run that skips the video report it.
     """
-    previous = load_entry(store, plan.fingerprint)
+    previous = load_entry(store, plan.fingerprint, keys)
     others = set(previous.other_uris) | {previous.uri} if previous else set()
     others.discard(plan.uri)
     entry = VideoEntry(
@@ -58,5 +59,5 @@ def finish_video(store: Store, plan: VideoPlan, embedder_id: str, failed: list[i
     # changes nothing leaves the entry's bytes (and the index) as they are.
     if previous is not None and replace(previous, updated_at=entry.updated_at) == entry:
         return previous
-    save_entry(store, entry)
+    save_entry(store, entry, keys)
     return entry

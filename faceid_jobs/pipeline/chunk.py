@@ -19,6 +19,7 @@ import numpy as np
 from faceid_jobs.config import Settings
 from faceid_jobs.models import ModelSet
 from faceid_jobs.models.align import align_faces
+from faceid_jobs.pipeline import cancel
 from faceid_jobs.pipeline.prefetch import prefetch
 from faceid_jobs.pipeline.quality import face_quality
 from faceid_jobs.pipeline.reuse import FrameFaces, ReusePlanner, ReuseRules, fresh_rows, thumbnails
@@ -95,6 +96,7 @@ def analyse_chunk(job: ChunkJob, models: ModelSet, settings: Settings) -> ChunkA
     batch = _FaceBatcher(models, settings)
     sampled = 0
     for frame_idx, image in prefetch(frames, settings.decode_queue):
+        cancel.check()  # a stopping run drops this chunk; nothing of it is written
         sampled += 1
         faces = models.detector.detect(image, frame_idx=frame_idx)
         batch.add(image, faces, frame_idx / job.fps)
@@ -183,7 +185,9 @@ def run_chunk(job: ChunkJob, models: ModelSet, ws: Workspace, settings: Settings
 
     Raises:
         VideoError: the chunk's frames cannot be decoded; nothing is written.
+        RunCancelled: the run is stopping; nothing is written.
     """
+    cancel.check()
     key = record_key(job.analysis_id, job.fingerprint, job.chunk.index)
     if ws.store.exists(key):
         return ChunkResult(job.video_uri, job.chunk.index, "skipped", key)
@@ -198,7 +202,7 @@ def run_chunk(job: ChunkJob, models: ModelSet, ws: Workspace, settings: Settings
         liveness_id=models.liveness_id,
         analysis_id=job.analysis_id,
     )
-    ws.store.put(key, table_to_parquet(faces_to_table(result.faces, ctx), ws.cipher))
+    ws.store.put(key, table_to_parquet(faces_to_table(result.faces, ctx), ws.cipher, key=key))
     log.debug("%s chunk %d: %d faces in %d frames", job.video_uri, job.chunk.index,
               len(result.faces), result.frames_sampled)
     return ChunkResult(

@@ -20,18 +20,20 @@ import os
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import Future as ConcurrentFuture
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from faceid_jobs.errors import ConfigError, FaceIdError
+from faceid_jobs.errors import ConfigError, FaceIdError, RunCancelled
 from faceid_jobs.pipeline.summary import TRANSIENT_ERRORS, is_transient
 
 if TYPE_CHECKING:
     from faceid_jobs.models import ModelSet
     from faceid_jobs.workspace import Workspace
 
-__all__ = ["DEFAULT_RETRY", "DaskEngine", "Engine", "Future", "RetryPolicy", "ThreadEngine", "make_engine", "settle"]
+__all__ = ["DEFAULT_RETRY", "DaskEngine", "Engine", "Future", "RetryPolicy", "ThreadEngine", "cancel_engine",
+           "make_engine", "settle"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,13 @@ class Engine(Protocol):
     def submit(self, step: Callable[..., T], *args: Any) -> Future[T]: ...
 
     def close(self) -> None: ...
+
+
+def cancel_engine(engine: Engine) -> None:
+    """Drop the steps `engine` has not started (an engine without `cancel` runs them out)."""
+    cancel = getattr(engine, "cancel", None)
+    if cancel is not None:
+        cancel()
 
 
 def settle(future: Future[T]) -> tuple[T | None, BaseException | None]:
@@ -120,6 +129,8 @@ class _Unwrapped:
         self._future = future
 
     def result(self) -> Any:
+        if self._future.cancelled():
+            raise RunCancelled("run cancelled")
         value = self._future.result()
         if isinstance(value, _Refused):
             raise value.error
@@ -147,7 +158,16 @@ class ThreadEngine:
 
     def submit(self, step: Callable[..., T], *args: Any) -> Future[T]:
         kwargs = {k: v for k, v in self._given.items() if k in _keywords(step)}
-        return self._pool.submit(run_with_retries, step, self._retry, *args, **kwargs)
+        try:
+            return self._pool.submit(run_with_retries, step, self._retry, *args, **kwargs)
+        except RuntimeError:  # submitted after `cancel` shut the pool down
+            refused: ConcurrentFuture[T] = ConcurrentFuture()
+            refused.set_exception(RunCancelled("run cancelled"))
+            return refused
+
+    def cancel(self) -> None:
+        """Drop the steps not started yet; running ones stop at their next `cancel.check()`."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -176,6 +196,7 @@ class DaskEngine:
             raise ConfigError("Dask runs need dask[distributed] (pip install 'dask[distributed]')") from None
         self._retry = retry
         self._cluster = None
+        self._futures: list[Any] = []
         where = address or f"a local cluster of {local_workers} workers"
         try:
             if address:
@@ -191,7 +212,16 @@ class DaskEngine:
             raise ConfigError(f"Dask scheduler at {where} does not answer: {exc}") from None
 
     def submit(self, step: Callable[..., T], *args: Any) -> Future[T]:
-        return _Unwrapped(self.client.submit(run_reporting, step, self._retry, *args, pure=False))
+        future = self.client.submit(run_reporting, step, self._retry, *args, pure=False)
+        self._futures.append(future)
+        return _Unwrapped(future)
+
+    def cancel(self) -> None:
+        """Cancel every step not finished: pending ones never start, running ones' results are dropped
+        (a chunk's records are written atomically, so none is left half-written)."""
+        pending = [f for f in self._futures if not f.done()]
+        if pending:
+            self.client.cancel(pending)
 
     def close(self) -> None:
         client = getattr(self, "client", None)

@@ -12,14 +12,25 @@ mode reports the same numbers.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any
 
 from faceid_jobs.config import Settings
-from faceid_jobs.errors import ConfigError, IntegrityError, ModelError
+from faceid_jobs.errors import ConfigError, IntegrityError, ModelError, RunCancelled
+from faceid_jobs.pipeline import cancel as cancellation
 from faceid_jobs.pipeline import steps
-from faceid_jobs.pipeline.engines import DEFAULT_RETRY, Engine, RetryPolicy, ThreadEngine, make_engine, settle
+from faceid_jobs.pipeline.engines import (
+    DEFAULT_RETRY,
+    Engine,
+    RetryPolicy,
+    ThreadEngine,
+    cancel_engine,
+    make_engine,
+    settle,
+)
 from faceid_jobs.pipeline.summary import Failure, ProcessSummary, SummaryCollector, describe_failure
 
 if TYPE_CHECKING:
@@ -59,6 +70,7 @@ def run_archive(
     verify: bool = False,
     observer: ProcessObserver | None = None,
     log: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+    cancel: threading.Event | None = None,
 ) -> ProcessSummary:
     """Process every video in `sources` on `engine`, then update the index, labels and people.
 
@@ -72,6 +84,10 @@ def run_archive(
             sources index says are unchanged and complete.
         observer: progress hooks.
         log: where the run logs (the Prefect run logger in a flow).
+        cancel: set (from a signal handler) to stop the run: steps not started
+            are dropped, running chunks stop between frames, nothing more is
+            submitted, and the summary comes back `interrupted` with the
+            chunks stored so far (a re-run skips them).
 
     Returns:
         The summary; `summary.failures` lists every source, video or chunk
@@ -99,7 +115,40 @@ def run_archive(
     wanted = [s for s in sources if s and s.strip()]
     if not wanted:
         raise ConfigError("process: no sources given")
+    # Chunks whose future is not settled yet: on a stop, those that finished still count.
+    unsettled: dict[int, tuple[Any, Any]] = {}
+    with cancellation.watching(cancel), _Watcher(cancel, engine):
+        try:
+            _run(wanted, settings, engine, collect, fail, obs, log, unsettled, build=build, verify=verify,
+                 cancel=cancel)
+        except (RunCancelled, CancelledError):
+            for job, future in unsettled.values():
+                result, _ = settle(future)
+                if result is not None:
+                    collect.add_chunk(job, result)
+            collect.interrupt()
+            log.info("run interrupted: %d chunks done", collect.chunks_done)
+            # The signal handler's second signal exits at once; a run that stopped is done.
+            return collect.build(time.perf_counter() - started)
+
+    summary = collect.build(time.perf_counter() - started)
+    log.info("videos %d (%d unchanged), chunks done %d / skipped %d / failed %d, faces %d, %.2f video s per s",
+             summary.videos, summary.videos_unchanged, summary.chunks_done, summary.chunks_skipped,
+             summary.chunks_failed, summary.faces, summary.speed)
+    return summary
+
+
+def _run(wanted: list[str], settings: Settings, engine: Engine, collect: SummaryCollector, fail: Any,
+         obs: ProcessObserver, log: Any, unsettled: dict[int, tuple[Any, Any]], *, build: bool, verify: bool,
+         cancel: threading.Event | None) -> None:
+    """The steps of `run_archive`, in order; raises `RunCancelled` as soon as the run is asked to stop."""
+
+    def halt(exc: BaseException | None = None) -> None:
+        if (cancel is not None and cancel.is_set()) or isinstance(exc, RunCancelled | CancelledError):
+            raise RunCancelled("run cancelled")
+
     found = engine.submit(steps.discover, wanted, settings).result()
+    halt()
     for source, reason in found.problems:
         fail(Failure(source, None, f"{source}: {reason}"))
     obs.videos_found(len(found.videos))
@@ -119,12 +168,15 @@ def run_archive(
     planned = {uri: engine.submit(steps.plan, uri, settings, analysis_id, listed.get(uri))
                for uri in found.videos if uri not in unchanged}
     chunk_settings = _fit_chunk_threads(settings, engine, planned)
+    halt()
     plans: dict[str, tuple[VideoPlan | None, BaseException | None]] = {}
     chunks: dict[str, list[Any]] = {}
     for uri, future in planned.items():
         plan, exc = plans[uri] = settle(future)
         if plan is not None:
+            halt()
             chunks[uri] = [engine.submit(steps.process_chunk, job, chunk_settings) for job in plan.jobs]
+            unsettled.update({id(f): (job, f) for job, f in zip(plan.jobs, chunks[uri], strict=True)})
 
     # Results are collected video by video (progress follows this order); a
     # video is catalogued once all of its chunks were attempted.
@@ -143,14 +195,17 @@ def run_archive(
         failed: list[int] = []
         for job, future in zip(plan.jobs, chunks[uri], strict=True):
             result, exc = settle(future)
-            if isinstance(exc, ModelError):
-                raise exc  # the models, not this video: every chunk would fail the same way (exit 5)
+            unsettled.pop(id(future), None)
             if result is not None:
                 collect.add_chunk(job, result)
-            else:
+            halt(exc)
+            if isinstance(exc, ModelError):
+                raise exc  # the models, not this video: every chunk would fail the same way (exit 5)
+            if result is None:
                 failed.append(job.chunk.index)
                 fail(Failure(uri, job.chunk.index, describe_failure(exc, uri, job.chunk.index)), video=uri)
             obs.chunk_finished(plan, job.chunk.frames, result)
+        halt()
         finishing[uri] = engine.submit(steps.finish, plan, settings, embedder, failed)
         obs.video_finished(uri)
 
@@ -161,6 +216,7 @@ def run_archive(
         else:
             collect.add_catalogued(uri, *catalogued)
 
+    halt()
     if build:
         obs.indexing()
         merged, exc = settle(engine.submit(steps.merge, settings, embedder))
@@ -171,6 +227,7 @@ def run_archive(
         else:
             fail(Failure(settings.store, None, "index merge failed: " + describe_failure(exc, settings.store)))
 
+    halt()
     labelled, exc = settle(engine.submit(steps.label, settings, embedder))
     if isinstance(exc, IntegrityError):
         raise exc
@@ -179,17 +236,45 @@ def run_archive(
     elif labelled is not None and labelled.files:
         log.info("labelled %d record files with gallery version %d", labelled.files, labelled.gallery_version)
 
+    halt()
     people, exc = settle(engine.submit(steps.discover_people, settings, embedder))
     if exc is not None:
         fail(Failure(settings.store, None, "people discovery failed: " + describe_failure(exc, settings.store)))
     elif people is not None:
         log.info("people version %d: %d people from %d new tracks", people.version, people.people, people.new_nodes)
 
-    summary = collect.build(time.perf_counter() - started)
-    log.info("videos %d (%d unchanged), chunks done %d / skipped %d / failed %d, faces %d, %.2f video s per s",
-             summary.videos, summary.videos_unchanged, summary.chunks_done, summary.chunks_skipped,
-             summary.chunks_failed, summary.faces, summary.speed)
-    return summary
+
+class _Watcher:
+    """While the block runs, cancels the engine's queued steps as soon as `cancel` is set.
+
+    The orchestrating thread may be waiting on a step that has not started
+    (behind others in the queue): dropping the queue from here lets it see
+    the stop at once.
+    """
+
+    def __init__(self, cancel: threading.Event | None, engine: Engine) -> None:
+        self._cancel = cancel
+        self._engine = engine
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> _Watcher:
+        if self._cancel is not None:
+            self._thread = threading.Thread(target=self._watch, name="faceid-cancel", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _watch(self) -> None:
+        assert self._cancel is not None
+        while not self._done.wait(0.1):
+            if self._cancel.is_set():
+                cancel_engine(self._engine)
+                return
 
 
 def _fit_chunk_threads(settings: Settings, engine: Engine, planned: dict[str, Any]) -> Settings:
@@ -219,6 +304,7 @@ def run_local(
     dask_local: int = 0,
     retry: RetryPolicy = DEFAULT_RETRY,
     observer: ProcessObserver | None = None,
+    cancel: threading.Event | None = None,
 ) -> ProcessSummary:
     """Run `process` in this process with no orchestration server: a thread pool of
     `settings.workers` (0 = one per core), or Dask when asked.
@@ -232,7 +318,7 @@ def run_local(
                          dask_local=dask_local, retry=retry)
     try:
         return run_archive(sources, settings, engine,
-                           build=build, verify=verify, observer=observer)
+                           build=build, verify=verify, observer=observer, cancel=cancel)
     finally:
         engine.close()
 

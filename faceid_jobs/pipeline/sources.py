@@ -13,7 +13,7 @@ from pathlib import Path
 
 from faceid_jobs.video.source import SourceObject, local_source
 
-__all__ = ["VIDEO_EXTENSIONS", "discover_sources", "discover_videos"]
+__all__ = ["VIDEO_EXTENSIONS", "discover_sources", "discover_videos", "missing_sources"]
 
 VIDEO_EXTENSIONS = frozenset(
     [".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg",
@@ -34,6 +34,23 @@ def discover_videos(sources: Iterable[str]) -> tuple[list[str], list[tuple[str, 
     """
     found, problems = discover_sources(sources)
     return [obj.uri for obj in found], problems
+
+
+def missing_sources(sources: Iterable[str]) -> list[tuple[str, str]]:
+    """The local sources that name nothing (no such file or folder, a pattern matching no file),
+    checked cheaply before a run starts; bucket prefixes are left to the run's listing."""
+    missing = []
+    for source in sources:
+        if source.startswith("s3://"):
+            continue
+        path = Path(source).expanduser()
+        if path.exists():
+            continue
+        if not glob.has_magic(source):
+            missing.append((source, "file not found"))
+        elif not any(Path(p).is_file() for p in glob.iglob(str(path), recursive=True)):
+            missing.append((source, "pattern matches no files"))
+    return missing
 
 
 def discover_sources(sources: Iterable[str]) -> tuple[list[SourceObject], list[tuple[str, str]]]:

@@ -102,7 +102,7 @@ def check_sources(sources: tuple[SourceObject, ...], settings: Settings, analysi
             candidates.append((source.uri, fingerprint))
 
     def complete(item: tuple[str, str]) -> tuple[str, VideoEntry] | None:
-        entry = load_entry(ws.store, item[1])
+        entry = load_entry(ws.store, item[1], ws.keys)
         if (entry is None or entry.analysis_id != analysis_id or entry.failed_chunks
                 or entry.faces is None):
             return None
@@ -170,9 +170,9 @@ def finish(plan: VideoPlan, settings: Settings, embedder_id: str, failed: list[i
     from faceid_jobs.storage.sources import record_source
 
     ws = ws or workspace_for(settings)
-    before = load_entry(ws.store, plan.fingerprint)
+    before = load_entry(ws.store, plan.fingerprint, ws.keys)
     faces = count_stored_faces(ws, plan)
-    entry = finish_video(ws.store, plan, embedder_id, failed, faces=faces)
+    entry = finish_video(ws.store, plan, embedder_id, failed, ws.keys, faces=faces)
     if plan.source is not None and plan.source.size >= 0 and not entry.failed_chunks:
         record_source(ws.store, plan.source, plan.fingerprint, settings.fingerprint)
     return entry != before, faces

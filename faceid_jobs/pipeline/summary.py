@@ -102,6 +102,7 @@ class ProcessSummary:
     rows: list[VideoRow] = field(default_factory=list)
     orchestrator: str = "local"
     flow_run_id: str | None = None
+    interrupted: bool = False  # stopped on request (a signal): what was stored stays, a re-run resumes
 
     @property
     def ok(self) -> bool:
@@ -132,6 +133,7 @@ class ProcessSummary:
             "index": asdict(self.index) if self.index else None,
             "orchestrator": self.orchestrator,
             "flow_run_id": self.flow_run_id,
+            "interrupted": self.interrupted,
         }
 
     def failure_message(self) -> str:
@@ -211,6 +213,14 @@ class SummaryCollector:
         row.faces_in_store = faces_in_store
         row.catalog = "updated" if changed else "unchanged"
         self._summary.faces_in_store += faces_in_store
+
+    @property
+    def chunks_done(self) -> int:
+        return self._summary.chunks_done
+
+    def interrupt(self) -> None:
+        """The run stopped on request; the chunks added so far are all it did."""
+        self._summary.interrupted = True
 
     def set_index(self, result: MergeResult) -> None:
         self._summary.index = result

@@ -32,7 +32,7 @@ joins the two halves again when it merges hits into appearances
 
 Example:
     >>> import numpy as np
-    >>> from faceid_jobs.types import Faces
+    >>> from faceid_jobs.types import Faces, box_iou
     >>> e = np.eye(4, dtype=np.float32)[[0, 0]]
     >>> faces = Faces(xyxy=np.array([[0, 0, 10, 10]] * 2, np.float32), score=np.ones(2, np.float32),
     ...               kps=np.zeros((2, 5, 2), np.float32), frame_idx=np.array([0, 6]), embedding=e)
@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from faceid_jobs.types import Faces
+from faceid_jobs.types import Faces, box_iou
 
 __all__ = ["TRACK_BITS", "box_iou", "link_tracks", "track_faces", "track_id_base"]
 
@@ -61,24 +61,6 @@ def track_id_base(chunk_index: int) -> int:
     if chunk_index < 0:
         raise ValueError(f"chunk_index must be >= 0, got {chunk_index}")
     return int(chunk_index) << TRACK_BITS
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of (m, 4) and (n, 4) xyxy boxes, (m, n) float64.
-
-    Example:
-        >>> box_iou(np.array([[0, 0, 2, 2]]), np.array([[1, 0, 3, 2]])).round(3).tolist()
-        [[0.333]]
-    """
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(axis=2)
-    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(axis=1)
-    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
 @dataclass

@@ -88,7 +88,7 @@ def export_plaintext(ws: Workspace, folder: Path, *, force: bool = False) -> Exp
     """
     prepare_export_folder(folder, force=force)
     files = rows = 0
-    for entry in list_entries(ws.store):
+    for entry in list_entries(ws.store, ws.keys):
         for key in ws.store.list(record_prefix(entry.analysis_id, entry.fingerprint)):
             if parse_record_key(key) is None:
                 continue  # not a chunk file

@@ -1,8 +1,11 @@
-"""The face record schema (version 1) and conversion from `Faces` (pure).
+"""The face record schema (version 2) and conversion from `Faces` (pure).
 
 One row per detected face. The schema version is stored in the Arrow schema
 metadata (`faceid.schema_version`), and readers refuse versions they do not
-know instead of guessing.
+know instead of guessing, and any schema that is not exactly the record
+schema (names, types, nullability, order). Version 2 added the binding of an
+encrypted file to its store key (`faceid.store_key`, see `records/parquet.py`);
+version 1 files carry none and are refused.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from faceid_jobs.types import Faces
 __all__ = [
     "META_COLUMNS",
     "SCHEMA_VERSION",
+    "STORE_KEY_META",
     "ChunkContext",
     "check_schema",
     "face_id",
@@ -26,9 +30,10 @@ __all__ = [
     "record_schema",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _VERSION_KEY = b"faceid.schema_version"
 _DIM_KEY = b"faceid.embedding_dim"
+STORE_KEY_META = b"faceid.store_key"
 
 # Columns a search needs besides the vector (everything but `embedding`).
 META_COLUMNS = (
@@ -99,12 +104,20 @@ def check_schema(schema: pa.Schema, source: str) -> int:
     version = meta.get(_VERSION_KEY)
     if version is None:
         raise IntegrityError(f"{source}: not a faceid-jobs record file (no schema version)")
-    if int(version) != SCHEMA_VERSION:
+    try:
+        number, dim = int(version), int(meta.get(_DIM_KEY, b""))
+    except ValueError:
+        raise IntegrityError(f"{source}: damaged record schema metadata") from None
+    if number != SCHEMA_VERSION:
+        older = " (written by an older faceid-jobs, not bound to its key: process the videos into a new store)"
         raise IntegrityError(
-            f"{source}: record schema version {int(version)} is not supported "
-            f"(this build reads version {SCHEMA_VERSION})"
+            f"{source}: record schema version {number} is not supported "
+            f"(this build reads version {SCHEMA_VERSION}){older if number < SCHEMA_VERSION else ''}"
         )
-    return int(meta[_DIM_KEY])
+    if not 0 < dim <= 65536 or not schema.equals(record_schema(dim), check_metadata=False):
+        raise IntegrityError(f"{source}: record file does not have the record schema (columns, types "
+                             "or nullability differ)")
+    return dim
 
 
 def face_id(fingerprint: str, frame_index: int, face_index: int) -> str:

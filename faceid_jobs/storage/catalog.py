@@ -3,21 +3,31 @@
 The entry says which analysis of the video is current. It is written only
 after every chunk of a run over the video was attempted, so a killed or
 half-done re-analysis never replaces a complete earlier one in the index.
+
+Entries are authenticated (`crypto/mac.py`, format 2): the entry's fields,
+a plain dict, sit in an envelope with an HMAC under a data key that also
+covers the entry's store key, so an entry invented, edited or copied under
+another fingerprint by someone without the key is refused. Format 1 entries
+(plain JSON) are refused as unauthenticated.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
+from faceid_jobs.crypto.mac import open_sealed_json, seal_json
 from faceid_jobs.errors import IntegrityError
 from faceid_jobs.storage.base import Store
 from faceid_jobs.storage.layout import VIDEOS_PREFIX, StoreKeyError, check_segment, parse_video_key, video_key
 
-__all__ = ["VideoEntry", "list_entries", "load_entry", "save_entry"]
+if TYPE_CHECKING:
+    from faceid_jobs.crypto.envelope import DataKeys
+
+__all__ = ["VideoEntry", "has_entries", "list_entries", "load_entry", "save_entry"]
 
 CATALOG_VERSION = 2
-_READABLE_VERSIONS = (1, 2)  # 2 added `faces`; a version 1 entry reads with faces None
+_DOMAIN = "faceid-catalog/v2"
 
 
 @dataclass(frozen=True)
@@ -43,28 +53,47 @@ class VideoEntry:
         return self.frame_count / self.fps
 
 
-def save_entry(store: Store, entry: VideoEntry) -> None:
-    data = asdict(entry) | {"version": CATALOG_VERSION}
-    store.put(video_key(entry.fingerprint), json.dumps(data, indent=1, sort_keys=True).encode())
+def save_entry(store: Store, entry: VideoEntry, keys: DataKeys) -> None:
+    key = video_key(entry.fingerprint)
+    store.put(key, seal_json(keys, _DOMAIN, key, asdict(entry), CATALOG_VERSION))
 
 
-def load_entry(store: Store, fingerprint: str) -> VideoEntry | None:
+def load_entry(store: Store, fingerprint: str, keys: DataKeys) -> VideoEntry | None:
     try:
         raw = store.get(video_key(fingerprint))
     except KeyError:
         return None
-    return _parse(raw, video_key(fingerprint))
+    return _parse(raw, video_key(fingerprint), keys)
 
 
-def list_entries(store: Store) -> list[VideoEntry]:
-    return [_parse(store.get(k), k) for k in store.list(VIDEOS_PREFIX) if k.endswith(".json")]
+def list_entries(store: Store, keys: DataKeys) -> list[VideoEntry]:
+    """Every catalog entry, authenticated.
+
+    Raises:
+        IntegrityError: an entry is damaged, forged, edited or moved.
+    """
+    entries = []
+    for k in store.list(VIDEOS_PREFIX):
+        if not k.endswith(".json"):
+            continue
+        try:
+            raw = store.get(k)
+        except KeyError:
+            continue  # deleted meanwhile (forget --video)
+        entries.append(_parse(raw, k, keys))
+    return entries
+
+
+def has_entries(store: Store) -> bool:
+    """Whether any video is catalogued (no key needed, nothing read)."""
+    return any(k.endswith(".json") for k in store.list(VIDEOS_PREFIX))
 
 
 def _check_names(entry: VideoEntry, key: str) -> VideoEntry:
     """Refuse an entry whose names would build keys elsewhere than its own video's records.
 
-    The catalog is plaintext and unauthenticated: someone who can write the
-    store but holds no key could set analysis_id to ``../../etc``.
+    Entries are authenticated, but the names are still checked before they
+    build keys: a bug or an older writer must not reach outside the records.
     """
     try:
         for what in ("fingerprint", "analysis_id"):
@@ -77,11 +106,9 @@ def _check_names(entry: VideoEntry, key: str) -> VideoEntry:
     return entry
 
 
-def _parse(raw: bytes, key: str) -> VideoEntry:
+def _parse(raw: bytes, key: str, keys: DataKeys) -> VideoEntry:
+    data = open_sealed_json(keys, _DOMAIN, key, raw, CATALOG_VERSION, "catalog entry")
     try:
-        data = json.loads(raw)
-        if data.pop("version") not in _READABLE_VERSIONS:
-            raise ValueError("version")
         data["failed_chunks"] = tuple(data.get("failed_chunks", ()))
         data["other_uris"] = tuple(data.get("other_uris", ()))
         entry = VideoEntry(**data)

@@ -7,6 +7,7 @@
     videos/<fingerprint>.json
         catalog entry: where the video was seen, its properties, and which
         analysis_id is current for it
+    keys/kek.json                                   which KEK the store needs (its id, never the key)
     keys/data/<ref>.json                            one wrapped data key
     index/shards/<shard_id>.shard                   encrypted FAISS shard
     index/manifests/<version:020d>.json             index version
@@ -48,6 +49,7 @@ __all__ = [
     "GALLERY_ENTRIES_PREFIX",
     "GALLERY_VERSIONS_PREFIX",
     "JOURNAL_PREFIX",
+    "KEYS_PREFIX",
     "LABELS_PREFIX",
     "MANIFESTS_PREFIX",
     "PEOPLE_PREFIX",
@@ -68,6 +70,7 @@ __all__ = [
     "gallery_entry_key",
     "gallery_version_key",
     "join_key",
+    "kek_marker_key",
     "label_key",
     "manifest_key",
     "parse_data_key",
@@ -95,6 +98,7 @@ RECORDS_VERSION = "v1"
 RECORDS_PREFIX = "records/"
 VIDEOS_PREFIX = "videos/"
 DATA_KEYS_PREFIX = "keys/data/"
+KEYS_PREFIX = "keys/"
 SHARDS_PREFIX = "index/shards/"
 MANIFESTS_PREFIX = "index/manifests/"
 STALE_PREFIX = "index/stale/"
@@ -229,6 +233,11 @@ def parse_video_key(key: str) -> str | None:
 
 
 # keys/data/
+
+def kek_marker_key() -> str:
+    """The plaintext marker naming the KEK a store's data needs."""
+    return join_key(KEYS_PREFIX, "kek.json")
+
 
 def data_key(ref: str) -> str:
     return join_key(DATA_KEYS_PREFIX, check_segment(ref, "data key reference") + ".json")

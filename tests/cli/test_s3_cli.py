@@ -96,7 +96,7 @@ def test_tampered_shard_and_wrong_key_fail_search(env, processed, portraits, tmp
     other = {**env, "FACEID_JOBS_KEY_FILE": str(tmp_path / "other.json")}
     assert run(["keys", "init"], other).returncode == 0
     result = run(["search", portraits["Rachel"]], other)
-    assert result.returncode == 4 and "wrong key" in result.stderr
+    assert result.returncode == 4 and "needs key" in result.stderr
 
 
 def test_key_rotation_then_search_with_the_new_key_alone(env, processed, portraits):

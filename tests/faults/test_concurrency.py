@@ -60,7 +60,7 @@ def test_two_overlapping_process_runs_and_readers(tmp_path, weights_dir, friends
 
     # One row per face: every face id once, over the two distinct videos.
     ids = []
-    entries = list_entries(ws.store)
+    entries = list_entries(ws.store, ws.keys)
     assert len(entries) == 2
     for entry in entries:
         for key in ws.store.list(record_prefix(entry.analysis_id, entry.fingerprint)):

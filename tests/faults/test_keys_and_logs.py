@@ -41,12 +41,14 @@ def test_logs_hold_no_key_embedding_or_image(setup, portraits):
 
 
 def test_missing_key_is_a_clear_error(setup, portraits, tmp_path):
+    """The store holds data: the line names the key it needs and where this machine looked."""
     _, env, _, _ = setup
     no_key = {k: v for k, v in env.items() if k != "FACEID_JOBS_KEY"} | {
         "FACEID_JOBS_KEY_FILE": str(tmp_path / "deleted.json")}
     result = run(["search", portraits["Rachel"]], no_key)
-    assert result.returncode == 2
-    assert "deleted.json: key file not found" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 4
+    assert "needs key local-" in result.stderr and "has key none: no " in result.stderr
+    assert "deleted.json" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_world_readable_key_file_is_refused(setup, portraits, tmp_path):

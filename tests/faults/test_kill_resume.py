@@ -33,7 +33,7 @@ def env_for(base, weights_dir):
 def stored_face_ids(env) -> list[str]:
     ws = open_workspace(Settings(store=env["FACEID_JOBS_STORE"], key_file=env["FACEID_JOBS_KEY_FILE"]))
     ids: list[str] = []
-    for entry in list_entries(ws.store):
+    for entry in list_entries(ws.store, ws.keys):
         for key in ws.store.list(record_prefix(entry.analysis_id, entry.fingerprint)):
             ids += parquet_to_table(ws.store.get(key), key, ["face_id"], cipher=ws.cipher)["face_id"].to_pylist()
     return ids

@@ -68,6 +68,6 @@ def face_rows(store: Path, settings):
     from faceid_jobs.workspace import open_workspace
 
     ws = open_workspace(settings.replace(store=str(store)))
-    tables = [open_parquet(p.read_bytes(), str(p), ws.cipher).read()
+    tables = [open_parquet(p.read_bytes(), p.relative_to(store).as_posix(), ws.cipher).read()
               for p in sorted((store / "records").rglob("*.parquet"))]
     return pa.concat_tables(tables).sort_by("face_id")

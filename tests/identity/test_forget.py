@@ -103,7 +103,7 @@ def test_forget_video_deletes_its_records_labels_and_entry(world):
     ws, _, merge, _ = world
     result = forget_video(ws, "/videos/v1.mp4", merge=merge)
     assert result.record_files_deleted == 3 and result.faces_deleted == 2 + 7 + 2
-    assert load_entry(ws.store, "v1") is None
+    assert load_entry(ws.store, "v1", ws.keys) is None
     assert [k.split("/")[3] for k in ws.store.list("records/")] == ["v2"]
     assert not [k for k in ws.store.list("labels/") if k.split("/")[5] == "v1"]
     index = open_index(ws.store, ws.keys)

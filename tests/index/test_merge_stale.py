@@ -19,11 +19,11 @@ def test_rewritten_record_is_reindexed_once_marked(make_workspace):
     first = merge_index(ws.store, ws.keys, EMBEDDER, cipher=ws.cipher)
     assert first.vectors == 7
     table = parquet_to_table(ws.store.get(keys[0]), keys[0], cipher=ws.cipher)
-    ws.store.put(keys[0], table_to_parquet(table.slice(0, 1), ws.cipher))
+    ws.store.put(keys[0], table_to_parquet(table.slice(0, 1), ws.cipher, key=keys[0]))
     # Same key, so the merge cannot tell: nothing is published (hence the marks).
     assert not merge_index(ws.store, ws.keys, EMBEDDER, cipher=ws.cipher).published
-    assert mark_stale(ws.store, []) is None
-    mark = mark_stale(ws.store, [keys[0]], reason="test")
+    assert mark_stale(ws.store, ws.keys, []) is None
+    mark = mark_stale(ws.store, ws.keys, [keys[0]], reason="test")
     assert mark.startswith(STALE_PREFIX) and ws.store.exists(mark)
     second = merge_index(ws.store, ws.keys, EMBEDDER, cipher=ws.cipher)
     assert second.published and second.vectors == 4 and second.version == first.version + 1

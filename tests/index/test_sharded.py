@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import threading
 
 import numpy as np
 import pytest
 
-from faceid_jobs.errors import IndexMissingError, IntegrityError
+from faceid_jobs.errors import IndexMissingError, IntegrityError, KeyMismatchError
 from faceid_jobs.index import IndexParams, list_versions, load_manifest, merge_index, open_index
 from faceid_jobs.index.gc import collect_garbage
 from faceid_jobs.index.manifest import manifest_key
@@ -40,8 +42,9 @@ def add_video(ws, fp, vectors, analysis="an", embedder="emb", chunk_rows=3):
             embedding=part.reshape(m, vectors.shape[1]),
         )
         ctx = ChunkContext(f"{fp}.mp4", fp, c, 10.0, "det", embedder, None, analysis)
-        ws.store.put(record_key(analysis, fp, c), table_to_parquet(faces_to_table(faces, ctx), ws.cipher))
-    save_entry(ws.store, VideoEntry(fp, f"{fp}.mp4", 10.0, max(n, 1), 64, 48, analysis, embedder, chunks))
+        key = record_key(analysis, fp, c)
+        ws.store.put(key, table_to_parquet(faces_to_table(faces, ctx), ws.cipher, key=key))
+    save_entry(ws.store, VideoEntry(fp, f"{fp}.mp4", 10.0, max(n, 1), 64, 48, analysis, embedder, chunks), ws.keys)
 
 
 def test_merge_search_and_incremental_versions(make_workspace):
@@ -182,9 +185,15 @@ def test_wrong_key_is_refused(make_workspace):
     ws = make_workspace()
     add_video(ws, "s1-a", unit(rng, 3))
     merge_index(ws.store, ws.keys, "emb", cipher=ws.cipher)
-    stranger = make_workspace(store=ws.store)
+    with pytest.raises(KeyMismatchError, match="needs key"):  # refused when the workspace opens
+        make_workspace(store=ws.store)
+    # Past that check (a caller building its own keys), the index still refuses the wrong key.
+    from faceid_jobs.crypto.envelope import DataKeys
+    from faceid_jobs.crypto.keys import Keyring, kek_from_env
+
+    stranger = DataKeys(ws.store, Keyring([kek_from_env(base64.b64encode(os.urandom(32)).decode())]))
     with pytest.raises(IntegrityError, match="wrong key"):
-        open_index(stranger.store, stranger.keys)
+        open_index(ws.store, stranger)
 
 
 def test_no_index_yet(make_workspace):

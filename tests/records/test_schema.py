@@ -37,7 +37,7 @@ def test_round_trip_through_parquet():
     table = faces_to_table(f, CTX)
     back = parquet_to_table(table_to_parquet(table), "x")
     assert back.schema.equals(record_schema(8))
-    assert back.schema.metadata[b"faceid.schema_version"] == b"1"
+    assert back.schema.metadata[b"faceid.schema_version"] == b"2"
     assert back.num_rows == 3
     np.testing.assert_allclose(np.stack(back.column("embedding").to_numpy(zero_copy_only=False)), f.embedding)
     assert back.column("timestamp_s").to_pylist() == [0.4, 0.4, 0.44]

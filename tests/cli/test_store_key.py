@@ -1,0 +1,62 @@
+"""A store names the key its data needs: `process`, `search` and `doctor` refuse a missing or
+different key with exit 4 naming the key id; only an empty store gets a new key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.cli.runner import cut_clip, run
+
+pytestmark = pytest.mark.models
+
+ARGS = ["--sample-fps", "1", "--chunk-seconds", "4"]
+
+
+@pytest.fixture(scope="module")
+def stored(friends_clip, weights_dir, tmp_path_factory):
+    """A store processed with a new key (created by `process` on the empty store)."""
+    home = tmp_path_factory.mktemp("home")
+    clip = cut_clip(friends_clip, home / "cut.mp4", 4.0)
+    store = home / "store"
+    env = {"FACEID_JOBS_WEIGHTS_DIR": str(weights_dir), "FACEID_JOBS_DEVICE": "cpu",
+           "FACEID_JOBS_KEY_FILE": str(home / "key.json")}
+    result = run(["process", clip, "--store", store, *ARGS], env)
+    return result, store, env, clip
+
+
+def test_first_process_on_an_empty_store_creates_the_key_and_the_marker(stored):
+    result, store, env, _ = stored
+    assert result.returncode == 0, result.stderr
+    key_id = json.loads(Path(env["FACEID_JOBS_KEY_FILE"]).read_text())["key_id"]
+    assert key_id in result.stderr  # announced
+    marker = json.loads((store / "keys" / "kek.json").read_text())
+    assert marker == {"format": 1, "kek_id": key_id}  # the id, never the key
+
+
+def _refused(result, needed: str, have: str) -> None:
+    assert result.returncode == 4, result.stderr
+    said = result.stdout + result.stderr  # doctor lists its problems on stdout
+    assert "Traceback" not in said
+    assert f"needs key {needed}" in said and f"this machine has key {have}" in said
+
+
+@pytest.mark.parametrize("which", ["missing", "different"])
+def test_commands_refuse_a_missing_or_different_key(stored, which, tmp_path, portraits):
+    _, store, env, clip = stored
+    needed = json.loads(Path(env["FACEID_JOBS_KEY_FILE"]).read_text())["key_id"]
+    other = tmp_path / "key.json"
+    env = env | {"FACEID_JOBS_KEY_FILE": str(other)}
+    have = "none"
+    if which == "different":
+        made = run(["keys", "init"], env)
+        assert made.returncode == 0, made.stderr
+        have = json.loads(other.read_text())["key_id"]
+    photo = next(iter(portraits.values()))
+    for args in (["process", clip, "--store", store, *ARGS], ["search", photo, "--store", store],
+                 ["doctor", "--store", store]):
+        result = run(args, env)
+        _refused(result, needed, have)
+    assert other.exists() == (which == "different")  # `process` made no new key beside the data
