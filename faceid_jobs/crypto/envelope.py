@@ -70,6 +70,14 @@ class DataKeys:
                 self._mac = made
             return self._mac
 
+    def retire_mac_key(self, ref: str) -> None:
+        """Delete the MAC key `ref` once no object names it; this process makes a new one if it needs one again."""
+        self.store.delete(self.key_of(ref))
+        with self._lock:
+            self._cache.pop(ref, None)
+            if self._mac is not None and self._mac[0] == ref:
+                self._mac = None
+
     def get(self, ref: str, name: str = "") -> bytes:
         """The data key `ref`, unwrapped by the keyring.
 

@@ -33,6 +33,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from faceid_jobs.crypto.mac import named_mac_key
 from faceid_jobs.crypto.parquet_crypto import key_refs
 from faceid_jobs.errors import ConfigError, FaceIdError, UnknownVideoError
 from faceid_jobs.identity.audit import write_audit
@@ -44,7 +45,7 @@ from faceid_jobs.identity.people import drop_sources
 from faceid_jobs.index.merge import mark_stale
 from faceid_jobs.records.parquet import parquet_to_table, table_to_parquet
 from faceid_jobs.storage.catalog import VideoEntry, list_entries
-from faceid_jobs.storage.layout import RECORDS_PREFIX, parse_record_key, video_key
+from faceid_jobs.storage.layout import RECORDS_PREFIX, STALE_PREFIX, VIDEOS_PREFIX, parse_record_key, video_key
 from faceid_jobs.workspace import Workspace
 
 __all__ = ["ForgetResult", "UnknownVideoError", "forget_identity", "forget_video", "record_key_refs",
@@ -217,6 +218,7 @@ def run_intent(ws: Workspace, intent: ForgetIntent, *, merge: Callable[[], Any] 
     })
     crash_point("audit")
     if intent.purge_appearances:
+        _drop_mac_keys(ws, intent.mac_keys)
         clear_intent(ws, intent)
     notify(on_change, GalleryChange(version, "remove", names, audit_key=result.audit_key))
     return result
@@ -244,9 +246,13 @@ def _purge(ws: Workspace, intent: ForgetIntent, matrix: GalleryMatrix, result: F
                                          pc.equal(labels.column("track_identity"), name)), False)
         doomed = set(labels.filter(mask).column("face_id").to_pylist())
         if doomed:
-            if key not in intent.old_refs:
-                intent.rewritten.append(key)
-                intent.old_refs[key] = sorted(key_refs(data))
+            mac_ref = ws.keys.mac_key()[0]  # the stale mark's: deleted at the end, once merged
+            if key not in intent.old_refs or mac_ref not in intent.mac_keys:
+                if key not in intent.old_refs:
+                    intent.rewritten.append(key)
+                    intent.old_refs[key] = sorted(key_refs(data))
+                if mac_ref not in intent.mac_keys:
+                    intent.mac_keys.append(mac_ref)
                 save_intent(ws, intent)
             mark_stale(ws.store, ws.keys, [key], reason="forget --purge-appearances")
             # Labels of the file name the deleted faces: gone with them (relabel writes new ones).
@@ -260,6 +266,22 @@ def _purge(ws: Workspace, intent: ForgetIntent, matrix: GalleryMatrix, result: F
     if result.skipped_files:
         log.warning("%d record files were made by another embedder and were not searched for %s",
                     len(result.skipped_files), name)
+
+
+def _drop_mac_keys(ws: Workspace, refs: list[str]) -> None:
+    """Delete the forget's MAC keys that no stale mark or catalog entry names any more.
+
+    Only forget processes used them (for the stale marks of the files they
+    rewrote), so once the merge consumed those marks nothing else will.
+    """
+    if not refs:
+        return
+    named = set()
+    for key in [*ws.store.list(STALE_PREFIX), *ws.store.list(VIDEOS_PREFIX)]:
+        with contextlib.suppress(KeyError):  # deleted meanwhile
+            named.add(named_mac_key(ws.store.get(key)))
+    for ref in sorted(set(refs) - named):
+        ws.keys.retire_mac_key(ref)
 
 
 def _finish_index(ws: Workspace, result: ForgetResult, merge: Callable[[], Any] | None,

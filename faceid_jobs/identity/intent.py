@@ -57,6 +57,8 @@ class ForgetIntent:
         rewritten: record files changed (or about to be), in order.
         old_refs: record file → data keys of its content before the rewrite; deleted once the
             file no longer uses them.
+        mac_keys: the MAC keys (`DataKeys.mac_key`) of the forget processes that wrote stale
+            marks for it; deleted at the end once no stale mark or catalog entry names them.
         started_at: UTC time the forget began.
         key_ref: the data key the journal object is sealed under (not part of the body).
     """
@@ -68,6 +70,7 @@ class ForgetIntent:
     purge_appearances: bool
     rewritten: list[str] = field(default_factory=list)
     old_refs: dict[str, list[str]] = field(default_factory=dict)
+    mac_keys: list[str] = field(default_factory=list)
     started_at: str = ""
     key_ref: str = ""
 

@@ -123,9 +123,11 @@ def _finished(env, root, faces, how: str) -> None:
 
 
 def _names_ref(root, ref: str) -> bool:
-    """Whether a non-Parquet object (index shard or manifest, gallery, people) names the data key."""
+    """Whether a non-Parquet object (index shard, manifest or stale mark, gallery, people, catalog entry,
+    journal) names the data key."""
     needle = ref.encode()
-    return any(needle in p.read_bytes() for sub in ("index", "gallery", "people") if (root / sub).exists()
+    return any(needle in p.read_bytes() for sub in ("index", "gallery", "people", "videos", "journal")
+               if (root / sub).exists()
                for p in (root / sub).rglob("*") if p.is_file())
 
 
