@@ -157,7 +157,7 @@ def forget_identity(
     if purge_appearances and name not in gallery.matrix(embedder_id).names:
         raise ConfigError(f"{name}: enrolled with another embedder than the configured one ({embedder_id}); "
                           "cannot tell which stored faces are theirs")
-    intent = new_intent(name, embedder_id, threshold, purge_appearances)
+    intent = new_intent(name, embedder_id, threshold, purge_appearances, gallery.get(name).embeddings)
     if purge_appearances:
         save_intent(ws, intent)
         crash_point("intent")

@@ -21,11 +21,14 @@ process ends at once (``os._exit(137)``, like ``kill -9``) at that step.
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import numpy as np
 
 from faceid_jobs.crypto.stream import ContainerHeader, open_sealed, seal
 from faceid_jobs.errors import IntegrityError
@@ -57,6 +60,10 @@ class ForgetIntent:
         rewritten: record files changed (or about to be), in order.
         old_refs: record file → data keys of its content before the rewrite; deleted once the
             file no longer uses them.
+        embeddings: the person's enrolled embeddings (base64 of little-endian float32, `dim`
+            wide), so a merge while the forget is pending tells their faces even once the
+            name has left the gallery (`identity/forget_filter.py`).
+        dim: the embeddings' width.
         mac_keys: the MAC keys (`DataKeys.mac_key`) of the forget processes that wrote stale
             marks for it; deleted at the end once no stale mark or catalog entry names them.
         started_at: UTC time the forget began.
@@ -70,6 +77,8 @@ class ForgetIntent:
     purge_appearances: bool
     rewritten: list[str] = field(default_factory=list)
     old_refs: dict[str, list[str]] = field(default_factory=dict)
+    embeddings: str = ""
+    dim: int = 0
     mac_keys: list[str] = field(default_factory=list)
     started_at: str = ""
     key_ref: str = ""
@@ -78,10 +87,20 @@ class ForgetIntent:
     def key(self) -> str:
         return forget_journal_key(self.token)
 
+    def vectors(self) -> np.ndarray:
+        """The person's embeddings (k, dim) float32; empty when the intent holds none."""
+        if not self.embeddings or self.dim <= 0:
+            return np.zeros((0, max(self.dim, 0)), np.float32)
+        return np.frombuffer(base64.b64decode(self.embeddings), "<f4").reshape(-1, self.dim).astype(np.float32)
 
-def new_intent(name: str, embedder_id: str, threshold: float, purge_appearances: bool) -> ForgetIntent:
+
+def new_intent(name: str, embedder_id: str, threshold: float, purge_appearances: bool,
+               embeddings: np.ndarray | None = None) -> ForgetIntent:
+    vectors = np.ascontiguousarray(embeddings if embeddings is not None else np.zeros((0, 0)), "<f4")
     return ForgetIntent(uuid.uuid4().hex, name, embedder_id, float(threshold), purge_appearances,
-                        started_at=datetime.now(UTC).isoformat(timespec="seconds"))
+                        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                        embeddings=base64.b64encode(vectors.tobytes()).decode() if vectors.size else "",
+                        dim=int(vectors.shape[1]) if vectors.size else 0)
 
 
 def save_intent(ws: Workspace, intent: ForgetIntent) -> None:

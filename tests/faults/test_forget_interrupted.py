@@ -166,3 +166,41 @@ def test_forget_killed_at_a_random_moment_is_finished_by_a_rerun(store, built, s
     # 2: the first run had finished before the kill (Ross is no longer enrolled, nothing pending).
     assert rerun.returncode in (0, 2), rerun.stderr
     assert not _journal(root) and _ross_hits(env, built["faces"]) == []
+
+
+def _best_scores(ws, embeddings) -> float:
+    from faceid_jobs.index.sharded import open_index
+
+    index = open_index(ws.store, ws.keys)
+    scores, _ = index.search(embeddings, 5)
+    return float(scores.max()) if scores.size else -1.0
+
+
+def test_a_merge_while_a_forget_is_pending_leaves_the_person_out(store, built):
+    """A `process` storing footage while a forget runs merges it too: records the forget did not read
+    (here: every record file, marked stale as a rewrite would) are indexed without the person."""
+    from faceid_jobs.identity.gallery import load_gallery
+    from faceid_jobs.index.manifest import list_versions, load_manifest
+    from faceid_jobs.index.merge import mark_stale
+    from faceid_jobs.pipeline.steps import merge
+    from faceid_jobs.storage.layout import RECORDS_PREFIX
+
+    env, root = store
+    crashed = run(["forget", "Ross", "--purge-appearances"], env | {"FACEID_JOBS_TEST_CRASH_AT": "intent"})
+    assert crashed.returncode == 137 and len(_journal(root)) == 1, crashed.stderr
+    ws = _workspace(env)
+    gallery = load_gallery(ws)
+    ross, phoebe = gallery.get("Ross").embeddings, gallery.get("Phoebe").embeddings
+    threshold = 0.4  # search's default
+    assert _best_scores(ws, ross) >= threshold  # the forget purged nothing yet
+    before = list_versions(ws.store)[-1]
+    records = [k for k in ws.store.list(RECORDS_PREFIX) if k.endswith(".parquet")]
+    mark_stale(ws.store, ws.keys, records, reason="test: footage the pending forget did not read")
+    embedder_id = load_manifest(ws.store, ws.keys, before).embedder_id
+    result = merge(load_settings(environ=env), embedder_id, ws=ws)
+    assert result.published and result.version == before + 1
+    assert _best_scores(ws, ross) < threshold  # Ross's faces left out
+    assert _best_scores(ws, phoebe) >= threshold  # Phoebe's kept
+    done = run(["forget", "--resume"], env)
+    assert done.returncode == 0, done.stderr
+    assert not _journal(root) and _ross_hits(env, built["faces"]) == []
