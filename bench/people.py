@@ -1,14 +1,21 @@
 """People discovery bench: which clustering, how right, how fast (standalone script).
 
     .venv/bin/python -m bench.people photos            # labelled photo pairs (../shared/media/people)
-    .venv/bin/python -m bench.people friends           # Friends clip, process --sample-fps 4, vs the portraits
-    .venv/bin/python -m bench.people scale --faces 1000000 --threads 2
+    .venv/bin/python -m bench.people friends --ks 5 10 20  # Friends clip, process --sample-fps 4, vs the portraits
+    .venv/bin/python -m bench.people scale --faces 1000000 --add 10000 --threads 2
 
 Methods compared on the same embeddings:
 - ``avg-link@t``: average-linkage hierarchical clustering cut at cosine t (scipy; needs all n² similarities);
 - ``components@t``: connected components of the k-NN graph at cosine ≥ t (single linkage on the graph);
 - ``whispers@t``: Chinese whispers on the same graph (what `identity/clustering.py` ships).
 Pair accuracy: over all pairs of labelled faces, "same cluster" agrees with "same person".
+``friends`` labels each stored face by the nearest of the six portraits when that is clear and the shot table
+allows it (`portrait_labels`), runs discovery per threshold × k (people of ≥ 3 faces judged by
+`portrait_purity`, pair accuracy of the people ids), then the methods above on the same track summaries and
+``avg-link-faces@t``: plain average linkage of the faces themselves, no tracks (the baseline to beat).
+``scale`` generates synthetic face-like tracks a chunk at a time (as discovery reads record files), clusters
+them from scratch, then adds ``--add`` faces incrementally; it counts identities split and people mixed over
+every node.
 Prints one JSON object per case.
 """
 
@@ -21,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -32,16 +38,19 @@ MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55)
 
 
-def pair_accuracy(pred: np.ndarray, truth: list[str]) -> float:
-    pairs = list(combinations(range(len(truth)), 2))
-    right = sum((pred[i] == pred[j]) == (truth[i] == truth[j]) for i, j in pairs)
-    return right / max(1, len(pairs))
+def pair_accuracy(pred, truth) -> float:
+    """Over all pairs of labelled faces: the share where "same cluster" agrees with "same person"."""
+    pred, truth = np.asarray(pred), np.asarray(truth)
+    if len(pred) < 2:
+        return 1.0
+    upper = np.triu(np.ones((len(pred), len(pred)), bool), 1)
+    return float(((pred[:, None] == pred[None, :]) == (truth[:, None] == truth[None, :]))[upper].mean())
 
 
-def methods(vectors: np.ndarray, t: float) -> dict[str, np.ndarray]:
+def methods(vectors: np.ndarray, t: float, k: int = 10) -> dict[str, np.ndarray]:
     from scipy.cluster.hierarchy import fcluster, linkage
 
-    params = ClusterParams(threshold=t)
+    params = ClusterParams(threshold=t, k=k)
     src, dst, sim = knn_edges(vectors, params)
     out = {"whispers": renumber(chinese_whispers(len(vectors), src, dst, sim)),
            "components": components(len(vectors), src, dst)}
@@ -75,15 +84,21 @@ def bench_photos() -> dict:
 
 def _process(video: Path, store: Path, key: Path, fps: float = 4.0) -> None:
     exe = Path(sys.executable).parent / "faceid-jobs"
-    env = {"FACEID_JOBS_KEY_FILE": str(key), "PATH": "/usr/bin:/bin"}
+    env = {"FACEID_JOBS_KEY_FILE": str(key), "PATH": "/usr/bin:/bin",
+           "FACEID_JOBS_WEIGHTS_DIR": str(MEDIA.parent / "weights"), "FACEID_JOBS_DEVICE": "cpu"}
     subprocess.run([str(exe), "process", str(video), "--store", str(store), "--sample-fps", str(fps)],
                    check=True, env=env, capture_output=True)
 
 
 def bench_friends(thresholds: tuple[float, ...], ks: tuple[int, ...] = (10,)) -> dict:
-    """Process the clip once; per threshold, cluster every track again and check each person of ≥ 3 faces
-    against the portraits (nearest portrait per face, `portrait_purity`)."""
+    """Process the clip once; per k and threshold, cluster every track again and check each person of ≥ 3 faces
+    against the portraits (nearest portrait per face, `portrait_purity`) and the pairs of labelled faces
+    (`portrait_labels`, where the shot table agrees). Then, on the same faces: the other methods over the
+    same track summaries, and plain average linkage of the faces themselves (the baseline to beat)."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
     from faceid_jobs.config import Settings
+    from faceid_jobs.identity.clustering import track_nodes
     from faceid_jobs.identity.discover import configured_embedder, discover_with
     from faceid_jobs.models import load_models
     from faceid_jobs.storage import LocalStore
@@ -95,19 +110,49 @@ def bench_friends(thresholds: tuple[float, ...], ks: tuple[int, ...] = (10,)) ->
                         store=str(tmp / "store"), device="cpu")
     ws = open_workspace(settings, store=LocalStore(tmp / "store"))
     names, portraits = portrait_vectors(load_models(settings, liveness=False), MEDIA / "friends" / "faces")
-    rows = []
+    rows, labelled, truth, faces = [], None, [], []
     for k in ks:
         for t in thresholds:
             result = discover_with(ws, configured_embedder(settings), ClusterParams(k=k, threshold=t), rebuild=True)
-            purity = portrait_purity(faces_by_person(ws), names, portraits)
+            faces = faces_by_person(ws)
+            if labelled is None:
+                labelled, truth = _labelled_faces(faces, names, portraits)
+            purity = portrait_purity(faces, names, portraits)
+            person = np.asarray([f["person"] for f in faces])
             rows.append({"k": k, "threshold": t, "people": result.people, "people_3_faces": len(purity["people"]),
                          "split": purity["split"], "missing": purity["missing"],
-                         "impure_faces": purity["impure_faces"], "persons": purity["people"]})
-    return {"case": "friends", "sweep": rows}
+                         "impure_faces": purity["impure_faces"],
+                         "pair_accuracy": round(pair_accuracy(person[labelled], truth), 4),
+                         "persons": purity["people"]})
+    vectors = np.stack([f["embedding"] for f in faces])
+    _, keys = np.unique(np.asarray([repr(f["node"]) for f in faces]), return_inverse=True)
+    uk, nodes = track_nodes(vectors, keys, np.asarray([f["quality"] for f in faces], np.float64))
+    inverse = np.searchsorted(uk, keys)
+    z = linkage(vectors.astype(np.float64), method="average", metric="cosine")
+    pairs = {}
+    for t in thresholds:
+        for m, cls in methods(nodes, t).items():
+            pairs[f"{m}@{t}"] = round(pair_accuracy(np.asarray(cls)[inverse][labelled], truth), 4)
+        pairs[f"avg-link-faces@{t}"] = round(pair_accuracy(fcluster(z, 1 - t, "distance")[labelled], truth), 4)
+    return {"case": "friends", "faces": len(faces), "nodes": len(uk), "labelled_faces": len(labelled),
+            "labelled_pairs": len(labelled) * (len(labelled) - 1) // 2,
+            "label_counts": {m: truth.count(m) for m in sorted(set(truth))}, "sweep": rows,
+            "pair_accuracy_k10": pairs}
+
+
+def _labelled_faces(faces: list[dict], names: list[str], portraits: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """The faces with a clear portrait label that the shot table allows (in the shot, or at its edge)."""
+    from tests.friends import EDGE, SHOTS, shot_of
+
+    labels = portrait_labels(np.stack([f["embedding"] for f in faces]), portraits, names)
+    idx = [i for i, (m, f) in enumerate(zip(labels, faces, strict=True)) if m is not None
+           and (m in SHOTS[shot_of(int(f["frame"]))][2] or (m, shot_of(int(f["frame"]))) in EDGE)]
+    return np.asarray(idx, np.int64), [labels[i] for i in idx]
 
 
 def faces_by_person(ws) -> list[dict]:
-    """Every stored face with its person: video URI, frame, embedding (the newest people version)."""
+    """Every stored face with its person: video URI, frame, embedding, quality, node (its track, or the face
+    alone when it has none) and person (the newest people version), in a fixed order."""
     from faceid_jobs.identity.discover import _COLUMNS
     from faceid_jobs.identity.people import load_state
     from faceid_jobs.index.merge import current_sources
@@ -123,7 +168,8 @@ def faces_by_person(ws) -> list[dict]:
         for r in parquet_to_table(ws.store.get(key), key, _COLUMNS, cipher=ws.cipher).to_pylist():
             node = (r["video_fingerprint"], r["track_id"]) if r["track_id"] is not None else r["face_id"]
             out.append({"video": uri, "frame": r["frame_index"], "timestamp_s": r["timestamp_s"],
-                        "embedding": np.asarray(r["embedding"], np.float32), "person": person[node]})
+                        "embedding": np.asarray(r["embedding"], np.float32), "quality": r["quality"],
+                        "node": node, "person": person[node]})
     return out
 
 
@@ -166,6 +212,19 @@ def portrait_purity(faces: list[dict], names: list[str], portraits: np.ndarray, 
             "impure_faces": sum(sum(v for n, v in people[p].items() if n not in (m, "-")) for p, m in majority.items())}
 
 
+def portrait_labels(vectors: np.ndarray, portraits: np.ndarray, names: list[str], floor: float = 0.25,
+                    margin: float = 0.1) -> list[str | None]:
+    """Each face's nearest portrait when its cosine is ≥ `floor` and beats the second by `margin`, else None.
+
+    Stricter than `portrait_purity`'s nearest portrait: a label here is truth for pair accuracy, and faces seen
+    from behind or in hard profile resemble no portrait (nearest-portrait is noise for them).
+    """
+    sims = vectors @ portraits.T
+    top = np.sort(sims, axis=1)
+    ok = (top[:, -1] >= floor) & (top[:, -1] - top[:, -2] >= margin)
+    return [names[b] if o else None for b, o in zip(sims.argmax(1).tolist(), ok.tolist(), strict=True)]
+
+
 def slideshow(photos: list[tuple[Path, str]], target: Path, *, seed: int, seconds: float = 1.0, fps: float = 10.0,
               size: tuple[int, int] = (640, 480)) -> list[str]:
     """Write the photos in a seeded random order as an mp4v video, each letterboxed for `seconds`.
@@ -203,51 +262,93 @@ def people_photos() -> list[tuple[Path, str]]:
     return items + [(MEDIA / "people" / "test" / f"{k}.jpg", v) for k, v in test_names.items()]
 
 
-def bench_scale(faces: int, add: int, threads: int, threshold: float) -> dict:
-    """Synthetic face-like vectors in tracks of 1–8 faces: cluster from scratch, then add `add` faces."""
-    import faiss
+def _synthetic_tracks(faces: int, add: int, seed: int = 11, chunk: int = 65536):
+    """Face-like synthetic tracks (runs of 1–8 faces of one identity, `bench/synthetic.py` noise), yielded as
+    (face vectors, track keys, identity per track, is-new per track) a chunk at a time: like discovery, which
+    summarises one record file at a time, no more than a chunk of faces is ever held."""
+    from bench.synthetic import _faces_of, _noise_sigma
 
-    from bench.synthetic import face_vectors
+    rng = np.random.default_rng(seed)
+    n = faces + add
+    counts = rng.integers(20, 101, n // 20 + 1)
+    counts = counts[: int(np.searchsorted(np.cumsum(counts), n)) + 1]
+    counts[-1] -= int(counts.sum()) - n
+    centres = rng.standard_normal((len(counts), 512), dtype=np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    identity = np.repeat(np.arange(len(counts), dtype=np.int64), counts)  # faces sorted by identity
+    brk = np.zeros(n, bool)
+    cuts = np.cumsum(rng.integers(1, 9, n))
+    brk[cuts[cuts < n]] = True  # runs of 1-8
+    brk[np.r_[0, np.cumsum(counts)[:-1]]] = True  # and never across two identities
+    track = np.cumsum(brk) - 1
+    new = rng.random(int(track[-1]) + 1) < add / n
+    sigma = _noise_sigma(0.75, 512)
+    starts = np.flatnonzero(brk)
+    for s in range(0, len(starts), max(1, chunk // 5)):
+        lo = starts[s]
+        hi = starts[s + chunk // 5] if s + chunk // 5 < len(starts) else n
+        yield _faces_of(centres, identity[lo:hi], sigma, rng), track[lo:hi], identity[lo:hi], new
+
+
+def bench_scale(faces: int, add: int, threads: int, threshold: float, nprobe: int = ClusterParams().nprobe) -> dict:
+    """Synthetic faces in tracks of 1–8: summarise and cluster `faces` from scratch, then add `add` more
+    incrementally (known people pinned). Times exclude generating the synthetic faces."""
+    import faiss
+    import pyarrow as pa
+
     from faceid_jobs.identity.clustering import track_nodes
     from faceid_jobs.identity.discover import _incremental
     from faceid_jobs.identity.people import PeopleState, person_id
 
     faiss.omp_set_num_threads(threads)
-    fs = face_vectors(faces + add, 512, 11)
-    rng = np.random.default_rng(5)
-    # Tracks: runs of 1–8 faces of one identity (sort by identity, cut into runs).
-    order = np.argsort(fs.identity, kind="stable")
-    lengths = rng.integers(1, 9, len(order))
-    starts = np.cumsum(lengths)
-    track = np.zeros(len(order), np.int64)
-    track[starts[starts < len(order)]] = 1
-    track = np.cumsum(track)
-    ident_sorted = fs.identity[order]
-    track += np.cumsum(np.r_[0, ident_sorted[1:] != ident_sorted[:-1]])  # no track spans two identities
-    keys = np.empty(len(order), np.int64)
-    keys[order] = track
-    old = ~(rng.random(int(keys.max()) + 1) < add / (faces + add))[keys]  # these tracks arrive later
-    params = ClusterParams(threshold=threshold)
+    params = ClusterParams(threshold=threshold, nprobe=nprobe)
+    old_nodes, old_truth, new_nodes, new_truth = [], [], [], []
+    summarise = generate = 0.0
+    n_old = n_new = 0
+    t = time.perf_counter()
+    for vectors, keys, ident, is_new in _synthetic_tracks(faces, add):
+        t1 = time.perf_counter()
+        generate += t1 - t
+        for flag, nodes, truth in ((False, old_nodes, old_truth), (True, new_nodes, new_truth)):
+            sel = is_new[keys] == flag
+            if sel.any():
+                uk, v = track_nodes(vectors[sel], keys[sel])
+                nodes.append(v)
+                truth.append(ident[sel][np.searchsorted(keys[sel], uk)])
+        n_new += int(is_new[keys].sum())
+        n_old += int((~is_new[keys]).sum())
+        t = time.perf_counter()
+        summarise += t - t1
+    nodes, truth = np.concatenate(old_nodes), np.concatenate(old_truth)
+    del old_nodes
     t0 = time.perf_counter()
-    uk, nodes = track_nodes(fs.vectors[old], keys[old])
     src, dst, sim = knn_edges(nodes, params)
+    t_knn = time.perf_counter() - t0
     cls = renumber(chinese_whispers(len(nodes), src, dst, sim, seed=0))
     seconds = time.perf_counter() - t0
-    truth = np.asarray([fs.identity[keys == k][0] for k in uk[:2000]])
-    purity = float(np.mean([len(set(truth[cls[:2000] == c])) == 1 for c in np.unique(cls[:2000])]))
+    pairs = {(int(c), int(i)) for c, i in zip(cls.tolist(), truth.tolist(), strict=True)}
+    classes_per_identity = np.bincount(np.asarray([i for _, i in pairs]))
+    identities_per_class = np.bincount(np.asarray([c for c, _ in pairs]))
     state = PeopleState(version=1, next_id=int(cls.max()) + 2, vectors=nodes.astype(np.float16))
-    import pyarrow as pa
-
     state.nodes = pa.table({"person": [person_id(int(c) + 1) for c in cls]})
+    added = np.concatenate(new_nodes)
     t1 = time.perf_counter()
-    _, new_nodes = track_nodes(fs.vectors[~old], keys[~old])
-    _incremental(state, new_nodes, params)
+    got = _incremental(state, added, params)
     inc = time.perf_counter() - t1
-    return {"case": "scale", "faces": int(old.sum()), "nodes": len(nodes), "people_found": int(cls.max()) + 1,
-            "identities": len(np.unique(fs.identity[old])), "seconds": round(seconds, 1),
+    known = {person_id(int(c) + 1): int(i) for c, i in pairs}
+    new_truth_all = np.concatenate(new_truth)
+    joined_right = np.mean([known.get(p) == int(i) for p, i in zip(got, new_truth_all.tolist(), strict=True)])
+    return {"case": "scale", "faces": n_old, "nodes": len(nodes), "identities": len(np.unique(truth)),
+            "people_found": int(cls.max()) + 1, "ivf": len(nodes) > params.exact_max,
+            "identities_split": int((classes_per_identity > 1).sum()),
+            "people_mixed": int((identities_per_class > 1).sum()),
+            "generate_seconds": round(generate, 1), "summarise_seconds": round(summarise, 1),
+            "knn_seconds": round(t_knn, 1), "cluster_seconds": round(seconds, 1),
+            "scratch_seconds": round(summarise + seconds, 1),
             "max_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
-            "pure_clusters_sampled": round(purity, 4), "added_faces": int((~old).sum()),
-            "added_nodes": len(new_nodes), "incremental_seconds": round(inc, 2), "threads": threads}
+            "added_faces": n_new, "added_nodes": len(added), "incremental_seconds": round(inc, 2),
+            "added_joined_their_person": round(float(joined_right), 4), "threads": threads,
+            "threshold": threshold, "nprobe": nprobe}
 
 
 def main() -> None:
@@ -257,6 +358,7 @@ def main() -> None:
     ap.add_argument("--add", type=int, default=10_000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--threshold", type=float, default=ClusterParams().threshold)
+    ap.add_argument("--nprobe", type=int, default=ClusterParams().nprobe, help="scale: IVF lists probed")
     ap.add_argument("--thresholds", type=float, nargs="+", default=list(THRESHOLDS))
     ap.add_argument("--ks", type=int, nargs="+", default=[10])
     a = ap.parse_args()
@@ -265,7 +367,7 @@ def main() -> None:
     elif a.case == "friends":
         out = bench_friends(tuple(a.thresholds), tuple(a.ks))
     else:
-        out = bench_scale(a.faces, a.add, a.threads, a.threshold)
+        out = bench_scale(a.faces, a.add, a.threads, a.threshold, a.nprobe)
     print(json.dumps(out, indent=1))
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from faceid_jobs.cli.common import SETTINGS, Opts, command, err, note, out, print_json, show_progress
+from faceid_jobs.cli.common import SETTINGS, Opts, command, err, note, out, print_json, show_progress, shown
 
 
 @command(*SETTINGS)
@@ -56,5 +56,6 @@ def annotate(
     if opts.json_out:
         print_json(result.to_json())
         return
-    out.print(f"wrote {result.output}: {result.frames} frames at {result.fps:g} fps ({result.width}×{result.height}), "
+    out.print(f"wrote {shown(result.output)}: {result.frames} frames at {result.fps:g} fps "
+              f"({result.width}×{result.height}), "
               f"{result.faces} faces drawn, {result.identified} named, in {result.seconds:.1f} s", highlight=False)

@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,6 +27,7 @@ from rich.markup import escape
 
 from faceid_jobs.config import Settings, load_settings
 from faceid_jobs.errors import FaceIdError
+from faceid_jobs.text import printable
 
 # Version of every `--json` object's layout (its "schema" field).
 JSON_SCHEMA = 1
@@ -43,6 +44,16 @@ def _console(stderr: bool = False) -> Console:
 
 out = _console()
 err = _console(stderr=True)
+
+
+def shown(value: object) -> str:
+    """A string someone else controls (file name, URI, identity name, store content), ready to go
+    into Rich markup: one line, control characters as escapes, markup brackets escaped.
+
+    Every such string printed by a command goes through here (table cells, titles, progress
+    descriptions, messages); library log lines go through `printable` in the log formatter.
+    """
+    return escape(printable(value))
 
 
 def _complete_device(incomplete: str) -> list[str]:
@@ -168,7 +179,7 @@ def fail(message: str, exit_code: int, kind: str) -> None:
     if current.json_out:
         print_json({"error": message, "code": kind, "exit": exit_code})
     else:
-        err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+        err.print(f"[red]error:[/red] {shown(message)}", highlight=False)
     raise typer.Exit(exit_code)
 
 
@@ -190,7 +201,7 @@ def print_json(data: Any) -> None:
 def note(message: str, tag: str = "") -> None:
     """A plain-text line for the user on stderr, after a coloured `tag` ("note", "warning"), unless --quiet."""
     if not current.quiet:
-        err.print(f"[yellow]{tag}:[/yellow] " * bool(tag) + escape(message), highlight=False)
+        err.print(f"[yellow]{tag}:[/yellow] " * bool(tag) + shown(message), highlight=False)
 
 
 def warn(message: str) -> None:
@@ -212,9 +223,13 @@ class _Formatter(logging.Formatter):
         self.verbose = verbose
 
     def format(self, record: logging.LogRecord) -> str:
+        # One record, one line: a file name with a newline or ESC cannot forge or colour a line.
+        # (With -v a traceback may follow, on lines of its own.)
+        message = printable(record.getMessage())
         if self.verbose:
+            record = logging.makeLogRecord(record.__dict__ | {"msg": message, "args": None})
             return super().format(record)
-        return f"{record.levelname.lower()}: {record.getMessage()}"
+        return f"{record.levelname.lower()}: {message}"
 
 
 _handler: logging.Handler | None = None
@@ -309,6 +324,25 @@ def read_photo_arg(path: Path | str, max_pixels: int | None = None) -> Any:
     if len(data) > MAX_PHOTO_BYTES:
         raise PhotoError(f"stdin: too large for a photo (over {MAX_PHOTO_BYTES >> 20} MiB)")
     return decode_photo(data, "stdin", max_pixels)
+
+
+def short_paths(uris: Iterable[str]) -> dict[str, str]:
+    """Each video URI → the shortest path suffix that tells it apart from the others shown.
+
+    ``/m/A/clip.mp4`` and ``/m/B/clip.mp4`` → ``A/clip.mp4`` and ``B/clip.mp4``; a video
+    whose file name is unique is shown by its name; an s3:// URI is cut like a path. Pure.
+    """
+    parts = {uri: [p for p in uri.replace("\\", "/").split("/") if p] or [uri] for uri in uris}
+    shown: dict[str, str] = {}
+    for uri, segs in parts.items():
+        others = [o for u, o in parts.items() if u != uri]
+        for n in range(1, len(segs) + 1):
+            if all(o[-n:] != segs[-n:] for o in others):
+                shown[uri] = "/".join(segs[-n:])
+                break
+        else:
+            shown[uri] = uri  # a suffix of another (e.g. a relative name): only the whole tells it apart
+    return shown
 
 
 def photo_label(path: Path | str) -> str:

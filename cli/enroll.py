@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from faceid_jobs.cli.common import SETTINGS, Opts, command, err, note, out, print_json, read_photo_arg, warn
+from faceid_jobs.cli.common import SETTINGS, Opts, command, err, note, out, print_json, read_photo_arg, shown, warn
 from faceid_jobs.errors import ConfigError
 
 NoLivenessOpt = Annotated[bool, typer.Option(
@@ -85,7 +85,8 @@ def enroll(
         all_or_nothing=from_dir is None, on_photo=on_photo,
         read=lambda path: read_photo_arg(path, settings.max_image_pixels))
     for failure in failures:
-        err.print(f"[red]not enrolled:[/red] {failure.name}: {failure.error}", highlight=False, soft_wrap=True)
+        err.print(f"[red]not enrolled:[/red] {shown(failure.name)}: {shown(failure.error)}", highlight=False,
+                  soft_wrap=True)
     result: dict[str, Any] = {"gallery_version": None, "enrolled": [], "failures": [asdict(f) for f in failures],
                               "event_emitted": False}
     if accepted:
@@ -108,7 +109,7 @@ def enroll(
         for row in result["enrolled"]:
             for p in row["photos"]:
                 live = "-" if p["liveness"] is None else f"{p['liveness']:.2f}"
-                table.add_row(row["name"], p["photo"], f"{p['quality']:.2f}", live)
+                table.add_row(shown(row["name"]), shown(p["photo"]), f"{p['quality']:.2f}", live)
         out.print(table)
         note(labels_hint(result["event_emitted"]))
     if failures:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from faceid_jobs.cli.common import STORE, Opts, command, note, out, working
+from faceid_jobs.cli.common import STORE, Opts, command, note, out, shown, working
 from faceid_jobs.errors import ConfigError
 
 
@@ -32,5 +32,5 @@ def export(
 
     with working("decrypting record files…"):
         result = export_plaintext(open_workspace(opts.settings()), folder, force=force)
-    out.print(f"wrote {result.files} files, {result.rows} face rows to {result.folder}")
+    out.print(f"wrote {result.files} files, {result.rows} face rows to {shown(result.folder)}")
     note("these files are plaintext biometric data: keep them on an encrypted disk", "note")

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from faceid_jobs.cli.common import STORE, Opts, command, complete_identity, fmt_time, note, out, print_json
+from faceid_jobs.cli.common import (
+    STORE,
+    Opts,
+    command,
+    complete_identity,
+    fmt_time,
+    note,
+    out,
+    print_json,
+    short_paths,
+    shown,
+)
 from faceid_jobs.errors import ExitCode
 
 
@@ -38,12 +48,14 @@ def find(
     if opts.json_out:
         print_json(result.to_json())
     else:
-        table = Table(title=f"{name}: {len(result.appearances)} appearances in {result.files} record files "
+        table = Table(title=f"{shown(name)}: {len(result.appearances)} appearances in {result.files} record files "
                             f"(gallery version {result.gallery_version})", title_justify="left")
         for col in ("#", "video", "from", "to", "best", "frame", "similarity", "faces"):
             table.add_column(col, justify="left" if col == "video" else "right")
+        names = short_paths(a.video for a in result.appearances)
         for i, a in enumerate(result.appearances, 1):
-            table.add_row(str(i), Path(a.video).name, fmt_time(a.start_s), fmt_time(a.end_s), fmt_time(a.timestamp_s),
+            table.add_row(str(i), shown(names[a.video]), fmt_time(a.start_s), fmt_time(a.end_s),
+                          fmt_time(a.timestamp_s),
                           str(a.frame), f"{a.similarity:.3f}", str(a.faces))
         out.print(table)
     if result.stale_files or result.unlabelled_files:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from faceid_jobs.cli.common import Opts, command, complete_identity, note, out, print_json, working
+from faceid_jobs.cli.common import Opts, command, complete_identity, note, out, print_json, shown, working
 from faceid_jobs.errors import ConfigError
 
 
@@ -94,10 +94,10 @@ def forget(
         print_json(data)
         return
     if video is not None:
-        out.print(f"forgot video {result.video}: {result.record_files_deleted} record files, "
+        out.print(f"forgot video {shown(result.video)}: {result.record_files_deleted} record files, "
                   f"{result.faces_deleted} faces deleted", highlight=False)
     else:
-        out.print(f"forgot {name}: removed from the gallery (version {result.gallery_version})", highlight=False)
+        out.print(f"forgot {shown(name)}: removed from the gallery (version {result.gallery_version})", highlight=False)
         if purge_appearances:
             out.print(f"deleted {result.faces_deleted} faces from {result.record_files_rewritten} of "
                       f"{result.record_files_read} record files", highlight=False)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from faceid_jobs.cli.common import STORE, Opts, command, complete_identity, note, out, print_json
+from faceid_jobs.cli.common import STORE, Opts, command, complete_identity, note, out, print_json, shown
 
 app = typer.Typer(help="Enrolled identities: list, show, remove.", no_args_is_help=True)
 
@@ -40,7 +40,7 @@ def list_(*, opts: Opts) -> None:
     for col in ("name", "photos", "embedder", "enrolled", "updated"):
         table.add_column(col, justify="right" if col == "photos" else "left")
     for r in rows:
-        table.add_row(r["name"], str(r["embeddings"]), r["embedder_id"], r["enrolled_at"], r["updated_at"])
+        table.add_row(shown(r["name"]), str(r["embeddings"]), r["embedder_id"], r["enrolled_at"], r["updated_at"])
     out.print(table)
 
 
@@ -59,13 +59,13 @@ def show(name: NameArg, *, opts: Opts) -> None:
     if opts.json_out:
         print_json(data)
         return
-    out.print(f"[bold]{name}[/bold]: {len(identity.photos)} photos, embedder {identity.ref.embedder_id}, "
+    out.print(f"[bold]{shown(name)}[/bold]: {len(identity.photos)} photos, embedder {identity.ref.embedder_id}, "
               f"enrolled {identity.ref.enrolled_at}, updated {identity.ref.updated_at}", highlight=False)
     table = Table(title_justify="left")
     for col in ("photo", "faces", "quality", "live", "bbox"):
         table.add_column(col)
     for p in identity.photos:
-        table.add_row(p.photo, str(p.faces_in_photo), f"{p.quality:.2f}",
+        table.add_row(shown(p.photo), str(p.faces_in_photo), f"{p.quality:.2f}",
                       "-" if p.liveness is None else f"{p.liveness:.2f}", " ".join(f"{v:.0f}" for v in p.bbox))
     out.print(table)
 
@@ -87,5 +87,5 @@ def remove(name: NameArg, *, opts: Opts) -> None:
     if opts.json_out:
         print_json(change.to_json() | {"event_emitted": emitted})
         return
-    out.print(f"removed {name}: gallery version {change.version}", highlight=False)
+    out.print(f"removed {shown(name)}: gallery version {change.version}", highlight=False)
     note(labels_hint(emitted))

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from faceid_jobs.cli.common import STORE, Opts, command, err, out, print_json, working
+from faceid_jobs.cli.common import STORE, Opts, command, err, out, print_json, shown, working
 
 app = typer.Typer(help="Index versions: list, show, build, verify, gc.", no_args_is_help=True)
 
@@ -36,7 +36,7 @@ def list_(*, opts: Opts) -> None:
     if opts.json_out:
         print_json({"versions": rows})
         return
-    table = Table(title=f"index versions in {ws.store.uri}", title_justify="left")
+    table = Table(title=f"index versions in {shown(ws.store.uri)}", title_justify="left")
     for col in ("version", "created_at", "shards", "vectors", "index_by", "kek_id", "note"):
         table.add_column(col, justify="right" if col in ("version", "shards", "vectors") else "left")
     for r in rows:
@@ -117,7 +117,7 @@ def trust(*, opts: Opts) -> None:
     if opts.json_out:
         print_json({"store": ws.store.uri, "trusted_version": version})
     else:
-        out.print(f"{ws.store.uri}: trusting index version {version if version is not None else '(none)'}")
+        out.print(f"{shown(ws.store.uri)}: trusting index version {version if version is not None else '(none)'}")
 
 
 @app.command("verify")
@@ -144,10 +144,8 @@ def verify(*, opts: Opts) -> None:
                   f"{report.records} record files, {report.catalog_entries} catalog entries, "
                   f"{report.stale_marks} stale marks checked")
     if not report.ok:
-        from rich.markup import escape
-
         for problem in report.problems[1:]:  # errors: shown even with -q
-            err.print(f"[red]problem:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
+            err.print(f"[red]problem:[/red] {shown(problem)}", highlight=False, soft_wrap=True)
         raise IntegrityError(f"{report.problems[0]}"
                              + (f" (and {len(report.problems) - 1} more problems above)"
                                 if len(report.problems) > 1 else ""))

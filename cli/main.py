@@ -9,6 +9,7 @@ import typer
 
 from faceid_jobs.cli import (
     annotate,
+    audit,
     doctor,
     enroll,
     export,
@@ -25,6 +26,7 @@ from faceid_jobs.cli import (
 )
 from faceid_jobs.cli import api as api_cmd
 from faceid_jobs.cli import people as people_cmd
+from faceid_jobs.cli.quick_exit import run_then_exit
 
 app = typer.Typer(
     name="faceid-jobs",
@@ -67,6 +69,7 @@ for _name, _command in (
     ("forget", forget.forget),
     ("relabel", relabel.relabel),
     ("annotate", annotate.annotate),
+    ("audit", audit.audit),
 ):
     app.command(_name)(_command)
 app.add_typer(identities.app, name="identities")
@@ -76,7 +79,12 @@ app.add_typer(people_cmd.app, name="people")
 
 
 def main() -> None:
-    """Console-script entry point: with --json, usage errors too are one JSON object on stdout."""
+    """Console-script entry point (the exit status survives Arrow's exit-time aborts: `quick_exit`)."""
+    run_then_exit(_main)
+
+
+def _main() -> None:
+    """With --json, usage errors too are one JSON object on stdout."""
     if "--json" not in sys.argv[1:]:
         app()
         return

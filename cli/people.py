@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from faceid_jobs.cli.common import STORE, Opts, command, err, fmt_time, note, out, print_json
+from faceid_jobs.cli.common import STORE, Opts, command, err, fmt_time, note, out, print_json, short_paths, shown
 
 app = typer.Typer(help="People found in the archive by clustering the stored faces; name them once.",
                   no_args_is_help=False, invoke_without_command=True)
@@ -48,11 +48,13 @@ def _table(people: list[dict[str, Any]], title: str) -> None:
     table = Table(title=title, title_justify="left")
     for col in ("id", "name", "faces", "appearances", "videos", "first seen", "last seen"):
         table.add_column(col, justify="left" if col in ("id", "name", "first seen", "last seen") else "right")
+    names = short_paths({p[end]["video"] for p in people for end in ("first_seen", "last_seen")})
     for p in people:
         first, last = p["first_seen"], p["last_seen"]
-        table.add_row(p["id"], p["name"] or "-", str(p["faces"]), str(len(p["appearances"])), str(p["videos"]),
-                      f"{Path(first['video']).name} {fmt_time(first['timestamp_s'])}",
-                      f"{Path(last['video']).name} {fmt_time(last['timestamp_s'])}")
+        table.add_row(shown(p["id"]), shown(p["name"] or "-"), str(p["faces"]), str(len(p["appearances"])),
+                      str(p["videos"]),
+                      f"{shown(names[first['video']])} {fmt_time(first['timestamp_s'])}",
+                      f"{shown(names[last['video']])} {fmt_time(last['timestamp_s'])}")
     out.print(table)
 
 
@@ -128,8 +130,10 @@ def show(pid: IdArg, html: HtmlOpt = None, *, opts: Opts) -> None:
     table = Table(title="appearances", title_justify="left")
     for col in ("video", "from", "to", "best", "frame", "similarity"):
         table.add_column(col, justify="left" if col == "video" else "right")
+    names = short_paths({a["video"] for a in person["appearances"]})
     for a in person["appearances"]:
-        table.add_row(Path(a["video"]).name, fmt_time(a["start_s"]), fmt_time(a["end_s"]), fmt_time(a["timestamp_s"]),
+        table.add_row(shown(names[a["video"]]), fmt_time(a["start_s"]), fmt_time(a["end_s"]),
+                      fmt_time(a["timestamp_s"]),
                       str(a["frame"]), f"{a['similarity']:.3f}")
     out.print(table)
 
@@ -170,7 +174,7 @@ def name(
     if opts.json_out:
         print_json(result)
     else:
-        out.print(f"{result['person']} is now {result['name']}: {change.embeddings} faces enrolled "
+        out.print(f"{shown(result['person'])} is now {shown(result['name'])}: {change.embeddings} faces enrolled "
                   f"(gallery version {change.version})", highlight=False)
         err.print(labels_hint(emitted), highlight=False)
 

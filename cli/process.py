@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -27,10 +28,13 @@ from faceid_jobs.cli.common import (
     Opts,
     command,
     err,
+    note,
     out,
     prefect_level,
     print_json,
+    short_paths,
     show_progress,
+    shown,
 )
 from faceid_jobs.errors import ConfigError, ExitCode
 from faceid_jobs.pipeline.process import ProcessObserver
@@ -46,6 +50,13 @@ def process(
     chunk_seconds: Annotated[float | None, typer.Option(
         "--chunk-seconds", help="Seconds of video per chunk (unit of work and resume) \\[default: 30]",
         show_default=False)] = None,
+    rotate: Annotated[str | None, typer.Option(
+        "--rotate", help="Turn decoded frames clockwise before analysis: 0 | 90 | 180 | 270 | auto (per chunk, "
+        "the way up that shows faces); rotation metadata is always applied. \\[default: 0]",
+        show_default=False)] = None,
+    exclude: Annotated[list[str] | None, typer.Option(
+        "--exclude", help="Leave out files matching this glob (path relative to the folder given, or file name); "
+        "repeatable.", show_default=False)] = None,
     no_index: Annotated[bool, typer.Option("--no-index", help="Store faces but do not rebuild the index.")]
     = False,
     verify: Annotated[bool, typer.Option(
@@ -71,7 +82,8 @@ def process(
 
     Example: [bold]faceid-jobs process ~/footage --sample-fps 4[/bold]
     """
-    settings = opts.settings(sample_fps=sample_fps, chunk_seconds=chunk_seconds)
+    settings = opts.settings(sample_fps=sample_fps, chunk_seconds=chunk_seconds, rotate=rotate,
+                             exclude=tuple(exclude) if exclude else None)
     _check_before_run(list(sources), settings)  # before the heavy imports: a typo is refused at once
 
     from faceid_jobs.flows.runner import prefect_configured
@@ -112,9 +124,21 @@ def process(
     else:
         _print_summary(summary, ws.store.uri)
         for failure in summary["failures"]:
-            err.print(f"[red]failed:[/red] {failure['error']}", highlight=False, soft_wrap=True)
-    if summary["failures"]:
+            # An unreadable file that does not fail the run (fail_on_bad_files false) is a warning.
+            tag = "[red]failed:[/red]" if not summary["ok"] or not failure.get("bad_file") \
+                else "[yellow]bad file:[/yellow]"
+            err.print(f"{tag} {shown(failure['error'])}", highlight=False, soft_wrap=True)
+    if summary.get("skipped_files"):
+        note(_skipped_note(summary["skipped_files"]))
+    if not summary.get("ok", not summary["failures"]):
         raise typer.Exit(int(ExitCode.FAILURES))
+
+
+def _skipped_note(skipped: list[dict]) -> str:
+    """One line: how many files the folder walk left out, by reason."""
+    reasons = Counter(f["reason"] for f in skipped)
+    parts = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
+    return f"{len(skipped)} file(s) left out of the folder walk ({parts}); --json lists them"
 
 
 def _check_before_run(sources: list[str], settings) -> None:
@@ -177,17 +201,27 @@ def _print_summary(summary: dict, store_uri: str) -> None:
     table.add_row("videos (unchanged, not read)", f"{summary['videos']} ({summary.get('videos_unchanged', 0)})")
     table.add_row("chunks done / skipped / failed",
                   f"{chunks['done']} / {chunks['skipped']} / {chunks['failed']}")
+    if summary.get("skipped_files"):
+        table.add_row("files skipped (not videos, excluded)", str(len(summary["skipped_files"])))
+    if summary.get("bad_files"):
+        table.add_row("unreadable videos", str(len(summary["bad_files"])))
     table.add_row("frames sampled", str(summary["frames_sampled"]))
     table.add_row("faces found", str(summary["faces"]))
     table.add_row("faces in store (these videos)", str(summary["faces_in_store"]))
+    copies = summary.get("copies", [])
+    if copies:
+        table.add_row("copies (same content, counted once)", str(len(copies)))
     vectors = summary["indexed_vectors"]
     table.add_row("indexed vectors", "-" if vectors is None else str(vectors))
     table.add_row("video seconds / wall second", f"{summary['video_seconds_per_second']:.2f}")
     table.add_row("wall time", f"{summary['wall_seconds']:.1f} s")
-    table.add_row("store", store_uri)
+    table.add_row("store", shown(store_uri))
     if summary.get("flow_run_id"):
         table.add_row("Prefect flow run", summary["flow_run_id"])
     out.print(table)
+    names = short_paths({uri for c in copies for uri in (c["video"], c["same_as"])})
+    for c in copies:
+        note(f"{names[c['video']]} is the same video as {names[c['same_as']]} (analysed and counted once)")
 
 
 class _RichObserver(ProcessObserver):
@@ -221,7 +255,7 @@ class _RichObserver(ProcessObserver):
 
     def video_started(self, plan) -> None:
         name = Path(plan.uri).name
-        self.current = self.progress.add_task(f"  {name[:40]}", total=plan.info.frame_count)
+        self.current = self.progress.add_task(f"  {shown(name[:40])}", total=plan.info.frame_count)
 
     def chunk_finished(self, plan, frames: int, result) -> None:
         if result is not None and result.status == "done":
@@ -238,7 +272,7 @@ class _RichObserver(ProcessObserver):
 
     def failure(self, failure) -> None:
         if self.enabled:
-            self.progress.console.print(f"[yellow]skipping:[/yellow] {failure.error}",
+            self.progress.console.print(f"[yellow]skipping:[/yellow] {shown(failure.error)}",
                                         highlight=False, soft_wrap=True)
 
     def indexing(self) -> None:

@@ -22,6 +22,8 @@ from faceid_jobs.cli.common import (
     photo_label,
     print_json,
     read_photo_arg,
+    short_paths,
+    shown,
     working,
 )
 
@@ -81,7 +83,7 @@ def search(
     tracks = result.mode == "track"
     what = "appearances" if tracks else "hits"
     live = "" if q.liveness is None else f", live {q.liveness:.2f}"
-    table = Table(title=f"{Path(photo_label(photo)).name}: face {q.face_index} of {q.faces_in_photo} "
+    table = Table(title=f"{shown(Path(photo_label(photo)).name)}: face {q.face_index} of {q.faces_in_photo} "
                         f"(det {q.det_score:.2f}{live}) — {len(result.hits)} {what} ≥ {settings.threshold} "
                         f"in {result.index.vectors} vectors", title_justify="left")
     columns = [("#", "right"), ("similarity", "right"), ("video", "left")]
@@ -89,11 +91,12 @@ def search(
     columns += [("frame", "right"), ("live", "right"), ("bbox", "left")]
     for name, justify in columns:
         table.add_column(name, justify=justify)
+    names = short_paths(hit.video for hit in result.hits)
     for rank, hit in enumerate(result.hits, 1):
         times = [fmt_time(hit.timestamp_s)]
         if tracks:
             times = [fmt_time(hit.start_s or 0.0), fmt_time(hit.end_s or 0.0), *times]
-        table.add_row(str(rank), f"{hit.similarity:.3f}", Path(hit.video).name, *times, str(hit.frame),
+        table.add_row(str(rank), f"{hit.similarity:.3f}", shown(names[hit.video]), *times, str(hit.frame),
                       "-" if hit.liveness is None else f"{hit.liveness:.2f}",
                       " ".join(f"{v:.0f}" for v in hit.bbox))
     out.print(table)

@@ -16,6 +16,7 @@ from faceid_jobs.cli.common import (
     photo_label,
     print_json,
     read_photo_arg,
+    shown,
     warn,
 )
 from faceid_jobs.cli.enroll import NoLivenessOpt
@@ -66,7 +67,8 @@ def verify(
     else:
         verdict = "[green]match[/green]" if result.match else "[red]no match[/red]"
         live = "not checked" if face.liveness is None else f"{face.liveness:.2f}"
-        out.print(f"{verdict}: {Path(photo_label(photo)).name} vs {identity}: similarity {result.similarity:.3f} "
+        out.print(f"{verdict}: {shown(Path(photo_label(photo)).name)} vs {shown(identity)}: "
+                  f"similarity {result.similarity:.3f} "
                   f"(threshold {result.threshold:g}), liveness {live}", highlight=False)
     if not result.match:
         raise typer.Exit(int(ExitCode.FAILURES))

@@ -26,6 +26,9 @@ __all__ = ["ENV_PREFIX", "Settings", "default_weights_dirs", "load_settings"]
 ENV_PREFIX = "FACEID_JOBS_"
 _DEVICES = ("auto", "cpu", "cuda", "tensorrt")
 _FINGERPRINTS = ("sampled", "full")
+_ROTATE = ("0", "90", "180", "270", "auto")
+# Settings given as strings that a TOML file or an override may give as a number (rotate = 90).
+_NUMBER_AS_STR = frozenset({"rotate"})
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,7 @@ class Settings:
     # refuses when fewer than people_name_min_faces pass the quality and liveness gates.
     people_discover: bool = True  # process (run_archive) adds new tracks to the people after labelling
     people_knn: int = 10
-    people_threshold: float = 0.45
+    people_threshold: float = 0.4
     people_min_faces: int = 3
     people_name_faces: int = 8
     people_name_min_faces: int = 3
@@ -137,6 +140,9 @@ class Settings:
     # identity_threshold, and enrolls only with FACEID_JOBS_API_ENROLL_TOKEN
     # (api_enroll_token; the search token cannot enroll).
     max_image_pixels: int = 50_000_000
+    # `process` refuses a video whose frames (width × height from the container
+    # header) exceed this, before decoding any frame; default 8K UHD.
+    max_video_pixels: int = 7680 * 4320
     api_max_decodes: int = 2
     api_allow_no_liveness: bool = False
     api_enroll_token: str = field(default="", repr=False, metadata={"secret": True})
@@ -153,11 +159,26 @@ class Settings:
     io_binding: bool = True
     trt_cache: str = ""
 
+    # Footage (issue 18). Rotation metadata in a video is always applied as it is
+    # decoded; rotate turns the decoded frames further, clockwise, for footage
+    # that is sideways without saying so: "0", "90", "180", "270", or "auto"
+    # (per chunk, the orientation whose first frames show the most upright faces;
+    # pipeline/orient.py). Faces are stored in the decoded frame's coordinates
+    # whatever the turn. exclude: glob patterns of files a folder walk, glob or S3
+    # prefix leaves out (matched against the path relative to the source given and
+    # against the file name). fail_on_bad_files: an unreadable video fails the run
+    # (exit 1); false lists it in the summary's bad_files and exits 0.
+    rotate: str = "0"
+    exclude: tuple[str, ...] = ()
+    fail_on_bad_files: bool = True
+
     def __post_init__(self) -> None:
         if self.device not in _DEVICES:
             raise ConfigError(f"device must be one of {', '.join(_DEVICES)}, got {self.device!r}")
         if self.precision not in ("fp32", "int8", "fp16"):
             raise ConfigError(f"precision must be fp32, int8 or fp16, got {self.precision!r}")
+        if self.rotate not in _ROTATE:
+            raise ConfigError(f"rotate must be 0, 90, 180, 270 or auto, got {self.rotate!r}")
         if self.fingerprint not in _FINGERPRINTS:
             raise ConfigError(f"fingerprint must be sampled or full, got {self.fingerprint!r}")
         if self.det_size <= 0 or self.det_size % 32:
@@ -194,8 +215,8 @@ class Settings:
         for name in ("track_min_iou", "track_min_cosine", "min_liveness", "min_quality", "live_threshold"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.max_image_pixels < 1 or self.api_max_decodes < 1:
-            raise ConfigError("max_image_pixels and api_max_decodes must be >= 1")
+        if self.max_image_pixels < 1 or self.max_video_pixels < 1 or self.api_max_decodes < 1:
+            raise ConfigError("max_image_pixels, max_video_pixels and api_max_decodes must be >= 1")
         if self.api_max_upload_mb <= 0 or self.api_model_sets < 1 or self.api_index_refresh_s < 0:
             raise ConfigError("api_max_upload_mb must be > 0, api_model_sets >= 1, api_index_refresh_s >= 0")
         if self.people_knn < 1 or self.people_min_faces < 0 or not 1 <= self.people_name_min_faces \
@@ -267,6 +288,10 @@ class Settings:
             # Reused embeddings change rows; the version names the reuse gates.
             # Left out at 0, whose rows are those of a run without reuse.
             relevant["reuse"] = {"version": 1, "max_age_s": round(self.reuse_embedding_s, 6)}
+        if self.rotate != "0":
+            # Left out at 0, whose rows are those of earlier versions; "auto" carries
+            # the version of pipeline/orient.py's rule.
+            relevant["rotate"] = "auto/1" if self.rotate == "auto" else self.rotate
         blob = json.dumps(relevant, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -360,6 +385,8 @@ def _coerce(name: str, value: Any, typ: Any) -> Any:
         return tuple(value)
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if name in _NUMBER_AS_STR and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
     if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
         raise ConfigError(f"setting {name!r} must be {typ.__name__}, got {value!r}")
     return value

@@ -30,6 +30,7 @@ __all__ = [
     "UnknownIdentityError",
     "UnknownVideoError",
     "VideoError",
+    "VideoTooLargeError",
 ]
 
 
@@ -122,6 +123,10 @@ class VideoError(FaceIdError):
     """A video cannot be opened or decoded (unreadable, empty, truncated, not video)."""
 
     exit_code = ExitCode.FAILURES
+
+
+class VideoTooLargeError(VideoError):
+    """A video whose frames have more pixels than `max_video_pixels` (refused before decoding)."""
 
 
 class IndexMissingError(FaceIdError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from faceid_jobs.config import Settings, load_settings
@@ -37,6 +37,7 @@ __all__ = [
     "resolve_settings",
     "retry_if_transient",
     "settings_overrides",
+    "store_task",
     "video_file",
     "workspace_for",
 ]
@@ -54,6 +55,11 @@ def resolve_settings(
     store: str | None = None,
 ) -> Settings:
     """Settings of a flow run: defaults < TOML `config` < env < `overrides` < `store`.
+
+    Every flow takes these three parameters: `store` (a folder or
+    ``s3://bucket/prefix``; else from `config`, the environment, then
+    ``./faceid-data``), `config` (a TOML profile on the machine running the
+    flow) and `settings` (overrides, names as in `Settings`).
 
     Empty strings count as unset, so a deployment parameter templated from an
     unset environment variable falls back to the worker's own configuration.
@@ -99,6 +105,16 @@ def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
 def backoff_delays(base: float, retries: int) -> list[float]:
     """Exponential backoff: base, 2·base, 4·base, … (one delay per retry), as in-process runs use."""
     return RetryPolicy(retries, float(base)).delays() or [0.0]
+
+
+def store_task(name: str, *, delay_s: float = 5.0, **options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """A Prefect task over the store: never cached (its inputs are the store's state), transient I/O
+    errors retried twice with backoff, corrupt input never."""
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
+
+    return task(name=name, cache_policy=NO_CACHE, retries=2, retry_delay_seconds=backoff_delays(delay_s, 2),
+                retry_condition_fn=retry_if_transient, **options)
 
 
 # ---------------------------------------------------------------- task runners

@@ -39,6 +39,10 @@ GPU_TAG = "gpu"
 REPROCESS_NAME = "nightly"
 INDEX_NAME = "on-enrollment"
 RELABEL_NAME = "on-enrollment"
+# The nightly reprocess runs unattended over whatever lands in the archive: an
+# unreadable video is listed in the summary's bad_files, not a failed run
+# (a spec's own settings override this).
+NIGHTLY_SETTINGS: dict[str, Any] = {"fail_on_bad_files": False}
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,7 @@ def build_deployments(spec: DeploySpec) -> list[RunnerDeployment]:
     reprocess = deployment(
         reprocess_archive, REPROCESS_NAME, spec.reprocess_cron,
         "Reprocess the footage archive: new or changed videos are analysed, the rest skipped.",
-        parameters={"sources": sources, **common})
+        parameters={"sources": sources, **common, "settings": {**NIGHTLY_SETTINGS, **spec.settings}})
     index = deployment(
         rebuild_index, INDEX_NAME, spec.index_cron,
         "Merge new records into the face index when enrollment changes, and nightly.",

@@ -12,20 +12,12 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from faceid_jobs.config import Settings
 from faceid_jobs.flows.artifacts import publish_index
-from faceid_jobs.flows.common import (
-    backoff_delays,
-    default_task_runner,
-    embedder_id,
-    resolve_settings,
-    retry_if_transient,
-    workspace_for,
-)
+from faceid_jobs.flows.common import default_task_runner, embedder_id, resolve_settings, store_task, workspace_for
 
 if TYPE_CHECKING:
     from faceid_jobs.index import MergeResult
@@ -35,8 +27,7 @@ __all__ = ["merge_index_task", "rebuild_index"]
 
 # A merge that loses a commit race retries inside `merge_index`; these retries
 # only cover I/O errors (StoreError, OSError) around it.
-@task(name="merge-index", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=backoff_delays(5, 2),
-      retry_condition_fn=retry_if_transient)
+@store_task("merge-index")
 def merge_index_task(settings: Settings, embedder: str) -> MergeResult:
     from faceid_jobs.pipeline.steps import merge
 
@@ -52,10 +43,7 @@ def rebuild_index(
     """Bring the store's face index up to date with its catalog.
 
     Args:
-        store: store folder or ``s3://bucket/prefix``; default from `config`,
-            the environment, then ``./faceid-data``.
-        config: TOML profile on the machine running the flow.
-        settings: setting overrides (names as in `Settings`).
+        store, config, settings: where the settings come from (`flows.common.resolve_settings`).
 
     Returns:
         ``{"flow_run_id", "store", "published", "index": MergeResult as a dict}``.

@@ -11,28 +11,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from faceid_jobs.config import Settings
 from faceid_jobs.flows.artifacts import publish_people
-from faceid_jobs.flows.common import (
-    backoff_delays,
-    default_task_runner,
-    embedder_id,
-    resolve_settings,
-    retry_if_transient,
-    workspace_for,
-)
+from faceid_jobs.flows.common import default_task_runner, embedder_id, resolve_settings, store_task, workspace_for
 
 __all__ = ["TOP_PEOPLE", "discover_people_task", "people_discovery", "publish_top_people"]
 
 TOP_PEOPLE = 20
 
 
-@task(name="discover-people", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=backoff_delays(5, 2),
-      retry_condition_fn=retry_if_transient)
+@store_task("discover-people")
 def discover_people_task(settings: Settings, embedder: str, rebuild: bool = False) -> dict[str, Any]:
     from faceid_jobs.identity.discover import cluster_params, discover_with
 
@@ -63,10 +54,7 @@ def people_discovery(
     """Cluster the stored faces' new tracks into people (no video is decoded) and publish the top people.
 
     Args:
-        store: store folder or ``s3://bucket/prefix``; default from `config`,
-            the environment, then ``./faceid-data``.
-        config: TOML profile on the machine running the flow.
-        settings: setting overrides (names as in `Settings`).
+        store, config, settings: where the settings come from (`flows.common.resolve_settings`).
         rebuild: cluster every stored face again (ids, names, merges and ignores are kept).
 
     Returns:

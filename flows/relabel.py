@@ -11,19 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from faceid_jobs.config import Settings
-from faceid_jobs.flows.common import (
-    backoff_delays,
-    default_task_runner,
-    embedder_id,
-    resolve_settings,
-    retry_if_transient,
-    workspace_for,
-)
+from faceid_jobs.flows.common import default_task_runner, embedder_id, resolve_settings, store_task, workspace_for
 
 if TYPE_CHECKING:
     from faceid_jobs.identity.labels import RelabelResult
@@ -31,8 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["label_faces_task", "relabel"]
 
 
-@task(name="label-faces", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=backoff_delays(5, 2),
-      retry_condition_fn=retry_if_transient)
+@store_task("label-faces")
 def label_faces_task(settings: Settings, embedder: str, only_missing: bool = True) -> RelabelResult:
     from faceid_jobs.identity.labels import relabel as relabel_store
 
@@ -49,10 +40,7 @@ def relabel(
     """Label the stored faces of every catalogued video with the current gallery.
 
     Args:
-        store: store folder or ``s3://bucket/prefix``; default from `config`,
-            the environment, then ``./faceid-data``.
-        config: TOML profile on the machine running the flow.
-        settings: setting overrides (names as in `Settings`).
+        store, config, settings: where the settings come from (`flows.common.resolve_settings`).
         all_files: relabel files already labelled for the current gallery
             version too (after changing `identity_threshold`).
 

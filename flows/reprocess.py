@@ -61,6 +61,7 @@ _TASKS = {
     steps.process_chunk: task(steps.process_chunk, name="process-chunk", tags=[GPU_TAG],
                               task_run_name=_chunk_run_name),
     steps.finish: task(steps.finish, name="finish-video", task_run_name=_video_run_name),
+    steps.note_copies: task(steps.note_copies, name="note-copies"),
     steps.merge: task(steps.merge, name="merge-index"),
     steps.label: task(steps.label, name="label-faces"),
     steps.discover_people: task(steps.discover_people, name="discover-people"),
@@ -102,10 +103,8 @@ def reprocess_archive(
 
     Args:
         sources: video files, folders (recursive) or glob patterns, as seen by the workers.
-        store: store folder or ``s3://bucket/prefix``; default from `config`, the
-            environment, then ``./faceid-data``.
-        config: TOML profile on the machine running the flow.
-        settings: setting overrides (names as in `Settings`, e.g. ``{"sample_fps": 2}``).
+        store, config, settings: where the settings come from (`flows.common.resolve_settings`);
+            overrides e.g. ``{"sample_fps": 2}``.
         build_index: merge new records into the index afterwards (publishes
             nothing when nothing changed).
         verify: read and fingerprint every video again, even those the
@@ -117,7 +116,8 @@ def reprocess_archive(
 
     Returns:
         `ProcessSummary.to_json()`; the run is Failed (with this summary as
-        its data) when any source, video or chunk failed.
+        its data) when any source, video or chunk failed (with the setting
+        ``fail_on_bad_files`` false, unreadable videos alone do not fail it).
     """
     cfg = fit_threads(resolve_settings(config, settings, store))
     summary = run_archive(sources, cfg, PrefectEngine(retries, retry_delay_seconds), build=build_index,
@@ -131,6 +131,6 @@ def reprocess_archive(
             publish_top_people(cfg)
         except FaceIdError as exc:  # the summary stands; the people step's own failure is in it already
             get_run_logger().warning("people summary not published: %s", exc)
-    if summary.failures:
+    if not summary.ok:  # with fail_on_bad_files false, unreadable videos alone do not fail the run
         return Failed(message=summary.failure_message(), data=result)
     return result

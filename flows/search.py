@@ -14,20 +14,18 @@ import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
 from faceid_jobs.config import Settings
 from faceid_jobs.flows.artifacts import publish_search
 from faceid_jobs.flows.common import (
-    backoff_delays,
     default_task_runner,
     describe_failure,
     models_for,
     resolve_settings,
-    retry_if_transient,
+    store_task,
     workspace_for,
 )
 from faceid_jobs.storage.layout import QUERIES_PREFIX, query_result_key
@@ -57,8 +55,7 @@ def _photo_run_name() -> str:
     return f"embed-photo-{Path(str(task_run.parameters['photo'])).name}"
 
 
-@task(name="embed-photo", cache_policy=NO_CACHE, task_run_name=_photo_run_name, retries=2,
-      retry_delay_seconds=backoff_delays(2, 2), retry_condition_fn=retry_if_transient)
+@store_task("embed-photo", delay_s=2, task_run_name=_photo_run_name)
 def embed_photo_task(photo: str, settings: Settings, face_index: int | None = None) -> Query:
     from faceid_jobs.images import read_photo
     from faceid_jobs.search.query import make_query
@@ -68,8 +65,7 @@ def embed_photo_task(photo: str, settings: Settings, face_index: int | None = No
         return make_query(read_photo(photo, settings.max_image_pixels), photo, models, face_index)
 
 
-@task(name="search-index", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=backoff_delays(2, 2),
-      retry_condition_fn=retry_if_transient)
+@store_task("search-index", delay_s=2)
 def search_index_task(queries: list[Query], settings: Settings,
                       index_version: int | None = None) -> list[dict[str, Any]]:
     """Open the index version once (shards fetched and decrypted in memory), match every query."""
@@ -87,8 +83,7 @@ def search_index_task(queries: list[Query], settings: Settings,
             for q in queries]
 
 
-@task(name="write-results", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=backoff_delays(2, 2),
-      retry_condition_fn=retry_if_transient)
+@store_task("write-results", delay_s=2)
 def write_results_task(settings: Settings, run_id: str, document: dict[str, Any]) -> dict[str, str]:
     """Store the results as JSON (whole document) and Parquet (one row per hit).
 
@@ -146,10 +141,7 @@ def search_photos(
 
     Args:
         photos: photo files, as seen by the workers.
-        store: store folder or ``s3://bucket/prefix``; default from `config`, the
-            environment, then ``./faceid-data``.
-        config: TOML profile on the machine running the flow.
-        settings: setting overrides (names as in `Settings`).
+        store, config, settings: where the settings come from (`flows.common.resolve_settings`).
         top_k: most hits per photo (default: the `top_k` setting).
         threshold: lowest cosine similarity reported (default: the `threshold` setting).
         face_index: which face of each photo, 0 = largest (default: the largest).

@@ -1,21 +1,29 @@
 """The sampling grid the peers share with faceid-jobs, without importing faceid-jobs.
 
-The peers run in their own virtualenvs, which do not have the project installed,
-so the rule of `faceid_jobs.video.chunks.sampled_frames` is restated here (the
-test `tests/bench/test_timing_render.py` checks both give the same frames).
+The peers run in their own virtualenvs, which do not have the project
+installed. `faceid_jobs/video/chunks.py` imports nothing but numpy, so it is
+loaded here as a plain file: the peers analyse exactly the frames faceid-jobs
+does, by the same code, with no copy to drift.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import importlib.util
+import sys
+from pathlib import Path
+
+__all__ = ["sampled_frames"]
+
+_CHUNKS = Path(__file__).resolve().parents[2] / "faceid_jobs" / "video" / "chunks.py"
+_NAME = "faceid_jobs_chunks_for_peers"
 
 
-def sampled_frames(start: int, stop: int, fps: float, sample_fps: float) -> np.ndarray:
-    """Frame indices in [start, stop) to analyse; every frame when sample_fps is 0 or ≥ fps."""
-    frames = np.arange(start, stop, dtype=np.int64)
-    if sample_fps <= 0 or sample_fps >= fps:
-        return frames
-    ratio = sample_fps / fps
-    bucket = np.floor(frames * ratio + 1e-9).astype(np.int64)
-    prev = np.floor((frames - 1) * ratio + 1e-9).astype(np.int64)
-    return frames[(bucket != prev) | (frames == 0)]
+def _load_chunks():
+    spec = importlib.util.spec_from_file_location(_NAME, _CHUNKS)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[_NAME] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+sampled_frames = _load_chunks().sampled_frames

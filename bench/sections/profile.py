@@ -92,22 +92,17 @@ def run(ctx: Context) -> dict[str, Any]:
 
     # decode
     log("profile: decode")
-    reads, grabs = [], []
+    per_frame_ms: dict[str, list[float]] = {"read": [], "grab": []}
     for _ in range(a.runs):
-        cap = cv2.VideoCapture(str(clip), cv2.CAP_FFMPEG)
-        t0 = clock()
-        for _ in range(limit):
-            cap.read()
-        reads.append((clock() - t0) / limit * 1000)
-        cap.release()
-        cap = cv2.VideoCapture(str(clip), cv2.CAP_FFMPEG)
-        t0 = clock()
-        for _ in range(limit):
-            cap.grab()
-        grabs.append((clock() - t0) / limit * 1000)
-        cap.release()
-    out["stages"]["decode read() ms/frame"] = stats(reads)
-    out["stages"]["decode grab() ms/frame"] = stats(grabs)
+        for how, times in per_frame_ms.items():
+            cap = cv2.VideoCapture(str(clip), cv2.CAP_FFMPEG)
+            t0 = clock()
+            for _ in range(limit):
+                getattr(cap, how)()
+            times.append((clock() - t0) / limit * 1000)
+            cap.release()
+    for how, times in per_frame_ms.items():
+        out["stages"][f"decode {how}() ms/frame"] = stats(times)
     for fps in (0.0, 4.0):
         ts = []
         for _ in range(a.runs):

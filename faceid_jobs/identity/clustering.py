@@ -7,7 +7,8 @@ without the faces far from that first mean (a stray face the tracker let
 through), then L2-normalised. A face without a track id is a node of its own.
 
 **Graph.** Each node is linked to its `k` nearest nodes at cosine ≥
-`threshold` (FAISS: exact inner product up to `exact_max` nodes, IVF above),
+`threshold` (FAISS: exact inner product up to `exact_max` nodes, and above
+whenever that costs less than training and probing an IVF index, see `_plan`),
 edges weighted by their cosine and made symmetric.
 
 **Clustering.** Chinese whispers (Biemann 2006): every node starts as its own
@@ -25,6 +26,13 @@ holds the numbers). Components chain two people through one bad edge;
 average linkage needs all n² similarities (no 1M faces in 4 GB); Chinese
 whispers follows the dense part of the graph, costs O(n·k) per round, and
 can be run incrementally with pinned classes.
+
+Why 0.4 (``bench/people.py friends``, ``process --sample-fps 4`` of the
+Friends clip, faces labelled by the six portraits): tracks of different
+characters meet at cosine ≤ 0.33, and Chinese whispers gives one pure person
+per character at every cut from 0.3 to 0.45 (0.5 splits Chandler, 0.55 Monica
+too); the photo slideshow stays right up to 0.55. 0.4 sits mid-band. No second
+merge pass: nothing left to merge in that band.
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ import numpy as np
 __all__ = ["ClusterParams", "chinese_whispers", "cluster", "components", "knn_edges", "renumber", "track_nodes"]
 
 _BLOCKS = 4
+_KMEANS_ITER = 10
+_SAMPLE_PER_LIST = 64
 
 
 @dataclass(frozen=True)
@@ -43,11 +53,11 @@ class ClusterParams:
     """Clustering parameters (the `people_*` settings)."""
 
     k: int = 10
-    threshold: float = 0.45
+    threshold: float = 0.4
     iterations: int = 30
     seed: int = 0
     exact_max: int = 20_000
-    nprobe: int = 16
+    nprobe: int = 32
     outlier_cos: float = 0.3
 
     def to_json(self) -> dict[str, float | int]:
@@ -94,6 +104,30 @@ def track_nodes(vectors: np.ndarray, keys: np.ndarray, quality: np.ndarray | Non
     return uniq, _unit(second)
 
 
+def _plan(n: int, q: int, params: ClusterParams) -> int:
+    """IVF list count for `q` queries over `n` vectors, or 0 for exact search when that costs fewer dot products.
+
+    An index is built once per discovery and thrown away, so its k-means training counts as much as its
+    searches: about ``iter·64·L²`` (training on 64 samples per list) + ``(n + q)·L`` (assigning) +
+    ``q·nprobe·n/L`` (probing), against ``q·n`` for exact search. L is 4·√n: fewer, larger lists
+    cost less to train but lose more neighbours (measured on face-like vectors, `bench/people.py scale`:
+    186 lists over 23.5k tracks lost 0.18 % of the edges and split one identity, 613 lost 0.005 %).
+    An incremental run's new tracks against a large archive are thus searched exactly. `nprobe` 32, not 16:
+    probing is a small part of the cost and at 1M faces (235k tracks) 16 split 34 of 16,814 identities, 32
+    split 8 (none mixed either way).
+
+    Example:
+        >>> p = ClusterParams()
+        >>> _plan(135_000, 2_345, p), _plan(235_000, 235_000, p)
+        (0, 1939)
+    """
+    if n <= params.exact_max:
+        return 0
+    lists = int(min(16384, max(64, 4 * np.sqrt(n))))
+    cost = _KMEANS_ITER * _SAMPLE_PER_LIST * float(lists) ** 2 + (n + q) * lists + q * params.nprobe * n / lists
+    return lists if cost < float(q) * n else 0
+
+
 def knn_edges(vectors: np.ndarray, params: ClusterParams, queries: np.ndarray | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Edges (src, dst, cosine) from each query row to its `k` nearest `vectors` at ≥ threshold.
@@ -110,15 +144,15 @@ def knn_edges(vectors: np.ndarray, params: ClusterParams, queries: np.ndarray | 
     if not n or not len(q):
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     k = min(n, params.k + (1 if own else 0))
-    if n <= params.exact_max:
+    nlist = _plan(n, len(q), params)
+    if not nlist:
         index = faiss.IndexFlatIP(dim)
     else:
-        nlist = int(min(16384, max(64, 4 * np.sqrt(n))))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
         rng = np.random.default_rng(params.seed)
-        sample = base[np.sort(rng.choice(n, min(n, 64 * nlist), replace=False))]
+        sample = base[np.sort(rng.choice(n, min(n, _SAMPLE_PER_LIST * nlist), replace=False))]
         index.cp.seed = params.seed
-        index.cp.niter = 10
+        index.cp.niter = _KMEANS_ITER
         index.train(sample)
         index.nprobe = params.nprobe
     index.add(base)

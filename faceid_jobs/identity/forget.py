@@ -211,11 +211,11 @@ def run_intent(ws: Workspace, intent: ForgetIntent, *, merge: Callable[[], Any] 
         from faceid_jobs.identity.labels import relabel
 
         result.labels = relabel(ws, intent.embedder_id, intent.threshold).to_json()
-    result.audit_key = write_audit(ws.store, "forget", {
-        "identity": name, "purge_appearances": intent.purge_appearances, "gallery_version": version,
+    result.audit_key = write_audit(ws.store, ws.keys, "forget", {
+        "purge_appearances": intent.purge_appearances, "gallery_version": version,
         "faces_deleted": result.faces_deleted, "record_files_rewritten": result.record_files_rewritten,
         "index_version": (result.index or {}).get("version"),
-    })
+    }, identities=[name])
     crash_point("audit")
     if intent.purge_appearances:
         _drop_mac_keys(ws, intent.mac_keys)
@@ -343,7 +343,7 @@ def forget_video(ws: Workspace, video: str, *, merge: Callable[[], Any] | None =
     drop_sources(ws, keys)
     ws.store.delete(video_key(entry.fingerprint))
     _finish_index(ws, result, merge, gc_keep)
-    result.audit_key = write_audit(ws.store, "forget-video", {
+    result.audit_key = write_audit(ws.store, ws.keys, "forget-video", {
         "video": entry.uri, "fingerprint": entry.fingerprint, "record_files_deleted": len(keys),
         "faces_deleted": result.faces_deleted, "index_version": (result.index or {}).get("version"),
     })

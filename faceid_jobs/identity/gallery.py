@@ -52,7 +52,7 @@ from faceid_jobs.storage.layout import (
     GALLERY_VERSIONS_PREFIX,
     gallery_entry_key,
     gallery_version_key,
-    parse_gallery_version_key,
+    versions,
 )
 from faceid_jobs.workspace import Workspace
 
@@ -213,12 +213,7 @@ def version_key(version: int) -> str:
 
 def list_gallery_versions(store: Any) -> list[int]:
     """Committed gallery versions, ascending."""
-    out = []
-    for key in store.list(VERSIONS_PREFIX):
-        version = parse_gallery_version_key(key)
-        if version is not None:
-            out.append(version)
-    return sorted(out)
+    return versions(store.list(VERSIONS_PREFIX), VERSIONS_PREFIX)
 
 
 def _key_for(ws: Workspace, name: str) -> Callable[[ContainerHeader], bytes]:
@@ -421,9 +416,9 @@ def enroll(ws: Workspace, faces: dict[str, list[tuple[PhotoFace, np.ndarray]]], 
         if ref.entry_id not in used:
             _delete_entry(ws, ref)
     count = sum(len(v) for v in faces.values())
-    audit_key = write_audit(ws.store, "enroll", {
-        "identities": sorted(faces), "photos": count, "gallery_version": manifest.version,
-        "replace": replace_existing} | (details or {}))
+    audit_key = write_audit(ws.store, ws.keys, "enroll", {
+        "photos": count, "gallery_version": manifest.version, "replace": replace_existing} | (details or {}),
+        identities=faces)
     change = GalleryChange(manifest.version, "enroll", tuple(sorted(faces)), count, audit_key)
     notify(on_change, change)
     return change
@@ -479,8 +474,8 @@ def remove(ws: Workspace, names: Iterable[str], *, prune_history: bool = True, a
                 _delete_version(ws, version)
     audit_key = ""
     if audit:
-        audit_key = write_audit(ws.store, "remove", {"identities": wanted, "gallery_version": manifest.version}
-                                | (details or {}))
+        audit_key = write_audit(ws.store, ws.keys, "remove", {"gallery_version": manifest.version}
+                                | (details or {}), identities=wanted)
     change = GalleryChange(manifest.version, "remove", tuple(wanted), audit_key=audit_key)
     notify(on_change, change)
     return change

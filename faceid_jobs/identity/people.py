@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from faceid_jobs.crypto.stream import open_sealed, read_header, seal
 from faceid_jobs.errors import FaceIdError, IntegrityError, StoreError
-from faceid_jobs.storage.layout import PEOPLE_PREFIX, people_version_key
+from faceid_jobs.storage.layout import PEOPLE_PREFIX, people_version_key, versions
 from faceid_jobs.workspace import Workspace
 
 __all__ = [
@@ -144,12 +144,7 @@ def track_key(fingerprint: str, track_id: int) -> str:
 
 def list_people_versions(store: Any) -> list[int]:
     """Published versions, ascending."""
-    out = []
-    for key in store.list(PEOPLE_PREFIX):
-        stem = key[len(PEOPLE_PREFIX):].removesuffix(".bin")
-        if stem.isdigit() and key.endswith(".bin"):
-            out.append(int(stem))
-    return sorted(out)
+    return versions(store.list(PEOPLE_PREFIX), PEOPLE_PREFIX)
 
 
 def _frames(*parts: bytes) -> bytes:

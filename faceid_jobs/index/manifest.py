@@ -30,7 +30,7 @@ from faceid_jobs.crypto.envelope import DataKeys
 from faceid_jobs.errors import IndexMissingError, IntegrityError
 from faceid_jobs.index.shard import ShardRef
 from faceid_jobs.storage.base import Store
-from faceid_jobs.storage.layout import MANIFESTS_PREFIX, manifest_key, parse_manifest_key
+from faceid_jobs.storage.layout import MANIFESTS_PREFIX, manifest_key, versions
 
 __all__ = [
     "MANIFESTS_PREFIX",
@@ -89,12 +89,7 @@ class Manifest:
 
 def list_versions(store: Store) -> list[int]:
     """Published versions, ascending."""
-    versions = []
-    for key in store.list(MANIFESTS_PREFIX):
-        version = parse_manifest_key(key)
-        if version is not None:
-            versions.append(version)
-    return sorted(versions)
+    return versions(store.list(MANIFESTS_PREFIX), MANIFESTS_PREFIX)
 
 
 def _canonical(body: dict) -> bytes:

@@ -20,6 +20,7 @@ from faceid_jobs.config import Settings
 from faceid_jobs.models import ModelSet
 from faceid_jobs.models.align import align_faces
 from faceid_jobs.pipeline import cancel
+from faceid_jobs.pipeline.orient import orient_frames
 from faceid_jobs.pipeline.prefetch import prefetch
 from faceid_jobs.pipeline.quality import face_quality
 from faceid_jobs.pipeline.reuse import FrameFaces, ReusePlanner, ReuseRules, fresh_rows, thumbnails
@@ -28,6 +29,7 @@ from faceid_jobs.records import ChunkContext, faces_to_table, table_to_parquet
 from faceid_jobs.storage.layout import record_key
 from faceid_jobs.types import Faces
 from faceid_jobs.video import Chunk, iter_chunk_frames
+from faceid_jobs.video.rotation import unrotate_faces, unturned_size
 from faceid_jobs.video.source import SourceObject, remote_video
 from faceid_jobs.workspace import Workspace
 
@@ -86,6 +88,9 @@ def analyse_chunk(job: ChunkJob, models: ModelSet, settings: Settings) -> ChunkA
     `liveness_batch`, so each model call sees many faces, and each frame is
     dropped once its faces are cropped. Once every face has its embedding
     the chunk's faces are linked into tracks (`faceid_jobs.pipeline.tracking`).
+    Frames are turned for detection as the `rotate` setting says
+    (`faceid_jobs.pipeline.orient`); faces are kept in the decoded frame's
+    coordinates.
     """
     started = time.perf_counter()
     video = remote_video(job.source) if job.source is not None and job.source.remote else Path(job.path)
@@ -95,11 +100,10 @@ def analyse_chunk(job: ChunkJob, models: ModelSet, settings: Settings) -> ChunkA
     )
     batch = _FaceBatcher(models, settings)
     sampled = 0
-    for frame_idx, image in prefetch(frames, settings.decode_queue):
+    for frame in orient_frames(prefetch(frames, settings.decode_queue), models.detector.detect, settings.rotate):
         cancel.check()  # a stopping run drops this chunk; nothing of it is written
         sampled += 1
-        faces = models.detector.detect(image, frame_idx=frame_idx)
-        batch.add(image, faces, frame_idx / job.fps)
+        batch.add(frame.image, frame.faces, frame.frame_idx / job.fps, rotation=frame.rotation)
     faces = track_faces(
         batch.finish(),
         chunk_index=job.chunk.index,
@@ -133,19 +137,23 @@ class _FaceBatcher:
         self.liveness: list[np.ndarray] = []
         self.count = 0
 
-    def add(self, image: np.ndarray, faces: Faces, time_s: float) -> None:
+    def add(self, image: np.ndarray, faces: Faces, time_s: float, rotation: int = 0) -> None:
         """Align the faces of one frame and queue the fresh ones for the models.
 
         Called for every sampled frame, also one without faces: that ends
-        every run of reused outputs.
+        every run of reused outputs. `image` is the decoded frame turned
+        `rotation` degrees clockwise and `faces` were found in it; they are
+        kept (and compared with the previous frame's) in the decoded frame's
+        coordinates.
         """
         crops = align_faces(image, faces.kps)
         quality = face_quality(crops, faces.xyxy, faces.score, faces.kps)
-        plan = self.planner.plan(FrameFaces(time_s, faces.xyxy, thumbnails(crops), quality))
+        kept = unrotate_faces(faces, rotation, *unturned_size(image.shape, rotation))
+        plan = self.planner.plan(FrameFaces(time_s, kept.xyxy, thumbnails(crops), quality))
         if not len(faces):
             return
         fresh = plan.fresh
-        self.faces.append(faces.with_fields(quality=quality))
+        self.faces.append(kept.with_fields(quality=quality))
         self.sources.append(plan.source)
         if fresh.any():
             self.crops.append(crops[fresh])

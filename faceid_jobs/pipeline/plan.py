@@ -35,13 +35,13 @@ def plan_video(uri: str, path: Path | RemoteVideo, settings: Settings, analysis_
         VideoError: the file is missing, empty or not a decodable video.
     """
     if isinstance(path, Path):
-        info = probe_video(path, uri)
+        info = probe_video(path, uri, settings.max_video_pixels)
         fingerprint = video_fingerprint(path, settings.fingerprint)
     else:
         # Fingerprint first: its ranges (first and last MiB) are cached and
         # then serve the probe's reads of the container header.
         fingerprint = stream_fingerprint(path.open(readahead=False), path.size, settings.fingerprint)
-        info = probe_video(path, uri)
+        info = probe_video(path, uri, settings.max_video_pixels)
     chunks = plan_chunks(info.frame_count, info.fps, settings.chunk_seconds)
     jobs = tuple(
         ChunkJob(

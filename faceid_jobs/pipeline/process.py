@@ -19,7 +19,7 @@ from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any
 
 from faceid_jobs.config import Settings
-from faceid_jobs.errors import ConfigError, IntegrityError, ModelError, RunCancelled
+from faceid_jobs.errors import ConfigError, IntegrityError, ModelError, RunCancelled, VideoError
 from faceid_jobs.pipeline import cancel as cancellation
 from faceid_jobs.pipeline import steps
 from faceid_jobs.pipeline.engines import (
@@ -105,7 +105,7 @@ def run_archive(
     log = log or _log
     obs = observer or ProcessObserver()
     started = time.perf_counter()
-    collect = SummaryCollector(engine.name)
+    collect = SummaryCollector(engine.name, settings.fail_on_bad_files)
 
     def fail(failure: Failure, video: str | None = None) -> None:
         collect.add_failure(failure, video=video)
@@ -151,6 +151,7 @@ def _run(wanted: list[str], settings: Settings, engine: Engine, collect: Summary
     halt()
     for source, reason in found.problems:
         fail(Failure(source, None, f"{source}: {reason}"))
+    collect.add_skipped(found.skipped)
     obs.videos_found(len(found.videos))
     ids = engine.submit(steps.model_ids, settings).result()
     embedder = ids["embedder"]
@@ -169,11 +170,19 @@ def _run(wanted: list[str], settings: Settings, engine: Engine, collect: Summary
                for uri in found.videos if uri not in unchanged}
     chunk_settings = _fit_chunk_threads(settings, engine, planned)
     halt()
+    # Content seen under two names (a renamed copy) is analysed and counted once, under the
+    # first name met (unchanged videos first, then in the run's order); the others are noted as its copies.
+    first: dict[str, str] = {}
+    for uri, entry in unchanged.items():
+        first.setdefault(entry.fingerprint, uri)
     plans: dict[str, tuple[VideoPlan | None, BaseException | None]] = {}
     chunks: dict[str, list[Any]] = {}
+    copies: dict[str, VideoPlan] = {}
     for uri, future in planned.items():
         plan, exc = plans[uri] = settle(future)
-        if plan is not None:
+        if plan is not None and first.setdefault(plan.fingerprint, uri) != uri:
+            copies[uri] = plan
+        elif plan is not None:
             halt()
             chunks[uri] = [engine.submit(steps.process_chunk, job, chunk_settings) for job in plan.jobs]
             unsettled.update({id(f): (job, f) for job, f in zip(plan.jobs, chunks[uri], strict=True)})
@@ -182,12 +191,19 @@ def _run(wanted: list[str], settings: Settings, engine: Engine, collect: Summary
     # video is catalogued once all of its chunks were attempted.
     finishing = {}
     for uri, entry in unchanged.items():
-        collect.add_unchanged(uri, entry)
+        if first[entry.fingerprint] == uri:
+            collect.add_unchanged(uri, entry)
+        else:
+            collect.add_copy(uri, first[entry.fingerprint], unread=True)
         obs.video_finished(uri)
     for uri, (plan, exc) in plans.items():
         collect.row(uri)
         if plan is None:
-            fail(Failure(uri, None, describe_failure(exc, uri)), video=uri)
+            fail(Failure(uri, None, describe_failure(exc, uri), isinstance(exc, VideoError)), video=uri)
+            obs.video_finished(uri)
+            continue
+        if uri in copies:
+            collect.add_copy(uri, first[plan.fingerprint])
             obs.video_finished(uri)
             continue
         obs.video_started(plan)
@@ -203,7 +219,8 @@ def _run(wanted: list[str], settings: Settings, engine: Engine, collect: Summary
                 raise exc  # the models, not this video: every chunk would fail the same way (exit 5)
             if result is None:
                 failed.append(job.chunk.index)
-                fail(Failure(uri, job.chunk.index, describe_failure(exc, uri, job.chunk.index)), video=uri)
+                fail(Failure(uri, job.chunk.index, describe_failure(exc, uri, job.chunk.index),
+                             isinstance(exc, VideoError)), video=uri)
             obs.chunk_finished(plan, job.chunk.frames, result)
         halt()
         finishing[uri] = engine.submit(steps.finish, plan, settings, embedder, failed)
@@ -215,6 +232,10 @@ def _run(wanted: list[str], settings: Settings, engine: Engine, collect: Summary
             fail(Failure(uri, None, describe_failure(exc, uri)), video=uri)
         else:
             collect.add_catalogued(uri, *catalogued)
+    if copies:
+        _, exc = settle(engine.submit(steps.note_copies, list(copies.values()), settings, analysis_id))
+        if exc is not None:
+            fail(Failure(settings.store, None, "noting copies failed: " + describe_failure(exc, settings.store)))
 
     halt()
     if build:

@@ -7,32 +7,85 @@ index to skip unchanged videos without reading them.
 
 from __future__ import annotations
 
+import fnmatch
 import glob
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from faceid_jobs.video.source import SourceObject, local_source
 
-__all__ = ["VIDEO_EXTENSIONS", "discover_sources", "discover_videos", "missing_sources"]
+__all__ = [
+    "PHOTO_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "SkippedFile",
+    "discover_sources",
+    "discover_videos",
+    "is_excluded",
+    "missing_sources",
+]
 
 VIDEO_EXTENSIONS = frozenset(
     [".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg",
      ".ts", ".mts", ".m2ts", ".wmv", ".flv", ".3gp", ".ogv"]
 )
+# Named apart from other skipped files: a photo in a footage folder is the
+# skip a user most likely wants to hear about (search and enroll take photos).
+PHOTO_EXTENSIONS = frozenset(
+    [".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif",
+     ".pnm", ".ppm", ".pgm", ".pbm"]
+)
 
 
-def discover_videos(sources: Iterable[str]) -> tuple[list[str], list[tuple[str, str]]]:
-    """Expand sources into video paths, in a stable order, without duplicates.
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file a folder walk or glob found and left out, and why ("photo", "not a video extension",
+    "hidden file", "excluded")."""
+
+    path: str
+    reason: str
+
+
+def is_excluded(relative: str, patterns: Sequence[str]) -> bool:
+    """Whether a path (relative to the folder or prefix given, `/`-separated) or its file name
+    matches one of the glob `patterns` (fnmatch: `*` also crosses `/`).
+
+    Example:
+        >>> is_excluded("raw/proxies/a.mp4", ["proxies/*"]), is_excluded("raw/a.mp4", ["raw/*"])
+        (False, True)
+    """
+    name = relative.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatchcase(relative, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def discover_videos(
+    sources: Iterable[str],
+    exclude: Sequence[str] = (),
+    skipped: list[SkippedFile] | None = None,
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """Expand sources into videos, in a stable order, without duplicates.
+
+    Local videos are named by absolute, normalised paths (symlinks kept as
+    given), s3:// URIs as given: records and catalog entries keep these
+    names, so reports, `find` and `annotate` work from any folder.
 
     Files named explicitly are taken whatever their extension (a bad one then
     fails with a clear decode error); inside folders and globs only known
-    video extensions are taken, recursively.
+    video extensions are taken, recursively. A file (or S3 object) whose path
+    relative to the folder, glob root or prefix given, or whose name, matches
+    an `exclude` pattern is left out.
+
+    Args:
+        sources: files, folders, globs, s3:// prefixes.
+        exclude: glob patterns (`is_excluded`).
+        skipped: when given, every file found and left out is appended to it.
 
     Returns:
         (videos, problems): problems are (source, reason) for sources that
         match nothing.
     """
-    found, problems = discover_sources(sources)
+    found, problems = discover_sources(sources, exclude, skipped)
     return [obj.uri for obj in found], problems
 
 
@@ -53,18 +106,32 @@ def missing_sources(sources: Iterable[str]) -> list[tuple[str, str]]:
     return missing
 
 
-def discover_sources(sources: Iterable[str]) -> tuple[list[SourceObject], list[tuple[str, str]]]:
+def discover_sources(
+    sources: Iterable[str],
+    exclude: Sequence[str] = (),
+    skipped: list[SkippedFile] | None = None,
+) -> tuple[list[SourceObject], list[tuple[str, str]]]:
     """As `discover_videos`, each video with what its listing says (`SourceObject`)."""
     videos: list[SourceObject] = []
     problems: list[tuple[str, str]] = []
     seen: set[str] = set()
+    skipped = [] if skipped is None else skipped
+
+    def keep(path: Path, root: Path | None) -> bool:
+        """Whether a found file is taken; the others go to `skipped`."""
+        relative = path.relative_to(root).as_posix() if root is not None else path.name
+        reason = _skip_reason(path, relative, exclude, explicit=root is None)
+        if reason:
+            skipped.append(SkippedFile(os.path.abspath(path), reason))
+        return not reason
 
     def add(path: Path) -> None:
+        uri = os.path.abspath(path)
         try:
-            obj = local_source(path)
+            obj = local_source(path, uri)
         except OSError:
             # Gone between listing and stat, or unreadable: planning names the problem.
-            obj = SourceObject(uri=str(path), location=str(path.absolute()), size=-1)
+            obj = SourceObject(uri=uri, location=uri, size=-1)
         if obj.location not in seen:
             seen.add(obj.location)
             videos.append(obj)
@@ -74,6 +141,11 @@ def discover_sources(sources: Iterable[str]) -> tuple[list[SourceObject], list[t
             from faceid_jobs.storage.s3 import list_s3_sources
 
             found_s3 = list_s3_sources(source, VIDEO_EXTENSIONS)
+            if exclude:
+                prefix = source.rstrip("/") + "/"
+                excluded = {o.uri for o in found_s3 if is_excluded(o.uri.removeprefix(prefix), exclude)}
+                skipped.extend(SkippedFile(u, "excluded") for u in sorted(excluded))
+                found_s3 = [o for o in found_s3 if o.uri not in excluded]
             if not found_s3:
                 problems.append((source, "no video objects under this prefix"))
             for obj in found_s3:
@@ -83,18 +155,20 @@ def discover_sources(sources: Iterable[str]) -> tuple[list[SourceObject], list[t
             continue
         path = Path(source).expanduser()
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and _is_video_name(p))
+            found = [p for p in sorted(path.rglob("*")) if p.is_file() and keep(p, path)]
             if not found:
                 problems.append((source, "folder holds no video files"))
             for p in found:
                 add(p)
         elif path.exists():
-            add(path)
+            if keep(path, None):
+                add(path)
         elif glob.has_magic(source):
-            found = sorted(
-                Path(p) for p in glob.glob(str(path), recursive=True)
-                if Path(p).is_file() and _is_video_name(Path(p))
-            )
+            root = _glob_root(path)
+            found = [
+                p for p in sorted(Path(m) for m in glob.glob(str(path), recursive=True))
+                if p.is_file() and keep(p, root)
+            ]
             if not found:
                 problems.append((source, "pattern matches no video files"))
             for p in found:
@@ -116,5 +190,27 @@ def _register_s3_opener() -> None:
 _register_s3_opener()
 
 
-def _is_video_name(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_EXTENSIONS and not path.name.startswith(".")
+def _skip_reason(path: Path, relative: str, exclude: Sequence[str], *, explicit: bool) -> str:
+    """Why a found file is left out ("" when it is taken); an explicit file only by `exclude`."""
+    if is_excluded(relative, exclude):
+        return "excluded"
+    if explicit:
+        return ""
+    suffix = path.suffix.lower()
+    if path.name.startswith("."):
+        return "hidden file"
+    if suffix in PHOTO_EXTENSIONS:
+        return "photo"
+    if suffix not in VIDEO_EXTENSIONS:
+        return "not a video extension"
+    return ""
+
+
+def _glob_root(pattern: Path) -> Path:
+    """The folder part of a glob pattern before its first wildcard."""
+    parts = []
+    for part in pattern.parts:
+        if glob.has_magic(part):
+            break
+        parts.append(part)
+    return Path(*parts) if parts else Path(".")

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from faceid_jobs.models import ModelSet
     from faceid_jobs.pipeline.chunk import ChunkJob, ChunkResult
     from faceid_jobs.pipeline.plan import VideoPlan
+    from faceid_jobs.pipeline.sources import SkippedFile
     from faceid_jobs.storage.catalog import VideoEntry
     from faceid_jobs.video.source import SourceObject
     from faceid_jobs.workspace import Workspace
@@ -46,6 +47,7 @@ __all__ = [
     "model_ids",
     "model_key",
     "models_for",
+    "note_copies",
     "plan",
     "process_chunk",
     "video_file",
@@ -58,12 +60,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Discovery:
-    """The videos a run will process (each with what its listing said) and the sources that gave none."""
+    """The videos a run will process (each with what its listing said), the sources that gave
+    none and the files the walk left out."""
 
     videos: tuple[str, ...]
     problems: tuple[tuple[str, str], ...]
     created_key: str | None
     sources: tuple[SourceObject, ...] = ()
+    skipped: tuple[SkippedFile, ...] = ()
 
 
 def discover(sources: list[str], settings: Settings, *, ws: Workspace | None = None) -> Discovery:
@@ -73,8 +77,9 @@ def discover(sources: list[str], settings: Settings, *, ws: Workspace | None = N
 
     ws = ws or workspace_for(settings, create_key=True)
     ws.store.check()
-    found, problems = discover_sources(sources)
-    return Discovery(tuple(o.uri for o in found), tuple(problems), ws.created_key, tuple(found))
+    skipped: list[SkippedFile] = []
+    found, problems = discover_sources(sources, settings.exclude, skipped)
+    return Discovery(tuple(o.uri for o in found), tuple(problems), ws.created_key, tuple(found), tuple(skipped))
 
 
 def check_sources(sources: tuple[SourceObject, ...], settings: Settings, analysis_id: str, *,
@@ -84,9 +89,12 @@ def check_sources(sources: tuple[SourceObject, ...], settings: Settings, analysi
 
     One listing of `sources/`, then one catalog read per video with a mark;
     not a byte of a video is read. Returns (uri, catalog entry) per such video.
+    An entry that still names the video by the relative path an older run
+    stored is renamed to its absolute path (`adopt_absolute`).
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    from faceid_jobs.pipeline.catalog import adopt_absolute
     from faceid_jobs.storage.catalog import load_entry
     from faceid_jobs.storage.sources import list_marks
     from faceid_jobs.video.source import uri_hash
@@ -106,7 +114,7 @@ def check_sources(sources: tuple[SourceObject, ...], settings: Settings, analysi
         if (entry is None or entry.analysis_id != analysis_id or entry.failed_chunks
                 or entry.faces is None):
             return None
-        return item[0], entry
+        return item[0], adopt_absolute(ws.store, entry, item[0], ws.keys)
 
     # Catalog reads are small and independent: a remote store answers them side by side.
     workers = 16 if ws.store.uri.startswith("s3://") and len(candidates) > 1 else 1
@@ -176,6 +184,25 @@ def finish(plan: VideoPlan, settings: Settings, embedder_id: str, failed: list[i
     if plan.source is not None and plan.source.size >= 0 and not entry.failed_chunks:
         record_source(ws.store, plan.source, plan.fingerprint, settings.fingerprint)
     return entry != before, faces
+
+
+def note_copies(plans: list[VideoPlan], settings: Settings, analysis_id: str, *,
+                ws: Workspace | None = None) -> None:
+    """Record each planned video as another name of content this run already catalogued
+    under a first name (a renamed copy): listed in that entry, never analysed twice.
+
+    A copy whose content is complete for `analysis_id` is marked in the sources
+    index, so the next run skips it unread.
+    """
+    from faceid_jobs.pipeline.catalog import note_copy
+    from faceid_jobs.storage.sources import record_source
+
+    ws = ws or workspace_for(settings)
+    for plan in plans:
+        entry = note_copy(ws.store, plan, ws.keys)
+        if (entry is not None and entry.analysis_id == analysis_id and not entry.failed_chunks
+                and plan.source is not None and plan.source.size >= 0):
+            record_source(ws.store, plan.source, plan.fingerprint, settings.fingerprint)
 
 
 def merge(settings: Settings, embedder_id: str, *, ws: Workspace | None = None) -> MergeResult:

@@ -10,6 +10,7 @@ report the same numbers.
 from __future__ import annotations
 
 import errno
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from faceid_jobs.index import MergeResult
     from faceid_jobs.pipeline.chunk import ChunkJob, ChunkResult
     from faceid_jobs.pipeline.plan import VideoPlan
+    from faceid_jobs.pipeline.sources import SkippedFile
     from faceid_jobs.storage.catalog import VideoEntry
 
 __all__ = [
@@ -57,11 +59,13 @@ def is_transient(exc: BaseException) -> bool:
 
 @dataclass(frozen=True)
 class Failure:
-    """A video (chunk None) or chunk that could not be processed."""
+    """A video (chunk None) or chunk that could not be processed; `bad_file` when
+    the video itself is unreadable (a `VideoError`: not a video, corrupt, truncated)."""
 
     video: str
     chunk: int | None
     error: str
+    bad_file: bool = False
 
 
 @dataclass
@@ -103,10 +107,23 @@ class ProcessSummary:
     orchestrator: str = "local"
     flow_run_id: str | None = None
     interrupted: bool = False  # stopped on request (a signal): what was stored stays, a re-run resumes
+    copies: dict[str, str] = field(default_factory=dict)  # video → the run's video with the same content
+    # Files the folder walk left out (photos, other files, --exclude), and whether
+    # unreadable videos fail the run (the fail_on_bad_files setting).
+    skipped_files: list[SkippedFile] = field(default_factory=list)
+    fail_on_bad_files: bool = True
+
+    @property
+    def bad_files(self) -> list[str]:
+        """Videos that failed as unreadable files, once each, in failure order."""
+        return list(dict.fromkeys(f.video for f in self.failures if f.bad_file))
 
     @property
     def ok(self) -> bool:
-        return not self.failures
+        """No failure, or (with fail_on_bad_files false) only unreadable files."""
+        if self.fail_on_bad_files:
+            return not self.failures
+        return all(f.bad_file for f in self.failures)
 
     @property
     def speed(self) -> float:
@@ -130,10 +147,14 @@ class ProcessSummary:
             "wall_seconds": round(self.wall_seconds, 3),
             "video_seconds_per_second": round(self.speed, 3),
             "failures": [asdict(f) for f in self.failures],
+            "bad_files": self.bad_files,
+            "skipped_files": [asdict(f) for f in self.skipped_files],
+            "ok": self.ok,
             "index": asdict(self.index) if self.index else None,
             "orchestrator": self.orchestrator,
             "flow_run_id": self.flow_run_id,
             "interrupted": self.interrupted,
+            "copies": [{"video": video, "same_as": first} for video, first in self.copies.items()],
         }
 
     def failure_message(self) -> str:
@@ -155,8 +176,8 @@ def _first(names: list[str], most: int = 10) -> str:
 class SummaryCollector:
     """Adds up a run as its steps settle; `build()` gives the `ProcessSummary`."""
 
-    def __init__(self, orchestrator: str = "local") -> None:
-        self._summary = ProcessSummary(orchestrator=orchestrator)
+    def __init__(self, orchestrator: str = "local", fail_on_bad_files: bool = True) -> None:
+        self._summary = ProcessSummary(orchestrator=orchestrator, fail_on_bad_files=fail_on_bad_files)
         self._rows: dict[str, VideoRow] = {}
 
     def row(self, uri: str) -> VideoRow:
@@ -196,6 +217,10 @@ class SummaryCollector:
             if failure.chunk is not None:
                 row.failed += 1
 
+    def add_skipped(self, skipped: Sequence[SkippedFile]) -> None:
+        """Files the source walk found and left out."""
+        self._summary.skipped_files.extend(skipped)
+
     def add_unchanged(self, uri: str, entry: VideoEntry) -> None:
         """A video skipped unread: unchanged since its analysis, which is complete."""
         row = self.row(uri)
@@ -207,6 +232,14 @@ class SummaryCollector:
         self._summary.chunks_skipped += entry.chunks
         self._summary.video_seconds += entry.duration_s
         self._summary.faces_in_store += entry.faces or 0
+
+    def add_copy(self, uri: str, same_as: str, *, unread: bool = False) -> None:
+        """A video whose content is another of the run's videos (a renamed copy): not analysed
+        again, and its faces are that video's, counted once; `unread`: skipped unchanged."""
+        row = self.row(uri)
+        row.catalog = f"same as {same_as}"
+        self._summary.copies[uri] = same_as
+        self._summary.videos_unchanged += unread
 
     def add_catalogued(self, uri: str, changed: bool, faces_in_store: int) -> None:
         row = self.row(uri)

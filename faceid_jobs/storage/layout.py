@@ -9,6 +9,7 @@
         analysis_id is current for it
     keys/kek.json                                   which KEK the store needs (its id, never the key)
     keys/data/<ref>.json                            one wrapped data key
+    keys/audit.json                                 which data key hashes names in audit records
     index/shards/<shard_id>.shard                   encrypted FAISS shard
     index/manifests/<version:020d>.json             index version
     index/stale/<UTC time>-<token>.json             record files rewritten in place
@@ -38,6 +39,7 @@ with the local store's temp prefix. A bad key raises `StoreKeyError`
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
 
 from faceid_jobs.errors import IntegrityError
 from faceid_jobs.fileio import TEMP_PREFIX  # LocalStore's temp files: never listed or read, so no key names one
@@ -62,6 +64,7 @@ __all__ = [
     "VIDEOS_PREFIX",
     "StoreKeyError",
     "audit_key",
+    "audit_name_key_pointer",
     "check_key",
     "check_prefix",
     "check_segment",
@@ -75,9 +78,7 @@ __all__ = [
     "manifest_key",
     "parse_data_key",
     "parse_forget_journal_key",
-    "parse_gallery_version_key",
     "parse_label_key",
-    "parse_manifest_key",
     "parse_record_key",
     "parse_shard_key",
     "parse_source_key",
@@ -91,6 +92,7 @@ __all__ = [
     "source_key",
     "source_prefix",
     "stale_key",
+    "versions",
     "video_key",
 ]
 
@@ -113,6 +115,7 @@ JOURNAL_PREFIX = "journal/"
 FORGET_JOURNAL_PREFIX = JOURNAL_PREFIX + "forget-"
 
 _CHUNK_PREFIX, _CHUNK_SUFFIX = "chunk-", ".parquet"
+_VERSION_SUFFIX = {MANIFESTS_PREFIX: ".json", GALLERY_VERSIONS_PREFIX: ".bin", PEOPLE_PREFIX: ".bin"}
 
 
 class StoreKeyError(IntegrityError):
@@ -239,6 +242,11 @@ def kek_marker_key() -> str:
     return join_key(KEYS_PREFIX, "kek.json")
 
 
+def audit_name_key_pointer() -> str:
+    """The plaintext pointer naming the data key audit records hash identity names with (a ref, never the key)."""
+    return join_key(KEYS_PREFIX, "audit.json")
+
+
 def data_key(ref: str) -> str:
     return join_key(DATA_KEYS_PREFIX, check_segment(ref, "data key reference") + ".json")
 
@@ -261,8 +269,13 @@ def manifest_key(version: int) -> str:
     return join_key(MANIFESTS_PREFIX, f"{int(version):020d}.json")
 
 
-def parse_manifest_key(key: str) -> int | None:
-    return _parse_version(key, MANIFESTS_PREFIX, ".json")
+def versions(keys: Iterable[str], prefix: str) -> list[int]:
+    """The versions among `keys` (a listing of `prefix`), ascending; other keys are ignored.
+
+    `prefix` is one of the versioned kinds: `MANIFESTS_PREFIX`, `GALLERY_VERSIONS_PREFIX`, `PEOPLE_PREFIX`.
+    """
+    suffix = _VERSION_SUFFIX[prefix]
+    return sorted(v for v in (_parse_version(key, prefix, suffix) for key in keys) if v is not None)
 
 
 def stale_key(stamp: str, token: str) -> str:
@@ -279,10 +292,6 @@ def people_version_key(version: int) -> str:
 
 def gallery_version_key(version: int) -> str:
     return join_key(GALLERY_VERSIONS_PREFIX, f"{int(version):020d}.bin")
-
-
-def parse_gallery_version_key(key: str) -> int | None:
-    return _parse_version(key, GALLERY_VERSIONS_PREFIX, ".bin")
 
 
 def gallery_entry_key(entry_id: str) -> str:

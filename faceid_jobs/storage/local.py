@@ -24,13 +24,19 @@ from typing import BinaryIO
 
 from faceid_jobs.errors import StoreError, StoreUnwritableError
 from faceid_jobs.fileio import TEMP_PREFIX, atomic_create, atomic_write, atomic_writer
-from faceid_jobs.storage.layout import StoreKeyError, check_key, check_prefix
+from faceid_jobs.storage.layout import AUDIT_PREFIX, StoreKeyError, check_key, check_prefix
 
 __all__ = ["LocalStore"]
 
 # Store objects are encrypted or hold no biometric data; readable by the group
 # and others as before, so a service account can read a store another user wrote.
 _MODE = 0o644
+# Audit records say who did what to whom and when (names only as keyed hashes): owner only.
+_PRIVATE_PREFIXES = (AUDIT_PREFIX,)
+
+
+def _mode(key: str) -> int:
+    return 0o600 if key.startswith(_PRIVATE_PREFIXES) else _MODE
 
 
 class LocalStore:
@@ -60,7 +66,7 @@ class LocalStore:
         path = self._path(key)
         try:
             self._mkdir(path.parent, key)
-            atomic_write(path, data, _MODE)
+            atomic_write(path, data, _mode(key))
         except OSError as exc:
             raise write_error(path, exc) from None
 
@@ -69,7 +75,7 @@ class LocalStore:
         path = self._path(key)
         try:
             self._mkdir(path.parent, key)
-            with atomic_writer(path, _MODE) as f:
+            with atomic_writer(path, _mode(key)) as f:
                 while chunk := stream.read(4 << 20):
                     f.write(chunk)
         except OSError as exc:
@@ -96,7 +102,7 @@ class LocalStore:
         path = self._path(key)
         try:
             self._mkdir(path.parent, key)
-            return atomic_create(path, data, _MODE)
+            return atomic_create(path, data, _mode(key))
         except OSError as exc:
             raise write_error(path, exc) from None
 

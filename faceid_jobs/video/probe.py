@@ -16,7 +16,7 @@ from pathlib import Path
 
 import cv2
 
-from faceid_jobs.errors import VideoError
+from faceid_jobs.errors import VideoError, VideoTooLargeError
 from faceid_jobs.video.source import RemoteVideo
 
 __all__ = ["VideoInfo", "capture", "local_path", "probe_video", "register_opener"]
@@ -71,7 +71,8 @@ def local_path(uri: str) -> AbstractContextManager[Path]:
 
 
 def capture(path: Path | RemoteVideo, uri: str | None = None, threads: int = 0) -> cv2.VideoCapture:
-    """Open a local file or a `RemoteVideo` with OpenCV, or raise VideoError naming it.
+    """Open a local file or a `RemoteVideo` with OpenCV (rotation metadata applied),
+    or raise VideoError naming it.
 
     A remote video is read through a Python stream of ranged reads (only the
     bytes FFmpeg asks for). `threads` > 0 caps FFmpeg's decoding threads (0:
@@ -88,7 +89,7 @@ def capture(path: Path | RemoteVideo, uri: str | None = None, threads: int = 0) 
             if path.failure() is not None:
                 raise path.failure()
             raise VideoError(f"{name}: not a readable video (unknown format or corrupt header)")
-        return cap
+        return _display_oriented(cap)
     name = uri or str(path)
     if not path.exists():
         raise VideoError(f"{name}: file not found")
@@ -102,14 +103,26 @@ def capture(path: Path | RemoteVideo, uri: str | None = None, threads: int = 0) 
     if not cap.isOpened():
         cap.release()
         raise VideoError(f"{name}: not a readable video (unknown format or corrupt header)")
+    return _display_oriented(cap)
+
+
+def _display_oriented(cap: cv2.VideoCapture) -> cv2.VideoCapture:
+    """`cap` with rotation metadata (a phone's display matrix) applied while decoding.
+
+    Every reader (process, the HTML report) then sees the frame as displayed
+    and the stored boxes fit it. OpenCV's default, set here so that no build differs.
+    """
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
     return cap
 
 
-def probe_video(path: Path | RemoteVideo, uri: str | None = None) -> VideoInfo:
+def probe_video(path: Path | RemoteVideo, uri: str | None = None, max_pixels: int | None = None) -> VideoInfo:
     """Read fps, frame count and size, checking that the first frame decodes.
 
     Raises:
         VideoError: missing, empty, not a video, no frames or no usable fps.
+        VideoTooLargeError: frames of more than `max_pixels` (the container's
+            size; no frame is decoded).
     """
     name = uri or (str(path) if isinstance(path, Path) else path.uri)
     cap = capture(path, name)
@@ -122,6 +135,10 @@ def probe_video(path: Path | RemoteVideo, uri: str | None = None) -> VideoInfo:
             raise VideoError(f"{name}: no usable frame rate ({fps})")
         if count <= 0 or width <= 0 or height <= 0:
             raise VideoError(f"{name}: no video frames")
+        if max_pixels is not None and width * height > max_pixels:
+            # A 1 MB MJPEG of 8000×8000 frames costs ~200 MB a decoded frame, several per thread.
+            raise VideoTooLargeError(f"{name}: video too large ({width}×{height} frames, at most "
+                                     f"{max_pixels / 1e6:g} megapixels: max_video_pixels)")
         if not cap.grab():
             raise VideoError(f"{name}: first frame cannot be decoded")
         return VideoInfo(uri=name, fps=fps, frame_count=count, width=width, height=height)

@@ -6,7 +6,9 @@ No speed is asserted: these check that a command's figures are the command's own
 
 from __future__ import annotations
 
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -56,6 +58,15 @@ def test_span_measures_a_block():
 def test_peers_sample_the_same_frames_as_faceid_jobs():
     for count, fps, rate in ((632, 23.976, 4.0), (632, 23.976, 0.0), (100, 30.0, 7.0), (50, 25.0, 25.0)):
         assert np.array_equal(peer_sampled_frames(0, count, fps, rate), sampled_frames(0, count, fps, rate))
+
+
+def test_peers_load_the_sampling_grid_without_the_faceid_jobs_package():
+    # As a peer script runs it: from its own folder, the project package never imported.
+    probe = ("import sys; sys.path.insert(0, 'bench/peers'); from sampling import sampled_frames; "
+             "print(len(sampled_frames(0, 632, 23.976, 4.0)), 'faceid_jobs' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2]).stdout.split()
+    assert out == [str(len(sampled_frames(0, 632, 23.976, 4.0))), "False"]
 
 
 def _stat(v: float) -> dict:

@@ -25,14 +25,19 @@ pytestmark = pytest.mark.models
 ARGS = ["--sample-fps", "4", "--chunk-seconds", "1", "--json"]
 # Differ by nature between runs of the same work: when, how long, and by whom.
 VOLATILE = {"wall_seconds", "video_seconds_per_second", "orchestrator", "flow_run_id"}
+# Every key of `process --json`'s summary, whichever orchestrator ran it.
+SUMMARY_KEYS = {"schema", "videos", "videos_unchanged", "chunks", "frames_sampled", "faces", "faces_in_store",
+                "indexed_vectors", "video_seconds", "wall_seconds", "video_seconds_per_second", "failures",
+                "bad_files", "skipped_files", "ok", "index", "orchestrator", "flow_run_id", "interrupted"}
 
 
 @pytest.fixture(scope="module")
 def footage(tmp_path_factory, friends_clip) -> Path:
-    """An 8-second cut of the clip (two shots) and a file that is no video."""
+    """An 8-second cut of the clip (two shots), a file that is no video, and notes the walk leaves out."""
     folder = tmp_path_factory.mktemp("footage")
     cut_clip(friends_clip, folder / "cut.mp4", 8.0)
     (folder / "junk.mp4").write_bytes(os.urandom(40_000))
+    (folder / "notes.txt").write_text("shot list\n")
     return folder
 
 
@@ -79,7 +84,11 @@ def test_in_process_run_starts_no_prefect_server(threaded, env):
     assert result.returncode == 1, result.stderr  # junk.mp4 failed, the clip did not
     summary = json.loads(result.stdout)
     assert summary["orchestrator"] == "local" and summary["flow_run_id"] is None
+    assert set(summary) == SUMMARY_KEYS and summary["interrupted"] is False
     assert summary["chunks"]["done"] == 8 and summary["chunks"]["failed"] == 0
+    assert summary["ok"] is False and summary["bad_files"] == [summary["failures"][0]["video"]]
+    assert summary["skipped_files"] == [{"path": str(Path(summary["bad_files"][0]).with_name("notes.txt")),
+                                         "reason": "not a video extension"}]
     assert [f["video"] for f in summary["failures"]] == [str(Path(summary["failures"][0]["video"]))]
     assert "junk.mp4" in summary["failures"][0]["error"]
     assert not Path(env["PREFECT_HOME"], "prefect.db").exists()
@@ -93,7 +102,8 @@ def test_prefect_flow_gives_the_same_records_summary_and_exit_code(threaded, foo
     assert result.returncode == reference.returncode == 1, result.stderr
     summary = json.loads(result.stdout)
     assert summary["orchestrator"] == "prefect" and summary["flow_run_id"]
-    assert _summary(result.stdout) == _summary(reference.stdout)
+    assert set(summary) == SUMMARY_KEYS
+    assert _summary(result.stdout) == _summary(reference.stdout)  # bad_files, skipped_files, ok included
     _same_rows(_rows(store, env), _rows(reference_store, env))
     assert "Traceback" not in result.stderr
 

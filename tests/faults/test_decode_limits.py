@@ -86,3 +86,51 @@ def test_enroll_from_a_folder_leaves_the_bomb_out_and_enrolls_the_rest(tmp_path,
     [failure] = data["failures"]
     assert failure["name"] == "Mallory" and "image too large" in failure["error"]
     assert rss < 600 << 20, f"peak RSS {rss >> 20} MiB"
+
+
+def mjpeg_bomb(path, size: int = 8000, frames: int = 2):
+    """An MJPEG AVI of `frames` flat `size`×`size` frames (about 0.8 MB for 8000×8000)."""
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 4, (size, size), False)
+    frame = np.full((size, size), 128, np.uint8)
+    for _ in range(frames):
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def test_probe_refuses_frames_above_max_video_pixels_before_decoding(tmp_path):
+    from faceid_jobs.errors import VideoTooLargeError
+    from faceid_jobs.video import probe_video
+
+    video = mjpeg_bomb(tmp_path / "big.avi", 2000, 1)
+    with pytest.raises(VideoTooLargeError, match=r"big\.avi: video too large \(2000×2000 frames.*max_video_pixels"):
+        probe_video(video, max_pixels=3_000_000)
+    assert probe_video(video, max_pixels=4_000_000).width == 2000
+
+
+@pytest.mark.models
+def test_process_refuses_an_8000x8000_mjpeg_and_goes_on_with_the_others(tmp_path, cli_env, friends_clip):
+    """Before the limit, `process` of this video peaked at 894 MB RSS (1.1 GB reported in issue 15)."""
+    from tests.cli.runner import cut_clip
+
+    big = mjpeg_bomb(tmp_path / "big.avi")
+    assert big.stat().st_size < 2 << 20
+    result, rss = run_measured(["process", str(big), "--no-index"], cli_env)
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if str(big) in line]
+    assert len(lines) == 1 and "video too large (8000×8000 frames" in lines[0] and "max_video_pixels" in lines[0]
+    assert "Traceback" not in result.stderr
+    assert rss < 400 << 20, f"peak RSS {rss >> 20} MiB: frames were decoded"
+    # With another video in the same run: that one is processed, the big one is the run's one failure.
+    small = cut_clip(friends_clip, tmp_path / "small.mp4", 1.0)
+    result = subprocess.run([str(EXE), "process", str(big), str(small), "--json", "--sample-fps", "2"],
+                            capture_output=True, text=True, timeout=300,
+                            env={k: v for k, v in os.environ.items() if not k.startswith("FACEID_JOBS_")} | cli_env)
+    assert result.returncode == 1, result.stderr
+    summary = json.loads(result.stdout)
+    [failure] = summary["failures"]
+    assert str(big) in failure["error"] and "max_video_pixels" in failure["error"]
+    assert summary["chunks"]["done"] >= 1 and summary["chunks"]["failed"] == 0

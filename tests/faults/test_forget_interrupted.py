@@ -124,9 +124,12 @@ def _finished(env, root, faces, how: str) -> None:
 
 def _names_ref(root, ref: str) -> bool:
     """Whether a non-Parquet object (index shard, manifest or stale mark, gallery, people, catalog entry,
-    journal) names the data key."""
+    journal, audit record or the audit key's marker keys/audit.json) names the data key."""
     needle = ref.encode()
-    return any(needle in p.read_bytes() for sub in ("index", "gallery", "people", "videos", "journal")
+    marker = root / "keys" / "audit.json"
+    if marker.exists() and needle in marker.read_bytes():
+        return True
+    return any(needle in p.read_bytes() for sub in ("index", "gallery", "people", "videos", "journal", "audit")
                if (root / sub).exists()
                for p in (root / sub).rglob("*") if p.is_file())
 

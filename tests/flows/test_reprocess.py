@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.models, pytest.mark.usefixtures("prefect_server")]
 
 SUMMARY_KEYS = {"videos", "videos_unchanged", "chunks", "frames_sampled", "faces", "faces_in_store", "indexed_vectors",
                 "video_seconds", "wall_seconds", "video_seconds_per_second", "failures", "index",
-                "orchestrator", "flow_run_id", "interrupted"}
+                "orchestrator", "flow_run_id", "interrupted", "bad_files", "skipped_files", "ok"}
 
 
 def test_two_clips_complete_with_one_task_per_chunk(first_run):
@@ -111,6 +111,22 @@ def test_corrupt_files_fail_alone_and_the_flow_ends_failed(bad_folder, flow_sett
                                                           ["faceid-reprocess-summary"])}
     assert rows["truncated.avi"]["status"] == "failed" and rows["truncated.avi"]["failed"] == 1
     assert rows["a.mp4"]["status"] == "ok"
+
+
+def test_bad_files_alone_complete_the_flow_when_they_may(flow_settings, tmp_path):
+    import dataclasses
+    import os
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "garbage.mp4").write_bytes(os.urandom(40_000))
+    (folder / "poster.jpg").write_bytes(b"not looked at")
+    settings = dataclasses.replace(flow_settings, fail_on_bad_files=False)
+    state, summary = run_reprocess_flow([folder], settings, tmp_path / "store")
+    assert state.is_completed(), state.message
+    assert summary["ok"] and summary["bad_files"] == [str(folder / "garbage.mp4")]
+    assert [f["bad_file"] for f in summary["failures"]] == [True]
+    assert summary["skipped_files"] == [{"path": str(folder / "poster.jpg"), "reason": "photo"}]
 
 
 def test_a_transient_store_error_is_retried(clips, flow_settings, tmp_path, monkeypatch):

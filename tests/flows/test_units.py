@@ -173,3 +173,18 @@ def test_remote_videos_are_fetched_once_per_process_and_removed_when_evicted(tmp
     assert not first.exists()  # the older idle copy was deleted
     cache.clear()
     assert not second.exists()
+
+
+def test_nightly_deployment_lists_bad_files_without_failing():
+    import yaml
+
+    from faceid_jobs.config import load_settings
+    from faceid_jobs.flows.deploy import REPROCESS_NAME, DeploySpec, build_deployments
+
+    config = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    [nightly] = [d for d in config["deployments"] if d["name"] == REPROCESS_NAME]
+    assert nightly["parameters"]["settings"] == {"fail_on_bad_files": False}
+    assert nightly["parameters"]["store"] == "{{ $FACEID_JOBS_STORE }}"  # the merged keys stay
+    deployments = {d.name: d for d in build_deployments(DeploySpec(sources=("x",), settings={"sample_fps": 2}))}
+    assert deployments[REPROCESS_NAME].parameters["settings"] == {"fail_on_bad_files": False, "sample_fps": 2}
+    assert not load_settings(None, deployments[REPROCESS_NAME].parameters["settings"], environ={}).fail_on_bad_files

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from faceid_jobs.identity.audit import AUDIT_PREFIX, list_audit
+from faceid_jobs.identity.audit import AUDIT_PREFIX, history, list_audit
 from faceid_jobs.identity.forget import UnknownVideoError, forget_identity, forget_video, record_key_refs
 from faceid_jobs.identity.gallery import UnknownIdentityError, enroll, load_gallery
 from faceid_jobs.identity.labels import find_identity, label_versions, relabel
@@ -79,7 +79,8 @@ def test_forget_with_purge_removes_the_person_everywhere(world):
     assert find_identity(ws, "Rachel").appearances
     # The audit record says who and what, and holds no vector.
     [record] = [r for r in list_audit(ws.store) if r["action"] == "forget"]
-    assert record["what"]["identity"] == "Ross" and record["what"]["faces_deleted"] == 8
+    assert [e.key for e in history(ws.keys, [record], "Ross")] == [record["key"]]
+    assert b"Ross" not in ws.store.get(record["key"]) and record["what"]["faces_deleted"] == 8
     assert set(record["who"]) == {"user", "host"} and record["key"].startswith(AUDIT_PREFIX)
     assert len(json.dumps(record)) < 1000
 

@@ -30,3 +30,24 @@ def test_missing_sources_are_named_without_listing_folders(tmp_path):
                str(tmp_path / "*.mkv"), "s3://bucket/prefix/"]
     assert missing_sources(sources) == [(str(tmp_path / "nope.mp4"), "file not found"),
                                         (str(tmp_path / "*.mkv"), "pattern matches no files")]
+
+
+def test_exclude_under_an_s3_prefix(s3_bucket):
+    """--exclude on a bucket prefix: matched against the key below the prefix or the object's name;
+    each excluded object is reported, with its listing left out of the run."""
+    from faceid_jobs.pipeline.sources import discover_sources
+    from faceid_jobs.storage.s3 import make_client
+
+    client = make_client()
+    for key in ("footage/a.mp4", "footage/proxies/a.mp4", "footage/b.part.mp4", "footage/day2/c.mov"):
+        client.put_object(Bucket=s3_bucket, Key=key, Body=b"1")
+    prefix = f"s3://{s3_bucket}/footage/"
+    skipped = []
+    found, problems = discover_sources([prefix], ("proxies/*", "*.part.mp4"), skipped)
+    assert [o.uri for o in found] == [prefix + "a.mp4", prefix + "day2/c.mov"] and not problems
+    assert all(o.etag and o.size == 1 for o in found)  # the listing's identity is kept for the rest
+    assert [(s.path, s.reason) for s in skipped] == [
+        (prefix + "b.part.mp4", "excluded"), (prefix + "proxies/a.mp4", "excluded")]
+    # Everything excluded: the prefix is a problem of the run, like an empty one.
+    found, problems = discover_sources([prefix], ("*",), [])
+    assert not found and problems == [(prefix, "no video objects under this prefix")]
