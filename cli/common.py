@@ -310,6 +310,12 @@ def fmt_time(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{s:04.1f}" if hours else f"{minutes:02d}:{s:04.1f}"
 
 
+def photo_arg(purpose: str) -> Any:
+    """The photo argument of a command (`read_photo_arg` reads it): "Photo of the person to <purpose>"."""
+    return Annotated[Path, typer.Argument(help=f"Photo of the person to {purpose}; - reads it from stdin.",
+                                          show_default=False)]
+
+
 def read_photo_arg(path: Path | str, max_pixels: int | None = None) -> Any:
     """A photo argument as BGR: a file, or `-` for the bytes on stdin; refused above
     `max_pixels` (the `max_image_pixels` setting) before it is decoded."""

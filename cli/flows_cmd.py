@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from faceid_jobs.cli.common import STORE, Opts, command, note, out, prefect_level, print_json
+from faceid_jobs.flows.deploy import DeploySpec
 
 SourcesOpt = Annotated[
     list[str] | None,
@@ -16,21 +17,22 @@ SourcesOpt = Annotated[
                  help="Footage the nightly reprocess reads (folder, file or glob, as the workers see it); "
                       "repeatable; env FACEID_JOBS_ARCHIVE."),
 ]
-ReprocessCronOpt = Annotated[
-    str | None, typer.Option("--reprocess-cron", help="Cron of the nightly reprocess \\[default: 0 2 * * *]",
-                             rich_help_panel="Schedules", show_default=False),
-]
-IndexCronOpt = Annotated[
-    str | None, typer.Option("--index-cron", help="Cron of the fallback index rebuild \\[default: 30 5 * * *]",
-                             rich_help_panel="Schedules", show_default=False),
-]
-TimezoneOpt = Annotated[
-    str | None, typer.Option("--timezone", help="Time zone of the crons \\[default: UTC]",
-                             rich_help_panel="Schedules", show_default=False),
-]
 
 
-def _spec(sources, opts: Opts, reprocess_cron, index_cron, timezone):
+def _schedule_opt(flag: str, what: str, field: str) -> Any:
+    """A --*-cron / --timezone option; its default is the `DeploySpec` field's, shown in the help."""
+    default = DeploySpec.__dataclass_fields__[field].default
+    return Annotated[str | None, typer.Option(flag, help=f"{what} \\[default: {default}]", show_default=False,
+                                              rich_help_panel="Schedules")]
+
+
+ReprocessCronOpt = _schedule_opt("--reprocess-cron", "Cron of the nightly reprocess", "reprocess_cron")
+IndexCronOpt = _schedule_opt("--index-cron", "Cron of the fallback index rebuild", "index_cron")
+PeopleCronOpt = _schedule_opt("--people-cron", "Cron of the full people rebuild", "people_cron")
+TimezoneOpt = _schedule_opt("--timezone", "Time zone of the crons", "timezone")
+
+
+def _spec(sources, opts: Opts, reprocess_cron, index_cron, people_cron, timezone):
     from faceid_jobs.flows.deploy import spec_from
 
     return spec_from(
@@ -39,6 +41,7 @@ def _spec(sources, opts: Opts, reprocess_cron, index_cron, timezone):
         config=str(Path(opts.config).expanduser().resolve()) if opts.config else None,
         reprocess_cron=reprocess_cron,
         index_cron=index_cron,
+        people_cron=people_cron,
         timezone=timezone,
     )
 
@@ -57,21 +60,23 @@ def deploy(
     = None,
     reprocess_cron: ReprocessCronOpt = None,
     index_cron: IndexCronOpt = None,
+    people_cron: PeopleCronOpt = None,
     timezone: TimezoneOpt = None,
     *,
     opts: Opts,
 ) -> None:
     """Register the deployments on your Prefect server (PREFECT_API_URL).
 
-    [bold]reprocess-archive/nightly[/bold] (cron) and [bold]rebuild-index/on-enrollment[/bold]
-    (event faceid.enrollment.changed, nightly fallback). Start a worker to run them:
+    [bold]reprocess-archive/nightly[/bold] (cron), [bold]rebuild-index/on-enrollment[/bold] and
+    [bold]relabel/on-enrollment[/bold] (event faceid.enrollment.changed, nightly fallback),
+    [bold]people-discovery/weekly-rebuild[/bold] (cron). Start a worker to run them:
     [bold]prefect worker start --pool faceid[/bold]. Same as [bold]prefect --no-prompt deploy --all[/bold]
     with the repository's prefect.yaml.
     """
     from faceid_jobs.flows.deploy import deploy_all
     from faceid_jobs.flows.runner import quiet_prefect
 
-    spec = _spec(sources, opts, reprocess_cron, index_cron, timezone)
+    spec = _spec(sources, opts, reprocess_cron, index_cron, people_cron, timezone)
     with quiet_prefect(prefect_level(opts)):
         names = deploy_all(spec, work_pool, create_pool=create_pool, gpu_limit=gpu_limit)
     if opts.json_out:
@@ -92,6 +97,7 @@ def serve(
         help="Run the flows' tasks on this Dask scheduler (tcp://host:8786).")] = None,
     reprocess_cron: ReprocessCronOpt = None,
     index_cron: IndexCronOpt = None,
+    people_cron: PeopleCronOpt = None,
     timezone: TimezoneOpt = None,
     *,
     opts: Opts,
@@ -107,4 +113,4 @@ def serve(
         os.environ[DASK_ADDRESS_ENV] = dask_address
     from faceid_jobs.flows.deploy import serve_all
 
-    serve_all(_spec(sources, opts, reprocess_cron, index_cron, timezone), limit=limit)
+    serve_all(_spec(sources, opts, reprocess_cron, index_cron, people_cron, timezone), limit=limit)

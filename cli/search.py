@@ -19,6 +19,7 @@ from faceid_jobs.cli.common import (
     fmt_time,
     note,
     out,
+    photo_arg,
     photo_label,
     print_json,
     read_photo_arg,
@@ -27,11 +28,12 @@ from faceid_jobs.cli.common import (
     working,
 )
 
+PhotoArg = photo_arg("look for")
+
 
 @command(*SETTINGS)
 def search(
-    photo: Annotated[Path, typer.Argument(help="Photo of the person to look for; - reads it from stdin.",
-                                          show_default=False)],
+    photo: PhotoArg,
     top_k: Annotated[int | None, typer.Option("--top-k", "-k", help="Most hits to return. \\[default: 20]",
                                               show_default=False, min=1)] = None,
     threshold: Annotated[float | None, typer.Option(

@@ -13,6 +13,7 @@ from faceid_jobs.cli.common import (
     command,
     complete_identity,
     out,
+    photo_arg,
     photo_label,
     print_json,
     read_photo_arg,
@@ -22,11 +23,12 @@ from faceid_jobs.cli.common import (
 from faceid_jobs.cli.enroll import NoLivenessOpt
 from faceid_jobs.errors import ConfigError, ExitCode
 
+PhotoArg = photo_arg("check")
+
 
 @command(*SETTINGS)
 def verify(
-    photo: Annotated[Path, typer.Argument(help="Photo of the person to check; - reads it from stdin.",
-                                          show_default=False)],
+    photo: PhotoArg,
     identity: Annotated[str, typer.Option("--identity", "-i", help="The enrolled identity to check against.",
                                           show_default=False, autocompletion=complete_identity)],
     threshold: Annotated[float | None, typer.Option(

@@ -6,6 +6,9 @@
 - ``relabel/on-enrollment``: on the same event, labels the stored faces with
   the new gallery (`faceid_jobs.flows.relabel`), plus the same nightly fallback
   (files already labelled for the current gallery are skipped).
+- ``people-discovery/weekly-rebuild``: re-clusters every stored face into
+  people (ids, names, merges and ignores kept; `faceid_jobs.flows.people`),
+  weekly; nightly reprocess runs only add new tracks to the people.
 
 `deploy_all` registers them on the Prefect server named by `PREFECT_API_URL`
 (for workers of a work pool); `serve_all` runs them in this process with
@@ -39,6 +42,7 @@ GPU_TAG = "gpu"
 REPROCESS_NAME = "nightly"
 INDEX_NAME = "on-enrollment"
 RELABEL_NAME = "on-enrollment"
+PEOPLE_NAME = "weekly-rebuild"
 # The nightly reprocess runs unattended over whatever lands in the archive: an
 # unreadable video is listed in the summary's bad_files, not a failed run
 # (a spec's own settings override this).
@@ -55,17 +59,19 @@ class DeploySpec:
     settings: dict[str, Any] = field(default_factory=dict)
     reprocess_cron: str = "0 2 * * *"
     index_cron: str = "30 5 * * *"
+    people_cron: str = "0 4 * * 0"
     timezone: str = "UTC"
     tags: tuple[str, ...] = ("faceid",)
 
 
 def build_deployments(spec: DeploySpec) -> list[RunnerDeployment]:
-    """The three deployments as `RunnerDeployment`s (not yet registered)."""
+    """The four deployments as `RunnerDeployment`s (not yet registered)."""
     from prefect.events import DeploymentEventTrigger
     from prefect.schedules import Cron
     from prefect.types.entrypoint import EntrypointType
 
     from faceid_jobs.flows.index import rebuild_index
+    from faceid_jobs.flows.people import people_discovery
     from faceid_jobs.flows.relabel import relabel
     from faceid_jobs.flows.reprocess import reprocess_archive
 
@@ -94,7 +100,13 @@ def build_deployments(spec: DeploySpec) -> list[RunnerDeployment]:
         relabel, RELABEL_NAME, spec.index_cron,
         "Label the stored faces with the gallery when enrollment changes (no video decoding), and nightly.",
         **on_enrollment("enrollment changed: relabel"))
-    return [reprocess, index, labels]
+    # Incremental discovery joins new tracks to the people as they come; a full
+    # rebuild now and then re-checks every earlier decision with all the faces.
+    people = deployment(
+        people_discovery, PEOPLE_NAME, spec.people_cron,
+        "Cluster every stored face into people again (ids, names, merges and ignores kept); weekly.",
+        parameters={**common, "rebuild": True}, concurrency_limit=1)
+    return [reprocess, index, labels, people]
 
 
 def deploy_all(

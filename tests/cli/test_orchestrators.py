@@ -28,7 +28,7 @@ VOLATILE = {"wall_seconds", "video_seconds_per_second", "orchestrator", "flow_ru
 # Every key of `process --json`'s summary, whichever orchestrator ran it.
 SUMMARY_KEYS = {"schema", "videos", "videos_unchanged", "chunks", "frames_sampled", "faces", "faces_in_store",
                 "indexed_vectors", "video_seconds", "wall_seconds", "video_seconds_per_second", "failures",
-                "bad_files", "skipped_files", "ok", "index", "orchestrator", "flow_run_id", "interrupted"}
+                "bad_files", "skipped_files", "copies", "ok", "index", "orchestrator", "flow_run_id", "interrupted"}
 
 
 @pytest.fixture(scope="module")

@@ -39,7 +39,8 @@ def test_deploy_registers_both_deployments_and_prefect_lists_them(prefect_server
 
     spec = DeploySpec(sources=(str(tmp_path / "footage"),), store=str(tmp_path / "store"))
     names = deploy_all(spec, "faceid-test", gpu_limit=3)
-    assert names == ["reprocess-archive/nightly", "rebuild-index/on-enrollment", "relabel/on-enrollment"]
+    assert names == ["reprocess-archive/nightly", "rebuild-index/on-enrollment", "relabel/on-enrollment",
+                     "people-discovery/weekly-rebuild"]
 
     listed = _prefect_cli(["deployment", "ls"], prefect_server)
     assert listed.returncode == 0, listed.stderr
@@ -53,6 +54,10 @@ def test_deploy_registers_both_deployments_and_prefect_lists_them(prefect_server
     assert nightly.work_pool_name == "faceid-test"
     assert [s.schedule.cron for s in nightly.schedules] == ["0 2 * * *"]
     assert [(s.schedule.cron, s.parameters) for s in index.schedules] == [("30 5 * * *", {})]
+    people = found["people-discovery/weekly-rebuild"]
+    assert people.entrypoint == "faceid_jobs.flows.people.people_discovery"
+    assert people.parameters["rebuild"] is True and people.parameters["store"] == str(tmp_path / "store")
+    assert [s.schedule.cron for s in people.schedules] == ["0 4 * * 0"]
     with get_client(sync_client=True) as client:
         limits = {c.tag: c.concurrency_limit for c in client.read_concurrency_limits(limit=50, offset=0)}
         pool = client.read_work_pool("faceid-test")
@@ -101,6 +106,7 @@ def test_prefect_yaml_deploys_the_same_deployments(prefect_server, tmp_path):
             [(s.schedule.cron, s.parameters) for s in want.schedules]
     assert found["reprocess-archive/nightly"].parameters["sources"] == [str(tmp_path / "footage")]
     config = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    assert found["people-discovery/weekly-rebuild"].parameters["rebuild"] is True
     trigger = next(d for d in config["deployments"] if d["name"] == "on-enrollment")["triggers"][0]
     want_trigger = expected["rebuild-index/on-enrollment"].triggers[0]
     assert set(trigger["expect"]) == want_trigger.expect
@@ -109,23 +115,21 @@ def test_prefect_yaml_deploys_the_same_deployments(prefect_server, tmp_path):
 
 
 def test_deploy_command_line(prefect_server, tmp_path):
-    import typer
-    from typer.testing import CliRunner
+    from tests.cli.runner import run
 
-    from faceid_jobs.cli import flows_cmd
-
-    app = typer.Typer()
-    app.command("deploy")(flows_cmd.deploy)
-    app.command("serve")(flows_cmd.serve)
-    result = CliRunner().invoke(app, ["deploy", "-s", str(tmp_path / "a"), "-s", str(tmp_path / "b"),
-                                      "--store", str(tmp_path / "store"), "--work-pool", "faceid-cli",
-                                      "--reprocess-cron", "15 1 * * *", "--json"])
-    assert result.exit_code == 0, result.output
+    result = run(["deploy", "-s", tmp_path / "a", "-s", tmp_path / "b", "--store", tmp_path / "store",
+                  "--work-pool", "faceid-cli", "--reprocess-cron", "15 1 * * *", "--people-cron", "0 3 * * 6",
+                  "--json"], {"PREFECT_API_URL": prefect_server, "PREFECT_HOME": str(tmp_path / "prefect-home")},
+                 timeout=240)
+    assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"schema": 1, "deployments": ["reprocess-archive/nightly",
                                                          "rebuild-index/on-enrollment",
-                                                         "relabel/on-enrollment"],
+                                                         "relabel/on-enrollment",
+                                                         "people-discovery/weekly-rebuild"],
                                          "work_pool": "faceid-cli"}
-    nightly = _deployments()["reprocess-archive/nightly"]
+    found = _deployments()
+    nightly = found["reprocess-archive/nightly"]
     assert nightly.parameters["sources"] == [str(tmp_path / "a"), str(tmp_path / "b")]
     assert [s.schedule.cron for s in nightly.schedules] == ["15 1 * * *"]
+    assert [s.schedule.cron for s in found["people-discovery/weekly-rebuild"].schedules] == ["0 3 * * 6"]
     assert nightly.work_pool_name == "faceid-cli"
