@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,23 +33,41 @@ ReprocessCronOpt = _schedule_opt("--reprocess-cron", "Cron of the nightly reproc
 IndexCronOpt = _schedule_opt("--index-cron", "Cron of the fallback index rebuild", "index_cron")
 PeopleCronOpt = _schedule_opt("--people-cron", "Cron of the full people rebuild", "people_cron")
 TimezoneOpt = _schedule_opt("--timezone", "Time zone of the crons", "timezone")
+_SCHEDULES = {"reprocess_cron": ReprocessCronOpt, "index_cron": IndexCronOpt, "people_cron": PeopleCronOpt,
+              "timezone": TimezoneOpt}
 
 
-def _spec(sources, opts: Opts, reprocess_cron, index_cron, people_cron, timezone):
+def _with_schedules(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command the schedule options; it receives them as `schedules` (`DeploySpec` field → value)."""
+    signature = inspect.signature(fn, eval_str=True)
+    own = [p for p in signature.parameters.values() if p.name != "schedules"]
+    added = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=a)
+             for n, a in _SCHEDULES.items()]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, schedules={n: kwargs.pop(n) for n in _SCHEDULES}, **kwargs)
+
+    first_keyword = next((i for i, p in enumerate(own) if p.kind == p.KEYWORD_ONLY), len(own))
+    params = [*own[:first_keyword], *added, *own[first_keyword:]]
+    wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper
+
+
+def _spec(sources: list[str] | None, opts: Opts, schedules: dict[str, str | None]) -> DeploySpec:
     from faceid_jobs.flows.deploy import spec_from
 
     return spec_from(
         sources or [],
         store=opts.store,
         config=str(Path(opts.config).expanduser().resolve()) if opts.config else None,
-        reprocess_cron=reprocess_cron,
-        index_cron=index_cron,
-        people_cron=people_cron,
-        timezone=timezone,
+        **schedules,
     )
 
 
 @command(*STORE)
+@_with_schedules
 def deploy(
     sources: SourcesOpt = None,
     work_pool: Annotated[str, typer.Option(
@@ -58,11 +79,8 @@ def deploy(
         "--gpu-limit", min=1, show_default=False,
         help="Set the concurrency limit on the `gpu` tag: chunk tasks running at once, over all workers.")]
     = None,
-    reprocess_cron: ReprocessCronOpt = None,
-    index_cron: IndexCronOpt = None,
-    people_cron: PeopleCronOpt = None,
-    timezone: TimezoneOpt = None,
     *,
+    schedules: dict[str, str | None],
     opts: Opts,
 ) -> None:
     """Register the deployments on your Prefect server (PREFECT_API_URL).
@@ -76,7 +94,7 @@ def deploy(
     from faceid_jobs.flows.deploy import deploy_all
     from faceid_jobs.flows.runner import quiet_prefect
 
-    spec = _spec(sources, opts, reprocess_cron, index_cron, people_cron, timezone)
+    spec = _spec(sources, opts, schedules)
     with quiet_prefect(prefect_level(opts)):
         names = deploy_all(spec, work_pool, create_pool=create_pool, gpu_limit=gpu_limit)
     if opts.json_out:
@@ -88,6 +106,7 @@ def deploy(
 
 
 @command(*STORE, json_output=False)
+@_with_schedules
 def serve(
     sources: SourcesOpt = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, show_default=False,
@@ -95,11 +114,8 @@ def serve(
     dask_address: Annotated[str | None, typer.Option(
         "--dask-address", show_default=False,
         help="Run the flows' tasks on this Dask scheduler (tcp://host:8786).")] = None,
-    reprocess_cron: ReprocessCronOpt = None,
-    index_cron: IndexCronOpt = None,
-    people_cron: PeopleCronOpt = None,
-    timezone: TimezoneOpt = None,
     *,
+    schedules: dict[str, str | None],
     opts: Opts,
 ) -> None:
     """Run the deployments' schedules and trigger on this machine until Ctrl-C (prefect.serve).
@@ -113,4 +129,4 @@ def serve(
         os.environ[DASK_ADDRESS_ENV] = dask_address
     from faceid_jobs.flows.deploy import serve_all
 
-    serve_all(_spec(sources, opts, reprocess_cron, index_cron, people_cron, timezone), limit=limit)
+    serve_all(_spec(sources, opts, schedules), limit=limit)

@@ -88,7 +88,10 @@ def process(
 
     from faceid_jobs.flows.runner import prefect_configured
     from faceid_jobs.identity.intent import refuse_pending
+    from faceid_jobs.pipeline.process import RunOptions
     from faceid_jobs.workspace import open_workspace
+
+    options = RunOptions(build=not no_index, verify=verify, dask_address=dask_address, dask_local=dask_local)
 
     ws = open_workspace(settings, create_key=True)  # a new key file is announced by the library's log
     refuse_pending(ws.store, "process")
@@ -101,17 +104,15 @@ def process(
             # Prefect's own loop only stops on KeyboardInterrupt, raised by the handler.
             with stop.installed(interrupt=True):
                 try:
-                    summary = run_reprocess(list(sources), settings, build=not no_index, verify=verify,
-                                            dask_address=dask_address, dask_local=dask_local,
-                                            console_level=prefect_level(opts), observer=observer)
+                    summary = run_reprocess(list(sources), settings, options, console_level=prefect_level(opts),
+                                            observer=observer)
                 except KeyboardInterrupt:
                     summary = None
         else:
             from faceid_jobs.pipeline.process import run_local
 
             with stop.installed(interrupt=False):
-                summary = run_local(list(sources), settings, build=not no_index, verify=verify,
-                                    dask_address=dask_address, dask_local=dask_local, observer=observer,
+                summary = run_local(list(sources), settings, options, observer=observer,
                                     cancel=stop.event).to_json()
     if summary is None or summary.get("interrupted"):
         done = observer.done if summary is None else summary["chunks"]["done"]

@@ -28,6 +28,7 @@ _PUBLIC = {
     "load_models": "faceid_jobs.models:load_models",
     "open_workspace": "faceid_jobs.workspace:open_workspace",
     "process": "faceid_jobs.pipeline.process:run_local",
+    "RunOptions": "faceid_jobs.pipeline.process:RunOptions",
     "search_photo": "faceid_jobs.search.photo_search:search_photo",
     "analyse": "faceid_jobs.photo:analyse",
     "face_of": "faceid_jobs.photo:face_of",

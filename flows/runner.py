@@ -21,6 +21,7 @@ from typing import Any
 
 from faceid_jobs.config import Settings
 from faceid_jobs.errors import ConfigError, StoreError
+from faceid_jobs.pipeline.process import DEFAULT_RUN, RunOptions
 
 __all__ = ["prefect_api_url", "prefect_configured", "quiet_prefect", "run_reprocess"]
 
@@ -28,11 +29,8 @@ __all__ = ["prefect_api_url", "prefect_configured", "quiet_prefect", "run_reproc
 def run_reprocess(
     sources: Sequence[str],
     settings: Settings,
+    options: RunOptions = DEFAULT_RUN,
     *,
-    build: bool = True,
-    verify: bool = False,
-    dask_address: str | None = None,
-    dask_local: int = 0,
     console_level: str | None = "WARNING",
     retries: int = 3,
     retry_delay_seconds: float = 10.0,
@@ -44,11 +42,7 @@ def run_reprocess(
         sources: video files, folders or globs.
         settings: every setting of the run (passed to the flow as overrides,
             so the flow sees exactly these).
-        build: merge new records into the index afterwards (no version is
-            published when nothing changed).
-        verify: read and fingerprint every video again (no skipping of unchanged ones).
-        dask_address: run the tasks on this Dask scheduler (``tcp://host:8786``).
-        dask_local: > 0: start a local Dask cluster of this many worker processes.
+        options: index build, verify, Dask (`RunOptions`, as for the in-process run).
         console_level: lowest level of Prefect's (and Dask's) console log lines
             on stderr, e.g. ``"WARNING"`` for the CLI, ``"INFO"`` with ``-v``;
             above INFO the flow and task run lines are left off the console
@@ -73,7 +67,7 @@ def run_reprocess(
     from faceid_jobs.flows.common import make_task_runner, settings_overrides
     from faceid_jobs.models import resolve_model_path
 
-    runner = make_task_runner(dask_address, dask_local, settings.workers)
+    runner = make_task_runner(options.dask_address, options.dask_local, settings.workers)
     # Missing models fail here, in one line, before any server starts.
     for role in ("detector", "embedder"):
         resolve_model_path(settings, role)
@@ -86,7 +80,7 @@ def run_reprocess(
             state = flow(
                 sources=list(sources),
                 settings=settings_overrides(settings),
-                build_index=build, verify=verify,
+                build_index=options.build, verify=options.verify,
                 retries=retries,
                 retry_delay_seconds=retry_delay_seconds,
                 observer=observer,

@@ -19,7 +19,7 @@ def test_import_is_cheap_and_names_resolve_on_use():
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
     import faceid_jobs
 
-    assert {"process", "search_photo", "load_models", "load_settings", "analyse"} <= set(dir(faceid_jobs))
+    assert {"process", "RunOptions", "search_photo", "load_models", "load_settings", "analyse"} <= set(dir(faceid_jobs))
     with pytest.raises(AttributeError):
         faceid_jobs.no_such_thing  # noqa: B018
 

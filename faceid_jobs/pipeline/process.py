@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import CancelledError
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from faceid_jobs.config import Settings
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from faceid_jobs.pipeline.plan import VideoPlan
     from faceid_jobs.workspace import Workspace
 
-__all__ = ["ProcessObserver", "process_sources", "run_archive", "run_local"]
+__all__ = ["DEFAULT_RUN", "ProcessObserver", "RunOptions", "process_sources", "run_archive", "run_local"]
 
 _log = logging.getLogger(__name__)
 
@@ -315,31 +316,51 @@ def _fit_chunk_threads(settings: Settings, engine: Engine, planned: dict[str, An
     return steps.fit_threads(settings, concurrency)
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """What a `process` run does beyond its settings, the same whichever driver runs it
+    (`run_local` here, `faceid_jobs.flows.runner.run_reprocess` as a Prefect flow).
+
+    Attributes:
+        build: merge new records into the index afterwards (no version is
+            published when nothing changed).
+        verify: read and fingerprint every video again, also those the sources
+            index says are unchanged.
+        dask_address: run the chunk tasks on this Dask scheduler (``tcp://host:8786``).
+        dask_local: > 0: start a local Dask cluster of this many worker processes.
+    """
+
+    build: bool = True
+    verify: bool = False
+    dask_address: str | None = None
+    dask_local: int = 0
+
+
+DEFAULT_RUN = RunOptions()
+
+
 def run_local(
     sources: Sequence[str],
     settings: Settings,
+    options: RunOptions = RunOptions(),
     *,
-    build: bool = True,
-    verify: bool = False,
-    dask_address: str | None = None,
-    dask_local: int = 0,
     retry: RetryPolicy = DEFAULT_RETRY,
     observer: ProcessObserver | None = None,
     cancel: threading.Event | None = None,
 ) -> ProcessSummary:
     """Run `process` in this process with no orchestration server: a thread pool of
-    `settings.workers` (0 = one per core), or Dask when asked.
+    `settings.workers` (0 = one per core), or Dask when `options` ask for it.
 
     Raises:
         FaceIdError: as `run_archive`; an unreachable Dask scheduler is a `ConfigError`.
     """
     if settings.workers < 0:
         raise ConfigError(f"workers must be >= 0, got {settings.workers}")
-    engine = make_engine(workers=settings.workers or steps.cores(), dask_address=dask_address,
-                         dask_local=dask_local, retry=retry)
+    engine = make_engine(workers=settings.workers or steps.cores(), dask_address=options.dask_address,
+                         dask_local=options.dask_local, retry=retry)
     try:
         return run_archive(sources, settings, engine,
-                           build=build, verify=verify, observer=observer, cancel=cancel)
+                           build=options.build, verify=options.verify, observer=observer, cancel=cancel)
     finally:
         engine.close()
 

@@ -68,6 +68,14 @@ def test_relative_sources_are_stored_absolute_and_search_works_elsewhere(setup, 
     assert "not available" not in html and "could not be shown" not in html and "not in the video" not in html
     assert html.count("data:image/") >= 2
 
+    # `find` from that other folder lists the same absolute names.
+    assert run(["enroll", "Chandler", portraits["Chandler"]], env, cwd=elsewhere).returncode == 0
+    assert run(["relabel"], env, cwd=elsewhere).returncode == 0
+    listed = run(["find", "Chandler", "--json"], env, cwd=elsewhere)
+    assert listed.returncode == 0, listed.stderr
+    appearances = json.loads(listed.stdout)["appearances"]
+    assert appearances and {x["video"] for x in appearances} <= {a, b}
+
 
 @pytest.mark.models
 def test_renamed_copy_is_counted_once(setup):
