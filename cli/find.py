@@ -37,11 +37,13 @@ def find(
 
     Example: [bold]faceid-jobs find Ross --json[/bold]
     """
+    from faceid_jobs.identity.intent import refuse_pending
     from faceid_jobs.identity.labels import find_identity
     from faceid_jobs.workspace import open_workspace
 
     settings = opts.settings()
     ws = open_workspace(settings)
+    refuse_pending(ws.store, "find")
     result = find_identity(ws, name, gap_s=settings.appearance_gap_s)
     if opts.json_out:
         print_json(result.to_json())

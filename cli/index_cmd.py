@@ -80,12 +80,14 @@ def build(*, opts: Opts) -> None:
     """
     from dataclasses import asdict
 
+    from faceid_jobs.identity.intent import refuse_pending
     from faceid_jobs.models import embedder_id
     from faceid_jobs.pipeline.steps import merge
     from faceid_jobs.workspace import open_workspace
 
     settings = opts.settings()
     ws = open_workspace(settings)
+    refuse_pending(ws.store, "index build")
     embedder = embedder_id(settings)
     with working("merging records into a new index version…"):
         result = merge(settings, embedder, ws=ws)

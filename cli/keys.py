@@ -91,3 +91,27 @@ def rotate(
         out.print(f"old key kept at {result.retired_file}: destroy it once searches work")
     if to_kms:
         out.print(f"set FACEID_JOBS_KMS_KEY_ID={to_kms} from now on")
+
+
+@app.command("status")
+@command(*STORE)
+def status(*, opts: Opts) -> None:
+    """The configured key, a key rotation in progress, and how many data keys each key wraps.
+
+    Example: [bold]faceid-jobs keys status --json[/bold]
+    """
+    from faceid_jobs.crypto.keyadmin import key_status
+    from faceid_jobs.storage import open_store
+
+    settings = opts.settings()
+    info = key_status(settings, open_store(settings.store))
+    if opts.json_out:
+        print_json(info)
+        return
+    out.print(f"key_id={info['key_id']}", highlight=False)
+    rotation = info["rotation"]
+    if rotation:
+        out.print(f"rotation in progress: {rotation['old_kek']} -> {rotation['new_kek']} since "
+                  f"{rotation['started_at']}; finish it with `faceid-jobs keys rotate`", highlight=False)
+    for kek, count in sorted(info["data_keys"].items()):
+        out.print(f"{count} data keys wrapped by {kek}", highlight=False)

@@ -87,12 +87,14 @@ def process(
     _check_before_run(list(sources), settings)  # before the heavy imports: a typo is refused at once
 
     from faceid_jobs.flows.runner import prefect_configured
+    from faceid_jobs.identity.intent import refuse_pending
     from faceid_jobs.pipeline.process import RunOptions
     from faceid_jobs.workspace import open_workspace
 
     options = RunOptions(build=not no_index, verify=verify, dask_address=dask_address, dask_local=dask_local)
 
     ws = open_workspace(settings, create_key=True)  # a new key file is announced by the library's log
+    refuse_pending(ws.store, "process")
     stop = _Stop()
     with _RichObserver(enabled=show_progress(opts)) as observer:
         if prefect or prefect_configured():

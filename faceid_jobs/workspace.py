@@ -56,7 +56,11 @@ def load_keyring(settings: Settings, *, create: bool = False) -> tuple[Keyring, 
         log.warning("created encryption key %s at %s: back it up, without it the index cannot be read",
                     kek.key_id, path)
         return Keyring([kek]), str(path)
-    return Keyring([load_key_file(path)]), None
+    keks = [load_key_file(path)]
+    pending = path.with_name(path.name + ".next")  # a rotation in progress: new data keys go under it
+    if pending.exists():
+        keks.append(load_key_file(pending))
+    return Keyring(keks), None
 
 
 def open_workspace(settings: Settings, *, create_key: bool = False, store: Store | None = None) -> Workspace:

@@ -13,8 +13,8 @@ import json
 import threading
 import uuid
 
-from faceid_jobs.crypto.keys import Keyring, WrappedKey
-from faceid_jobs.errors import IntegrityError
+from faceid_jobs.crypto.keys import Kek, Keyring, KmsKek, WrappedKey
+from faceid_jobs.errors import ConfigError, IntegrityError
 from faceid_jobs.storage.base import Store
 from faceid_jobs.storage.layout import DATA_KEYS_PREFIX, data_key, parse_data_key
 
@@ -40,8 +40,15 @@ class DataKeys:
         return data_key(ref)
 
     def create(self) -> tuple[str, bytes]:
-        """A new data key: (reference, 32 key bytes); its wrapped form is stored first."""
-        dek, wrapped = self.keyring.new_data_key()
+        """A new data key: (reference, 32 key bytes); its wrapped form is stored first.
+
+        During a key rotation (`faceid_jobs.crypto.lease`) it is wrapped under
+        the new KEK, so the rotation never leaves it behind under the old one.
+
+        Raises:
+            ConfigError: a rotation is in progress and this process lacks its new key.
+        """
+        dek, wrapped = self.keyring.new_data_key(self._kek_for_new_keys())
         ref = uuid.uuid4().hex
         self.store.put(self.key_of(ref), _encode(wrapped))
         with self._lock:
@@ -63,6 +70,14 @@ class DataKeys:
                 self._mac = made
             return self._mac
 
+    def retire_mac_key(self, ref: str) -> None:
+        """Delete the MAC key `ref` once no object names it; this process makes a new one if it needs one again."""
+        self.store.delete(self.key_of(ref))
+        with self._lock:
+            self._cache.pop(ref, None)
+            if self._mac is not None and self._mac[0] == ref:
+                self._mac = None
+
     def get(self, ref: str, name: str = "") -> bytes:
         """The data key `ref`, unwrapped by the keyring.
 
@@ -81,6 +96,21 @@ class DataKeys:
         with self._lock:
             self._cache[ref] = dek
         return dek
+
+    def _kek_for_new_keys(self) -> Kek | None:
+        """The new KEK while a rotation away from this keyring's primary is in progress, else None."""
+        from faceid_jobs.crypto.lease import read_lease
+
+        lease = read_lease(self.store)
+        if lease is None or lease.new_kek == self.keyring.primary.key_id:
+            return None
+        kek = self.keyring.find(lease.new_kek)
+        if kek is None and lease.new_kek.startswith("kms:"):
+            kek = KmsKek(lease.new_kek[len("kms:"):])
+        if kek is None:
+            raise ConfigError(f"a key rotation {lease.old_kek} -> {lease.new_kek} is in progress and this process "
+                              "does not hold the new key: finish it with `faceid-jobs keys rotate` first")
+        return kek
 
     def kek_of(self, ref: str) -> str:
         """Id of the KEK a data key is currently wrapped with."""

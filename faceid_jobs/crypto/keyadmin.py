@@ -18,14 +18,17 @@ from pathlib import Path
 
 from faceid_jobs.config import Settings
 from faceid_jobs.crypto.envelope import DataKeys
-from faceid_jobs.crypto.keys import Keyring, KmsKek, LocalKek, create_key_file, load_key_file
+from faceid_jobs.crypto.keys import Kek, Keyring, KmsKek, LocalKek, create_key_file, load_key_file
+from faceid_jobs.crypto.lease import acquire_lease, read_lease, release_lease
 from faceid_jobs.crypto.marker import write_marker
 from faceid_jobs.errors import ConfigError
 from faceid_jobs.index.manifest import republish
 from faceid_jobs.storage.base import Store
+from faceid_jobs.storage.layout import DATA_KEYS_PREFIX, parse_data_key
+from faceid_jobs.testhooks import crash_point
 from faceid_jobs.workspace import KEY_ENV
 
-__all__ = ["RotationResult", "init_key", "rotate_key"]
+__all__ = ["RotationResult", "init_key", "key_status", "rotate_key"]
 
 
 @dataclass(frozen=True)
@@ -50,24 +53,92 @@ def rotate_key(settings: Settings, store: Store, *, to_kms: str | None = None) -
         raise ConfigError(f"the key comes from {KEY_ENV}: rotate by setting a new key file or "
                           "KMS key and unsetting it")
     path = settings.resolved_key_file()
-    old = KmsKek(settings.kms_key_id) if settings.kms_key_id else load_key_file(path)
     next_path = path.with_name(path.name + ".next")
-    if to_kms:
-        new = KmsKek(to_kms)
-    elif next_path.exists():
-        new = load_key_file(next_path)  # resume an interrupted rotation
-    else:
-        new = create_key_file(next_path)
+    old, new = _rotation_keys(settings, store, to_kms)
+    acquire_lease(store, old.key_id, new.key_id)  # from here every new data key is wrapped under `new`
+    crash_point("rotate-lease")
     keys = DataKeys(store, Keyring([new, old]))
     rewrapped, already = keys.rewrap_all()
+    crash_point("rotate-rewrapped")
+    # Again: a writer that made a key under the old KEK just before it saw the lease stored it after the listing.
+    late, _ = keys.rewrap_all()
     published = republish(store, keys, note=f"key rotation {old.key_id} -> {new.key_id}")
     version = published.version if published else None
     write_marker(store, new.key_id, replace=True)  # before the key file changes: a re-run still finds both
     retired = None
     if isinstance(old, LocalKek) and not settings.kms_key_id:
         retired_path = path.with_name(f"{path.name}.retired-{old.key_id}")
-        os.replace(path, retired_path)
+        if _key_id_of(path) == old.key_id:
+            # A link, then one rename over the key file: there is always a key file to read.
+            if not retired_path.exists():
+                os.link(path, retired_path)
+            if to_kms:
+                os.unlink(path)
+        crash_point("rotate-retired")
         retired = str(retired_path)
-        if not to_kms:
+        if not to_kms and next_path.exists():
             os.replace(next_path, path)
-    return RotationResult(old.key_id, new.key_id, rewrapped, already, version, retired)
+    release_lease(store)
+    return RotationResult(old.key_id, new.key_id, rewrapped + late, already - late, version, retired)
+
+
+def _key_id_of(path: Path) -> str | None:
+    return load_key_file(path).key_id if path.exists() else None
+
+
+def _rotation_keys(settings: Settings, store: Store, to_kms: str | None) -> tuple[Kek, Kek]:
+    """(old, new) KEK of a rotation; an interrupted one (its lease in the store) resumes with its own keys.
+
+    Never a third key: the lease names the new KEK, found in `<key file>.next`
+    (before the swap) or the key file itself (after it), the old one in the
+    key file or its `.retired-<id>` copy.
+
+    Raises:
+        ConfigError: the lease names a key that is nowhere to be found.
+    """
+    path = settings.resolved_key_file()
+    next_path = path.with_name(path.name + ".next")
+    lease = read_lease(store)
+    if settings.kms_key_id:
+        old: Kek = KmsKek(settings.kms_key_id)
+    elif lease is not None and _key_id_of(path) in (lease.new_kek, None):
+        retired = path.with_name(f"{path.name}.retired-{lease.old_kek}")
+        if not retired.exists():
+            raise ConfigError(f"a rotation {lease.old_kek} -> {lease.new_kek} was interrupted and {retired} "
+                              "is missing: restore it to finish the rotation")
+        old = load_key_file(retired)  # the swap had begun: the key file is the new key, or not there yet
+    else:
+        old = load_key_file(path)
+    if to_kms:
+        return old, KmsKek(to_kms)
+    if lease is not None and lease.new_kek.startswith("kms:"):
+        return old, KmsKek(lease.new_kek[len("kms:"):])
+    if next_path.exists():
+        return old, load_key_file(next_path)  # resume an interrupted rotation
+    if lease is not None and lease.old_kek == old.key_id and _key_id_of(path) == lease.new_kek:
+        return old, load_key_file(path)
+    if lease is not None:
+        raise ConfigError(f"a rotation {lease.old_kek} -> {lease.new_kek} was interrupted and {next_path} "
+                          "is missing: restore it to finish the rotation")
+    return old, create_key_file(next_path)
+
+
+def key_status(settings: Settings, store: Store) -> dict[str, object]:
+    """The configured key id, the rotation in progress (or None) and data keys counted by the KEK wrapping them."""
+    from dataclasses import asdict
+
+    from faceid_jobs.workspace import load_keyring
+
+    keyring, _ = load_keyring(settings)
+    lease = read_lease(store)
+    keys = DataKeys(store, keyring)
+    counts: dict[str, int] = {}
+    for key in store.list(DATA_KEYS_PREFIX):
+        ref = parse_data_key(key)
+        if ref is not None:
+            try:
+                kek = keys.kek_of(ref)
+            except KeyError:
+                continue  # deleted meanwhile
+            counts[kek] = counts.get(kek, 0) + 1
+    return {"key_id": keyring.primary.key_id, "rotation": asdict(lease) if lease else None, "data_keys": counts}

@@ -139,10 +139,15 @@ class Keyring:
     def key_ids(self) -> list[str]:
         return list(self._by_id)
 
-    def new_data_key(self) -> tuple[bytes, WrappedKey]:
-        """A fresh DEK and its wrapped form under the primary KEK."""
+    def new_data_key(self, kek: Kek | None = None) -> tuple[bytes, WrappedKey]:
+        """A fresh DEK and its wrapped form under the primary KEK (or `kek`)."""
+        kek = kek or self.primary
         dek = os.urandom(32)
-        return dek, WrappedKey(self.primary.key_id, self.primary.wrap(dek))
+        return dek, WrappedKey(kek.key_id, kek.wrap(dek))
+
+    def find(self, key_id: str) -> Kek | None:
+        """The KEK of this id, if the keyring holds it."""
+        return self._by_id.get(key_id)
 
     def unwrap(self, wrapped: WrappedKey, name: str = "") -> bytes:
         kek = self._by_id.get(wrapped.kek_id)

@@ -25,7 +25,7 @@ from faceid_jobs.errors import IntegrityError
 if TYPE_CHECKING:
     from faceid_jobs.crypto.envelope import DataKeys
 
-__all__ = ["canonical", "open_sealed_json", "seal_json"]
+__all__ = ["canonical", "named_mac_key", "open_sealed_json", "seal_json"]
 
 
 def canonical(body: Any) -> bytes:
@@ -69,3 +69,12 @@ def open_sealed_json(keys: DataKeys, domain: str, store_key: str, raw: bytes, fm
     if not hmac.compare_digest(_mac(key, domain, store_key, body), mac):
         raise IntegrityError(f"{store_key}: {what} fails authentication (tampered or moved)")
     return body
+
+
+def named_mac_key(raw: bytes) -> str | None:
+    """The data key an envelope names (unauthenticated: only to tell which MAC keys are still in use)."""
+    try:
+        ref = json.loads(raw).get("mac_key")
+    except (ValueError, AttributeError):
+        return None
+    return ref if isinstance(ref, str) else None

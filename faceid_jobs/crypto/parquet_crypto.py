@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
+import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,9 +24,19 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from faceid_jobs.crypto.envelope import DataKeys
 from faceid_jobs.errors import IntegrityError
 
-__all__ = ["RecordCipher"]
+__all__ = ["RecordCipher", "key_refs"]
 
 _CACHE = dt.timedelta(minutes=10)
+_MASTER_KEY = re.compile(rb'"masterKeyID"\s*:\s*"([0-9a-f]{32})"')
+
+
+def key_refs(data: bytes) -> set[str]:
+    """Data key references an encrypted Parquet file's keys are wrapped with (records, label files).
+
+    They are in the file's (plaintext) key material: ``"masterKeyID":"<ref>"``;
+    deleting these data keys makes every copy of the file undecryptable.
+    """
+    return {m.group(1).decode() for m in _MASTER_KEY.finditer(data)}
 
 
 class _Kms(pe.KmsClient):

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,22 +33,25 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from faceid_jobs.crypto.mac import named_mac_key
+from faceid_jobs.crypto.parquet_crypto import key_refs
 from faceid_jobs.errors import ConfigError, FaceIdError, UnknownVideoError
 from faceid_jobs.identity.audit import write_audit
 from faceid_jobs.identity.gallery import GalleryChange, OnChange, load_gallery, notify, remove
+from faceid_jobs.identity.intent import ForgetIntent, clear_intent, crash_point, load_intents, new_intent, save_intent
 from faceid_jobs.identity.labels import delete_labels, label_table
+from faceid_jobs.identity.matching import GalleryMatrix
 from faceid_jobs.identity.people import drop_sources
 from faceid_jobs.index.merge import mark_stale
 from faceid_jobs.records.parquet import parquet_to_table, table_to_parquet
 from faceid_jobs.storage.catalog import VideoEntry, list_entries
-from faceid_jobs.storage.layout import RECORDS_PREFIX, parse_record_key, video_key
+from faceid_jobs.storage.layout import RECORDS_PREFIX, STALE_PREFIX, VIDEOS_PREFIX, parse_record_key, video_key
 from faceid_jobs.workspace import Workspace
 
-__all__ = ["ForgetResult", "UnknownVideoError", "forget_identity", "forget_video", "record_key_refs"]
+__all__ = ["ForgetResult", "UnknownVideoError", "forget_identity", "forget_video", "record_key_refs",
+           "resume_forgets", "run_intent"]
 
 log = logging.getLogger(__name__)
-
-_MASTER_KEY = re.compile(rb'"masterKeyID"\s*:\s*"([0-9a-f]{32})"')
 
 
 @dataclass
@@ -76,12 +78,7 @@ class ForgetResult:
         return asdict(self)
 
 
-def record_key_refs(data: bytes) -> set[str]:
-    """Data key references an encrypted record file's Parquet keys are wrapped with.
-
-    They are in the file's (plaintext) key material: ``"masterKeyID":"<ref>"``.
-    """
-    return {m.group(1).decode() for m in _MASTER_KEY.finditer(data)}
+record_key_refs = key_refs  # the data keys of an encrypted record (or label) file
 
 
 def _all_record_files(ws: Workspace) -> list[str]:
@@ -120,6 +117,12 @@ def forget_identity(
 ) -> ForgetResult:
     """Remove `name` from the gallery; with `purge_appearances` also its faces from records and index.
 
+    A purge writes its intent first (`faceid_jobs.identity.intent`) and
+    clears it last: the order is intent, records and labels, merge, gallery,
+    clear. A pending forget of the same name (an interrupted run) is finished
+    instead, even when the name already left the gallery; other pending
+    forgets are finished first.
+
     Args:
         ws: the store and keys.
         name: an enrolled identity.
@@ -137,60 +140,148 @@ def forget_identity(
             (`faceid_jobs.identity.gallery.notify`).
 
     Raises:
-        UnknownIdentityError: the name is not enrolled.
+        UnknownIdentityError: the name is not enrolled (and no forget of it is pending).
     """
-    result = ForgetResult("forget", identity=name)
+    mine = None
+    for intent in load_intents(ws):
+        if intent.name == name and mine is None:
+            mine = intent
+        else:
+            run_intent(ws, intent, merge=merge, gc_keep=gc_keep, relabel_after=relabel_after,
+                       on_change=on_change)
+    if mine is not None:
+        return run_intent(ws, mine, merge=merge, gc_keep=gc_keep, relabel_after=relabel_after,
+                          progress=progress, on_change=on_change)
     gallery = load_gallery(ws)
     gallery.get(name)
+    if purge_appearances and name not in gallery.matrix(embedder_id).names:
+        raise ConfigError(f"{name}: enrolled with another embedder than the configured one ({embedder_id}); "
+                          "cannot tell which stored faces are theirs")
+    intent = new_intent(name, embedder_id, threshold, purge_appearances, gallery.get(name).embeddings)
     if purge_appearances:
-        matrix = gallery.matrix(embedder_id)
-        if name not in matrix.names:
-            raise ConfigError(f"{name}: enrolled with another embedder than the configured one ({embedder_id}); "
-                              "cannot tell which stored faces are theirs")
-        keys = _all_record_files(ws)
-        rewritten = []
-        for done, key in enumerate(keys, 1):
-            data = ws.store.get(key)
-            table = parquet_to_table(data, key, cipher=ws.cipher)
-            result.record_files_read += 1
-            if table.num_rows and set(table.column("embedder_id").unique().to_pylist()) != {embedder_id}:
-                result.skipped_files.append(key)
-                continue
-            labels = label_table(table, matrix, threshold)
-            mask = pc.fill_null(pc.or_kleene(pc.equal(labels.column("identity"), name),
-                                             pc.equal(labels.column("track_identity"), name)), False)
-            doomed = set(labels.filter(mask).column("face_id").to_pylist())
-            if doomed:
-                keep = pc.invert(pc.is_in(table.column("face_id"), pa.array(sorted(doomed), pa.string())))
-                _rewrite(ws, key, data, table.filter(keep))
-                rewritten.append(key)
-                result.faces_deleted += len(doomed)
-            if progress:
-                progress(done, len(keys))
-        result.record_files_rewritten = len(rewritten)
-        if result.skipped_files:
-            log.warning("%d record files were made by another embedder and were not searched for %s",
-                        len(result.skipped_files), name)
-        # Labels of the rewritten files name the deleted faces: gone with them (relabel writes new ones).
-        result.label_files_deleted = delete_labels(ws, rewritten)
-        mark_stale(ws.store, ws.keys, rewritten, reason="forget --purge-appearances")
-        drop_sources(ws, rewritten)  # the people lose those faces too (the rest are clustered again)
-    # The "forget" record below says more than remove's own would: one record per forget.
-    change = remove(ws, [name], audit=False)
-    result.gallery_version = change.version
-    if purge_appearances:
+        save_intent(ws, intent)
+        crash_point("intent")
+    return run_intent(ws, intent, merge=merge, gc_keep=gc_keep, relabel_after=relabel_after,
+                      progress=progress, on_change=on_change)
+
+
+def resume_forgets(ws: Workspace, *, merge_for: Callable[[str], Callable[[], Any]] | None = None,
+                   gc_keep: int | None = None, relabel_after: bool = True,
+                   on_change: OnChange | None = None) -> list[ForgetResult]:
+    """Finish every pending forget (`faceid-jobs forget --resume`); `merge_for(embedder_id)` gives its merge."""
+    return [run_intent(ws, intent, merge=merge_for(intent.embedder_id) if merge_for else None, gc_keep=gc_keep,
+                       relabel_after=relabel_after, on_change=on_change)
+            for intent in load_intents(ws)]
+
+
+def run_intent(ws: Workspace, intent: ForgetIntent, *, merge: Callable[[], Any] | None = None,
+               gc_keep: int | None = None, relabel_after: bool = False,
+               progress: Callable[[int, int], None] | None = None,
+               on_change: OnChange | None = None) -> ForgetResult:
+    """Carry out (or finish) one forget; every step is safe to run again after a crash."""
+    name = intent.name
+    result = ForgetResult("forget", identity=name)
+    gallery = load_gallery(ws)
+    if intent.purge_appearances:
+        if name in gallery.names:  # else the gallery change is done, so the purge before it was finished
+            _purge(ws, intent, gallery.matrix(intent.embedder_id), result, progress)
+        # What an interrupted try may have left: old data keys, labels, the people's nodes of those files.
+        for key, refs in intent.old_refs.items():
+            try:
+                live = key_refs(ws.store.get(key))
+            except KeyError:
+                live = set()
+            for ref in set(refs) - live:
+                ws.store.delete(ws.keys.key_of(ref))
+        result.record_files_rewritten = len(intent.rewritten)
+        result.label_files_deleted += delete_labels(ws, intent.rewritten)
+        drop_sources(ws, intent.rewritten)  # the people lose those faces too (the rest are clustered again)
+        crash_point("purged")
         _finish_index(ws, result, merge, gc_keep)
-    if relabel_after:
+        crash_point("merged")
+    if name in gallery.names or name in load_gallery(ws).names:
+        # The "forget" record below says more than remove's own would: one record per forget.
+        change = remove(ws, [name], audit=False)
+        version, names = change.version, change.names
+    else:
+        version, names = load_gallery(ws).version, [name]
+    result.gallery_version = version
+    crash_point("gallery")
+    if relabel_after and intent.purge_appearances:
         from faceid_jobs.identity.labels import relabel
 
-        result.labels = relabel(ws, embedder_id, threshold).to_json()
+        result.labels = relabel(ws, intent.embedder_id, intent.threshold).to_json()
     result.audit_key = write_audit(ws.store, ws.keys, "forget", {
-        "purge_appearances": purge_appearances, "gallery_version": change.version,
+        "purge_appearances": intent.purge_appearances, "gallery_version": version,
         "faces_deleted": result.faces_deleted, "record_files_rewritten": result.record_files_rewritten,
         "index_version": (result.index or {}).get("version"),
     }, identities=[name])
-    notify(on_change, GalleryChange(change.version, "remove", change.names, audit_key=result.audit_key))
+    crash_point("audit")
+    if intent.purge_appearances:
+        _drop_mac_keys(ws, intent.mac_keys)
+        clear_intent(ws, intent)
+    notify(on_change, GalleryChange(version, "remove", names, audit_key=result.audit_key))
     return result
+
+
+def _purge(ws: Workspace, intent: ForgetIntent, matrix: GalleryMatrix, result: ForgetResult,
+           progress: Callable[[int, int], None] | None) -> None:
+    """Delete the faces labelled with the intent's name from every record file (all analyses).
+
+    Before a file is touched the intent names it and its data keys, and a
+    stale mark names it (a mark on an unchanged file only costs a re-index),
+    so a crash anywhere leaves nothing the next try cannot find.
+    """
+    name, embedder_id = intent.name, intent.embedder_id
+    keys = _all_record_files(ws)
+    for done, key in enumerate(keys, 1):
+        data = ws.store.get(key)
+        table = parquet_to_table(data, key, cipher=ws.cipher)
+        result.record_files_read += 1
+        if table.num_rows and set(table.column("embedder_id").unique().to_pylist()) != {embedder_id}:
+            result.skipped_files.append(key)
+            continue
+        labels = label_table(table, matrix, intent.threshold)
+        mask = pc.fill_null(pc.or_kleene(pc.equal(labels.column("identity"), name),
+                                         pc.equal(labels.column("track_identity"), name)), False)
+        doomed = set(labels.filter(mask).column("face_id").to_pylist())
+        if doomed:
+            mac_ref = ws.keys.mac_key()[0]  # the stale mark's: deleted at the end, once merged
+            if key not in intent.old_refs or mac_ref not in intent.mac_keys:
+                if key not in intent.old_refs:
+                    intent.rewritten.append(key)
+                    intent.old_refs[key] = sorted(key_refs(data))
+                if mac_ref not in intent.mac_keys:
+                    intent.mac_keys.append(mac_ref)
+                save_intent(ws, intent)
+            mark_stale(ws.store, ws.keys, [key], reason="forget --purge-appearances")
+            # Labels of the file name the deleted faces: gone with them (relabel writes new ones).
+            result.label_files_deleted += delete_labels(ws, [key])
+            keep = pc.invert(pc.is_in(table.column("face_id"), pa.array(sorted(doomed), pa.string())))
+            _rewrite(ws, key, data, table.filter(keep))
+            crash_point("rewrite")
+            result.faces_deleted += len(doomed)
+        if progress:
+            progress(done, len(keys))
+    if result.skipped_files:
+        log.warning("%d record files were made by another embedder and were not searched for %s",
+                    len(result.skipped_files), name)
+
+
+def _drop_mac_keys(ws: Workspace, refs: list[str]) -> None:
+    """Delete the forget's MAC keys that no stale mark or catalog entry names any more.
+
+    Only forget processes used them (for the stale marks of the files they
+    rewrote), so once the merge consumed those marks nothing else will.
+    """
+    if not refs:
+        return
+    named = set()
+    for key in [*ws.store.list(STALE_PREFIX), *ws.store.list(VIDEOS_PREFIX)]:
+        with contextlib.suppress(KeyError):  # deleted meanwhile
+            named.add(named_mac_key(ws.store.get(key)))
+    for ref in sorted(set(refs) - named):
+        ws.keys.retire_mac_key(ref)
 
 
 def _finish_index(ws: Workspace, result: ForgetResult, merge: Callable[[], Any] | None,

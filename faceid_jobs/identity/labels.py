@@ -39,6 +39,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from faceid_jobs.crypto.parquet_crypto import key_refs
 from faceid_jobs.errors import IntegrityError
 from faceid_jobs.identity.gallery import Gallery, UnknownIdentityError, load_gallery, load_gallery_version
 from faceid_jobs.identity.matching import GalleryMatrix, track_identities
@@ -54,6 +55,7 @@ __all__ = [
     "Appearance",
     "FindResult",
     "RelabelResult",
+    "delete_label_file",
     "delete_labels",
     "find_identity",
     "label_key",
@@ -252,18 +254,33 @@ def _drop_old_labels(ws: Workspace, version: int, embedder_id: str) -> int:
         for v, key in versions.items():
             if v < version:
                 old.add(v)
-                ws.store.delete(key)
+                delete_label_file(ws, key)
     return len(old)
 
 
+def delete_label_file(ws: Workspace, key: str) -> None:
+    """Delete one label file and its data keys: a kept copy of it (a backup) no longer decrypts.
+
+    The keys go first: a crash in between leaves an unreadable label file
+    (deleted again by the next try), never a live key to a deleted file.
+    """
+    try:
+        data = ws.store.get(key)
+    except KeyError:
+        return
+    for ref in key_refs(data):
+        ws.store.delete(ws.keys.key_of(ref))
+    ws.store.delete(key)
+
+
 def delete_labels(ws: Workspace, record_keys: Iterable[str]) -> int:
-    """Delete the label files (of every gallery version) of these record files."""
+    """Delete the label files (of every gallery version) of these record files, with their data keys."""
     wanted = set(record_keys)
     count = 0
     for record, versions in _existing_labels(ws).items():
         if record in wanted:
             for key in versions.values():
-                ws.store.delete(key)
+                delete_label_file(ws, key)
                 count += 1
     return count
 

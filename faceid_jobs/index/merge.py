@@ -23,6 +23,12 @@ Whoever rewrites one calls `mark_stale` afterwards: a small object
 the shards holding a marked source, so those records are indexed again from
 their new content, and deletes the marks it read once its version is
 published (a mark written meanwhile stays for the next merge).
+
+**Pending forgets.** While a forget is pending (`identity/forget_filter.py`),
+each attempt leaves its person's faces out of the records it indexes, and
+lists the journal again before publishing: a forget that started meanwhile
+makes it merge again. So footage stored while a forget runs never brings the
+person back into the index.
 """
 
 from __future__ import annotations
@@ -159,6 +165,7 @@ def merge_index(
         version = (versions[-1] if versions else 0) + 1
         sources = current_sources(store, embedder_id, keys)
         marks, rewritten = _stale_marks(store, keys)
+        forgets, drop = _forget_filter(store, keys, cipher)
         # A base built with another embedder or row selection is rebuilt, not extended.
         compatible = base is not None and base.embedder_id == embedder_id and base.index_by == index_by
         base_shards = list(base.shards) if compatible else []
@@ -176,7 +183,7 @@ def merge_index(
         new: list[ShardRef] = []
         old_hashes = base.source_hashes if compatible else {}
         hashes = {k: old_hashes[k] for k in covered if k in old_hashes}
-        for item in _build_shards(store, keys, pending, sources, version, cipher, select, params, hashes):
+        for item in _build_shards(store, keys, pending, sources, version, cipher, select, params, hashes, drop):
             if isinstance(item, ShardRef):
                 new.append(item)
             else:
@@ -198,6 +205,9 @@ def merge_index(
             parent_mac=base.mac if base else "",
             source_hashes=hashes,
         )
+        if _new_forgets(store, forgets):
+            log.info("a forget started during the merge; merging again without its person")
+            continue
         if commit_manifest(store, keys, manifest):
             for mark in marks:
                 store.delete(mark)
@@ -207,9 +217,25 @@ def merge_index(
                      "(concurrent merges); run the merge again")
 
 
+def _forget_filter(store: Store, keys: DataKeys,
+                   cipher) -> tuple[frozenset[str], Callable[[pa.Table], pa.Table] | None]:
+    # Imported here: the identity layer builds on the index, not the other way round.
+    from faceid_jobs.identity.forget_filter import forget_filter
+    from faceid_jobs.workspace import Workspace
+
+    return forget_filter(Workspace(store, keys, cipher))
+
+
+def _new_forgets(store: Store, seen: frozenset[str]) -> bool:
+    from faceid_jobs.identity.forget_filter import new_forgets
+
+    return new_forgets(store, seen)
+
+
 def _build_shards(store: Store, keys: DataKeys, pending: Iterable[str], uris: dict[str, str],
                   version: int, cipher, select: RowSelector, params: IndexParams,
-                  hashes: dict[str, str]) -> Iterable[ShardRef | str]:
+                  hashes: dict[str, str], drop: Callable[[pa.Table], pa.Table] | None = None
+                  ) -> Iterable[ShardRef | str]:
     """Shards of the pending records; record keys with no rows are yielded as plain keys.
 
     The sha256 of every record file read goes into `hashes` (the manifest's `source_hashes`).
@@ -231,6 +257,8 @@ def _build_shards(store: Store, keys: DataKeys, pending: Iterable[str], uris: di
         data = store.get(key)
         hashes[key] = hashlib.sha256(data).hexdigest()
         table = parquet_to_table(data, key, cipher=cipher)
+        if drop is not None:
+            table = drop(table)  # a pending forget's person
         vec, meta = select(table)
         if not len(vec):
             yield key

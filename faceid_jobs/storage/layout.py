@@ -19,6 +19,8 @@
     audit/<UTC time>-<token>.json                   audit record
     queries/<run id>/<file>                         results of a search-photos flow run
     people/versions/<version:020d>.bin              people found by clustering (identity/people.py)
+    journal/forget-<token>.bin                      a forget in progress (sealed: names the person)
+    journal/rotation.json                           the lease of a key rotation in progress
     sources/<uri hash>/<identity hash>/<fingerprint>.json
         a source object (file or S3 object) seen unchanged since it was
         fingerprinted: listing `sources/` tells a re-run which videos it need
@@ -45,8 +47,10 @@ from faceid_jobs.fileio import TEMP_PREFIX  # LocalStore's temp files: never lis
 __all__ = [
     "AUDIT_PREFIX",
     "DATA_KEYS_PREFIX",
+    "FORGET_JOURNAL_PREFIX",
     "GALLERY_ENTRIES_PREFIX",
     "GALLERY_VERSIONS_PREFIX",
+    "JOURNAL_PREFIX",
     "KEYS_PREFIX",
     "LABELS_PREFIX",
     "MANIFESTS_PREFIX",
@@ -65,6 +69,7 @@ __all__ = [
     "check_prefix",
     "check_segment",
     "data_key",
+    "forget_journal_key",
     "gallery_entry_key",
     "gallery_version_key",
     "join_key",
@@ -72,6 +77,7 @@ __all__ = [
     "label_key",
     "manifest_key",
     "parse_data_key",
+    "parse_forget_journal_key",
     "parse_label_key",
     "parse_record_key",
     "parse_shard_key",
@@ -81,6 +87,7 @@ __all__ = [
     "query_result_key",
     "record_key",
     "record_prefix",
+    "rotation_lease_key",
     "shard_key",
     "source_key",
     "source_prefix",
@@ -104,6 +111,8 @@ AUDIT_PREFIX = "audit/"
 QUERIES_PREFIX = "queries/"
 PEOPLE_PREFIX = "people/versions/"
 SOURCES_PREFIX = "sources/"
+JOURNAL_PREFIX = "journal/"
+FORGET_JOURNAL_PREFIX = JOURNAL_PREFIX + "forget-"
 
 _CHUNK_PREFIX, _CHUNK_SUFFIX = "chunk-", ".parquet"
 _VERSION_SUFFIX = {MANIFESTS_PREFIX: ".json", GALLERY_VERSIONS_PREFIX: ".bin", PEOPLE_PREFIX: ".bin"}
@@ -302,6 +311,23 @@ def parse_label_key(key: str) -> tuple[int, str] | None:
     if not (version.isascii() and version.isdigit() and record):
         return None
     return int(version), record
+
+
+# journal/
+
+def forget_journal_key(token: str) -> str:
+    """`journal/forget-<token>.bin`: the intent of one `forget` until it is done (identity/intent.py)."""
+    return join_key(JOURNAL_PREFIX, "forget-" + check_segment(token, "journal token") + ".bin")
+
+
+def parse_forget_journal_key(key: str) -> str | None:
+    """The token of a forget journal key, or None."""
+    return _parse_under(key, FORGET_JOURNAL_PREFIX, ".bin")
+
+
+def rotation_lease_key() -> str:
+    """`journal/rotation.json`: the one key rotation in progress (crypto/lease.py)."""
+    return join_key(JOURNAL_PREFIX, "rotation.json")
 
 
 # audit/

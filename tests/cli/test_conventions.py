@@ -17,7 +17,8 @@ from tests.cli.runner import EXE, cut_clip, run
 COMMANDS = [["process"], ["search"], ["doctor"], ["export"], ["deploy"], ["serve"], ["api"], ["enroll"],
             ["find"], ["verify"], ["forget"], ["relabel"], ["annotate"], ["identities", "list"],
             ["identities", "show"], ["identities", "remove"], ["index", "list"], ["index", "show"],
-            ["index", "build"], ["index", "gc"], ["keys", "init"], ["keys", "show"], ["keys", "rotate"]]
+            ["index", "build"], ["index", "gc"], ["keys", "init"], ["keys", "show"], ["keys", "rotate"],
+            ["keys", "status"]]
 
 
 def run_stdin(args, data: bytes, env_extra) -> subprocess.CompletedProcess:

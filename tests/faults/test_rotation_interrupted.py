@@ -1,0 +1,72 @@
+"""`keys rotate` killed mid-way converges on a re-run: one new key, every data key under it (real models, footage).
+
+Uses the store of `test_forget_interrupted` (Ross and Phoebe enrolled, four seconds of shot 3 processed),
+a copy per test, with a copy of its key file (rotation replaces the key file).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from tests.cli.runner import run
+from tests.faults.test_forget_interrupted import built  # noqa: F401 (the module's store)
+
+pytestmark = pytest.mark.models
+
+
+@pytest.fixture()
+def keyed(built, tmp_path):  # noqa: F811
+    shutil.copytree(built["root"] / "store", tmp_path / "store", symlinks=True)
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    shutil.copy2(built["root"] / "key.json", keys / "key.json")
+    env = built["env"] | {"FACEID_JOBS_STORE": str(tmp_path / "store"), "FACEID_JOBS_KEY_FILE": str(keys / "key.json")}
+    return env, tmp_path / "store", keys
+
+
+def _status(env) -> dict:
+    result = run(["keys", "status", "--json"], env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _data_key_refs(root) -> set[str]:
+    return {p.stem for p in (root / "keys" / "data").glob("*.json")}
+
+
+@pytest.mark.parametrize("step", ["rotate-lease", "rotate-rewrapped", "rotate-retired"])
+def test_rotation_killed_mid_way_converges_on_a_rerun(keyed, built, step):  # noqa: F811
+    env, root, keys = keyed
+    old = _status(env)["key_id"]
+    crashed = run(["keys", "rotate"], env | {"FACEID_JOBS_TEST_CRASH_AT": step})
+    assert crashed.returncode == 137, (crashed.stdout, crashed.stderr)
+    status = _status(env)
+    rotation = status["rotation"]
+    assert rotation and rotation["old_kek"] == old and rotation["new_kek"] != old
+    new = rotation["new_kek"]
+    plain = run(["keys", "status"], env)
+    assert "rotation in progress" in plain.stdout and "keys rotate" in plain.stdout
+    if step == "rotate-lease":
+        # A writer during the rotation wraps its new data keys under the new key.
+        before = _data_key_refs(root)
+        assert run(["enroll", "Phoebe", built["faces"] / "Phoebe.png"], env).returncode == 0
+        made = _data_key_refs(root) - before
+        assert made
+        from faceid_jobs.config import load_settings
+        from faceid_jobs.workspace import open_workspace
+
+        ws = open_workspace(load_settings(environ=env))
+        assert {ws.keys.kek_of(ref) for ref in made} == {new}
+    rerun = run(["keys", "rotate", "--json"], env)
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads(rerun.stdout)["new_key_id"] == new  # the same new key: never a third one
+    status = _status(env)
+    assert status["key_id"] == new and status["rotation"] is None and set(status["data_keys"]) == {new}
+    assert sorted(p.name for p in keys.iterdir()) == ["key.json", f"key.json.retired-{old}"]
+    found = run(["search", built["faces"] / "Ross.png", "--json"], env)
+    assert found.returncode == 0 and json.loads(found.stdout)["hits"], found.stderr
+    assert run(["index", "build"], env).returncode == 0
+    assert run(["find", "Phoebe"], env).returncode == 0
