@@ -70,6 +70,28 @@ class DataKeys:
                 self._mac = made
             return self._mac
 
+    def delete_sealed(self, key: str) -> bool:
+        """Delete the sealed container `key` (`crypto/stream` format), then the data key its header
+        names; False when there was no such object.
+
+        The object goes first: a crash in between leaves a key no object names (harmless),
+        never an object whose key is gone. A damaged header deletes the object alone.
+        """
+        from faceid_jobs.crypto.stream import read_header
+
+        try:
+            with self.store.open_read(key) as f:
+                header, _ = read_header(f, key)
+            ref = header.fields.get("key_ref")
+        except KeyError:
+            return False
+        except IntegrityError:
+            ref = None
+        self.store.delete(key)
+        if isinstance(ref, str):
+            self.store.delete(self.key_of(ref))
+        return True
+
     def retire_mac_key(self, ref: str) -> None:
         """Delete the MAC key `ref` once no object names it; this process makes a new one if it needs one again."""
         self.store.delete(self.key_of(ref))

@@ -349,22 +349,7 @@ def _commit(ws: Workspace, action: str,
 
 def _delete_entry(ws: Workspace, ref: IdentityRef) -> None:
     """Delete an entry and its data key (the embeddings become unreadable everywhere)."""
-    try:
-        blob = ws.store.get(ref.key)
-    except KeyError:
-        return
-    import io
-
-    from faceid_jobs.crypto.stream import read_header
-
-    try:
-        header, _ = read_header(io.BytesIO(blob), ref.key)
-        key_ref = header.fields.get("key_ref")
-    except IntegrityError:
-        key_ref = None
-    ws.store.delete(ref.key)
-    if isinstance(key_ref, str):
-        ws.store.delete(ws.keys.key_of(key_ref))
+    ws.keys.delete_sealed(ref.key)
 
 
 def _drop_unreferenced(ws: Workspace, new: GalleryVersion, base: GalleryVersion | None) -> None:
@@ -482,19 +467,7 @@ def remove(ws: Workspace, names: Iterable[str], *, prune_history: bool = True, a
 
 
 def _delete_version(ws: Workspace, version: int) -> None:
-    import io
-
-    from faceid_jobs.crypto.stream import read_header
-
-    key = version_key(version)
-    try:
-        header, _ = read_header(io.BytesIO(ws.store.get(key)), key)
-        key_ref = header.fields.get("key_ref")
-    except (KeyError, IntegrityError):
-        key_ref = None
-    ws.store.delete(key)
-    if isinstance(key_ref, str):
-        ws.store.delete(ws.keys.key_of(key_ref))
+    ws.keys.delete_sealed(version_key(version))
 
 
 def identity_rows(gallery_version: GalleryVersion | None) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from faceid_jobs.crypto.stream import open_sealed, read_header, seal
+from faceid_jobs.crypto.stream import open_sealed, seal
 from faceid_jobs.errors import FaceIdError, IntegrityError, StoreError
 from faceid_jobs.storage.layout import PEOPLE_PREFIX, people_version_key, versions
 from faceid_jobs.workspace import Workspace
@@ -226,15 +226,7 @@ def load_state(ws: Workspace, version: int | None = None, attempts: int = 3) -> 
 
 
 def _delete_version(ws: Workspace, version: int) -> None:
-    key = people_version_key(version)
-    try:
-        header, _ = read_header(io.BytesIO(ws.store.get(key)), key)
-        ref = header.fields.get("key_ref")
-    except (KeyError, IntegrityError):
-        ref = None
-    ws.store.delete(key)
-    if isinstance(ref, str):
-        ws.store.delete(ws.keys.key_of(ref))
+    ws.keys.delete_sealed(people_version_key(version))
 
 
 def commit_state(ws: Workspace, state: PeopleState, action: str) -> PeopleState | None:
