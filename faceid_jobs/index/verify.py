@@ -22,7 +22,7 @@ from faceid_jobs.index.sharded import _load_shard
 from faceid_jobs.records.parquet import parquet_to_table
 from faceid_jobs.storage.base import Store
 from faceid_jobs.storage.catalog import load_entry
-from faceid_jobs.storage.layout import VIDEOS_PREFIX, parse_video_key
+from faceid_jobs.storage.layout import VIDEOS_PREFIX, manifest_key, parse_video_key
 
 __all__ = ["VerifyReport", "verify_index"]
 
@@ -69,10 +69,10 @@ def verify_index(store: Store, keys: DataKeys, cipher) -> VerifyReport:
     for version, m in manifests.items():
         parent = manifests.get(version - 1)
         if parent is not None and (m.parent != parent.version or m.parent_mac != parent.mac):
-            report.problems.append(f"index/manifests/{version:020d}.json: does not follow version "
+            report.problems.append(f"{manifest_key(version)}: does not follow version "
                                    f"{parent.version} (broken chain)")
         if mark is not None and version == mark.version and m.mac != mark.mac:
-            report.problems.append(f"index/manifests/{version:020d}.json: not the version {version} "
+            report.problems.append(f"{manifest_key(version)}: not the version {version} "
                                    "this client saw (replaced)")
     if report.versions and report.versions[-1] in manifests:
         newest = manifests[report.versions[-1]]
