@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.models, pytest.mark.usefixtures("prefect_server")]
 
 SUMMARY_KEYS = {"videos", "videos_unchanged", "chunks", "frames_sampled", "faces", "faces_in_store", "indexed_vectors",
                 "video_seconds", "wall_seconds", "video_seconds_per_second", "failures", "index",
-                "orchestrator", "flow_run_id", "interrupted", "bad_files", "skipped_files", "ok"}
+                "orchestrator", "flow_run_id", "interrupted", "bad_files", "skipped_files", "copies", "ok"}
 
 
 def test_two_clips_complete_with_one_task_per_chunk(first_run):
