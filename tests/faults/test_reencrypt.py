@@ -129,3 +129,24 @@ def test_reencrypt_killed_at_a_step_converges_on_a_rerun(built, step):
     assert rerun["new_key_id"] == rotation["new_kek"]
     assert _answers(built) == before
     _settled(built, old_key_id)
+
+
+def test_reencrypt_during_an_interrupted_forget_then_the_forget_finishes(built):
+    """A forget killed after its purge leaves its intent and stale marks: both are re-encrypted, and
+    `forget --resume` then finishes under the new key (Ross no longer found)."""
+    from faceid_jobs.identity.intent import pending_intents
+    from faceid_jobs.storage.local import LocalStore
+
+    faces = built.root / "faces"
+    crashed = run(["forget", "Ross", "--purge-appearances"], built.env | {"FACEID_JOBS_TEST_CRASH_AT": "purged"})
+    assert crashed.returncode == 137, crashed.stderr
+    assert pending_intents(LocalStore(built.store))
+    old_key_id = _status(built.env)["key_id"]
+    result = cli_json(["keys", "rotate", "--reencrypt"], built.env)
+    assert result["reencrypted"]["forget intents"] == 1 and result["reencrypted"]["stale marks"] >= 1
+    resumed = run(["forget", "--resume"], built.env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert not pending_intents(LocalStore(built.store))
+    assert not cli_json(["search", faces / "Ross.png"], built.env)["hits"]
+    assert cli_json(["find", "Rachel"], built.env)["appearances"]
+    _settled(built, old_key_id)
