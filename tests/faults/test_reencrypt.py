@@ -125,8 +125,11 @@ def test_reencrypt_killed_at_a_step_converges_on_a_rerun(built, step):
         assert plain.returncode == 2 and "--reencrypt" in plain.stderr, plain.stderr
         # Readers still answer (both keys are on the keyring meanwhile).
         assert cli_json(["search", built.root / "faces" / "Ross.png"], built.env)["hits"] == before["search"]
-    rerun = cli_json(["keys", "rotate", "--reencrypt"], built.env)
-    assert rerun["new_key_id"] == rotation["new_kek"]
+    rerun = run(["keys", "rotate", "--reencrypt"], built.env)  # as a user runs it: the summary
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"rotated {old_key_id} -> {rotation['new_kek']} and re-encrypted" in rerun.stdout
+    assert "old data keys deleted" in rerun.stdout and "audit key kept" in rerun.stdout
+    assert _status(built.env)["key_id"] == rotation["new_kek"]  # the same new key: never a third one
     assert _answers(built) == before
     _settled(built, old_key_id)
 
