@@ -101,14 +101,15 @@ def reencrypt_store(store: Store, keys: DataKeys, old_kek: str, progress: Progre
     result = ReencryptResult()
     old = keys.wrapped_by(old_kek)
     tell = progress or (lambda kind, done, total: None)
+    rewritten: dict[str, str] = {}  # record key -> sha256 of the file written here
     for kind in KINDS:
         if kind == "index shards":
-            done = _index(ws, old, kind, tell, result)
+            done = _index(ws, old, kind, tell, result, rewritten)
         else:
             targets = _list(store, kind)
             done = 0
             for i, key in enumerate(targets):
-                if _one(ws, kind, key, old):
+                if _one(ws, kind, key, old, rewritten):
                     done += 1
                     if kind == "records":
                         crash_point("reencrypt-record")
@@ -137,7 +138,7 @@ def _list(store: Store, kind: str) -> list[str]:
     return [k for k in store.list(_SEALED[kind]) if k.endswith(".bin")]
 
 
-def _one(ws, kind: str, key: str, old: set[str]) -> bool:
+def _one(ws, kind: str, key: str, old: set[str], rewritten: dict[str, str]) -> bool:
     """Re-encrypt one object if a data key of the old KEK protects it; whether it did."""
     from faceid_jobs.identity.labels import read_labels, write_labels
     from faceid_jobs.records.parquet import parquet_to_table, table_to_parquet
@@ -151,7 +152,9 @@ def _one(ws, kind: str, key: str, old: set[str]) -> bool:
         if not key_refs(raw) & old:
             return False
         if kind == "records":
-            store.put(key, table_to_parquet(parquet_to_table(raw, key, None, ws.cipher), ws.cipher, key=key))
+            data = table_to_parquet(parquet_to_table(raw, key, None, ws.cipher), ws.cipher, key=key)
+            store.put(key, data)
+            rewritten[key] = hashlib.sha256(data).hexdigest()
         else:
             write_labels(ws, key, read_labels(ws, key))
         return True
@@ -182,7 +185,8 @@ def _envelope(kind: str) -> tuple[str, int, str]:
     return _STALE_DOMAIN, STALE_FORMAT, "stale mark"
 
 
-def _index(ws, old: set[str], kind: str, tell: Progress, result: ReencryptResult) -> int:
+def _index(ws, old: set[str], kind: str, tell: Progress, result: ReencryptResult,
+           rewritten: dict[str, str]) -> int:
     """Publish the newest index version again with re-encrypted shards, then collect older versions."""
     from dataclasses import replace
 
@@ -197,9 +201,10 @@ def _index(ws, old: set[str], kind: str, tell: Progress, result: ReencryptResult
         if not versions:
             return 0
         newest = versions[-1]
-        if named_mac_key(store.get(manifest_key(newest))) not in old:
-            break  # published by this re-encryption (an earlier run of it)
         base = load_manifest(store, keys, newest)
+        if named_mac_key(store.get(manifest_key(newest))) not in old and not any(
+                ref.key_ref in old for ref in base.shards):
+            break  # published by this re-encryption (an earlier run of it)
         shards = []
         for i, ref in enumerate(base.shards):
             if ref.key_ref in old:
@@ -211,7 +216,7 @@ def _index(ws, old: set[str], kind: str, tell: Progress, result: ReencryptResult
         manifest = replace(base, version=newest + 1, parent=newest, created_at=now(),
                            kek_id=keys.keyring.primary.key_id, note="key re-encryption",
                            parent_mac=base.mac, shards=tuple(shards), mac="",
-                           source_hashes=_source_hashes(store, keys, base.source_hashes))
+                           source_hashes=_source_hashes(store, keys, base.source_hashes, rewritten))
         if commit_manifest(store, keys, manifest):
             result.index_version = manifest.version
             crash_point("reencrypt-index")
@@ -223,16 +228,21 @@ def _index(ws, old: set[str], kind: str, tell: Progress, result: ReencryptResult
     return done
 
 
-def _source_hashes(store: Store, keys: DataKeys, hashes: dict[str, str]) -> dict[str, str]:
+def _source_hashes(store: Store, keys: DataKeys, hashes: dict[str, str], rewritten: dict[str, str]
+                   ) -> dict[str, str]:
     """The manifest's record hashes, with the new hash of each file this re-encryption rewrote.
 
-    A file differing from its recorded hash is taken as rewritten here only when every data key
-    it names is wrapped by the new KEK: under the lease nobody else makes such keys. Any other
-    difference is kept, for `index verify` to report.
+    Files this run rewrote are known; after a resumed run, a file differing from its recorded hash
+    is taken as rewritten by an earlier run only when every data key it names is wrapped by the new
+    KEK: under the lease nobody else makes such keys. Any other difference is kept, for
+    `index verify` to report.
     """
     primary = keys.keyring.primary.key_id
     out = {}
     for source, recorded in hashes.items():
+        if source in rewritten:
+            out[source] = rewritten[source]
+            continue
         try:
             data = store.get(source)
         except KeyError:
