@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from faceid_jobs.cli.common import STORE, Opts, command, out, print_json, working
+from faceid_jobs.cli.common import STORE, Opts, command, err, out, print_json, show_progress, working
 
 app = typer.Typer(help="Create, show and rotate the encryption key.", no_args_is_help=True)
 
@@ -64,15 +64,21 @@ def _env_key() -> bool:
 def rotate(
     to_kms: Annotated[str | None, typer.Option("--to-kms", help="Move to this AWS KMS key id/ARN "
                                                "instead of a new key file.", show_default=False)] = None,
+    reencrypt: Annotated[bool, typer.Option("--reencrypt", help="Also rewrite every record, label, gallery, "
+                                            "people and index object under new data keys and delete the old "
+                                            "ones (writers refuse meanwhile).")] = False,
     *,
     opts: Opts,
 ) -> None:
     """Re-wrap every data key under a new key and publish a new index version.
 
-    Nothing is re-encrypted. The old key file is kept as key.json.retired-<id>;
-    destroy it once searches work. Safe to run again if interrupted.
+    Without --reencrypt nothing is re-encrypted: the data keys stay the same, so the
+    old key plus an old copy of the store's keys/data still decrypts current data.
+    --reencrypt replaces the data keys themselves. The old key file is kept as
+    key.json.retired-<id>; destroy it once searches work. Safe to run again if interrupted.
 
-    Examples: [bold]faceid-jobs keys rotate[/bold], [bold]faceid-jobs keys rotate --to-kms alias/faceid[/bold]
+    Examples: [bold]faceid-jobs keys rotate[/bold], [bold]faceid-jobs keys rotate --reencrypt[/bold],
+    [bold]faceid-jobs keys rotate --to-kms alias/faceid[/bold]
     """
     from dataclasses import asdict
 
@@ -80,17 +86,48 @@ def rotate(
     from faceid_jobs.storage import open_store
 
     settings = opts.settings()
-    with working("re-wrapping data keys…"):
-        result = rotate_key(settings, open_store(settings.store), to_kms=to_kms)
+    if reencrypt:
+        result = _rotate_reencrypting(settings, to_kms, opts)
+    else:
+        with working("re-wrapping data keys…"):
+            result = rotate_key(settings, open_store(settings.store), to_kms=to_kms)
     if opts.json_out:
         print_json(asdict(result))
         return
-    out.print(f"rotated {result.old_key_id} -> {result.new_key_id}: {result.rewrapped} data keys "
-              f"re-wrapped ({result.already} already were); index version {result.index_version}")
+    if reencrypt:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in (result.reencrypted or {}).items() if n)
+        out.print(f"rotated {result.old_key_id} -> {result.new_key_id} and re-encrypted "
+                  f"{sum((result.reencrypted or {}).values())} objects ({kinds or 'none left'}); "
+                  f"{result.old_keys_deleted} old data keys deleted, {result.audit_keys_kept} audit key kept "
+                  f"(re-wrapped); index version {result.index_version} "
+                  f"({result.index_versions_collected} older collected); {result.seconds:.1f} s", highlight=False)
+    else:
+        out.print(f"rotated {result.old_key_id} -> {result.new_key_id}: {result.rewrapped} data keys "
+                  f"re-wrapped ({result.already} already were); index version {result.index_version}")
     if result.retired_file:
         out.print(f"old key kept at {result.retired_file}: destroy it once searches work")
     if to_kms:
         out.print(f"set FACEID_JOBS_KMS_KEY_ID={to_kms} from now on")
+
+
+def _rotate_reencrypting(settings, to_kms: str | None, opts: Opts):
+    """`rotate_key(reencrypt=True)` with a progress bar per kind of object on stderr."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from faceid_jobs.crypto.keyadmin import rotate_key
+    from faceid_jobs.storage import open_store
+
+    progress = Progress(TextColumn("[bold]re-encrypting {task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=err, disable=not show_progress(opts), transient=True)
+    tasks: dict[str, object] = {}
+
+    def tell(kind: str, done: int, total: int) -> None:
+        if kind not in tasks:
+            tasks[kind] = progress.add_task(kind, total=total)
+        progress.update(tasks[kind], completed=done, total=total)  # type: ignore[arg-type]
+
+    with progress:
+        return rotate_key(settings, open_store(settings.store), to_kms=to_kms, reencrypt=True, progress=tell)
 
 
 @app.command("status")
@@ -112,6 +149,7 @@ def status(*, opts: Opts) -> None:
     rotation = info["rotation"]
     if rotation:
         out.print(f"rotation in progress: {rotation['old_kek']} -> {rotation['new_kek']} since "
-                  f"{rotation['started_at']}; finish it with `faceid-jobs keys rotate`", highlight=False)
+                  f"{rotation['started_at']}; finish it with `faceid-jobs keys rotate"
+                  f"{' --reencrypt' if rotation.get('reencrypt') else ''}`", highlight=False)
     for kek, count in sorted(info["data_keys"].items()):
         out.print(f"{count} data keys wrapped by {kek}", highlight=False)

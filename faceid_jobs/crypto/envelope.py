@@ -34,6 +34,8 @@ class DataKeys:
         self._mac: tuple[str, bytes] | None = None
         # The client's record of the newest index version seen (`index/watermark.py`), if any.
         self.watermark = None
+        # True only in `keys rotate --reencrypt` itself: the one process that may make data keys under its lease.
+        self.reencrypting = False
 
     @staticmethod
     def key_of(ref: str) -> str:
@@ -62,8 +64,11 @@ class DataKeys:
         reading a catalog written by one run unwraps one key, not one per entry.
         """
         with self._lock:
-            if self._mac is not None:
-                return self._mac
+            cached = self._mac
+        if cached is not None:
+            # A key made before a re-encryption began would be deleted by it: refuse, as `create` does.
+            self._kek_for_new_keys()
+            return cached
         made = self.create()
         with self._lock:
             if self._mac is None:
@@ -124,6 +129,10 @@ class DataKeys:
         from faceid_jobs.crypto.lease import read_lease
 
         lease = read_lease(self.store)
+        if lease is not None and lease.reencrypt and not self.reencrypting:
+            raise ConfigError(f"{self.store.uri}: its data is being re-encrypted under a new key "
+                              f"({lease.old_kek} -> {lease.new_kek}); try again once `faceid-jobs keys rotate "
+                              "--reencrypt` has finished (re-run it if it was interrupted)")
         if lease is None or lease.new_kek == self.keyring.primary.key_id:
             return None
         kek = self.keyring.find(lease.new_kek)
@@ -137,6 +146,37 @@ class DataKeys:
     def kek_of(self, ref: str) -> str:
         """Id of the KEK a data key is currently wrapped with."""
         return _decode(self.store.get(self.key_of(ref)), ref).kek_id
+
+    def rewrap(self, ref: str) -> bool:
+        """Re-wrap the data key `ref` under the primary KEK (same key bytes); False when it already was.
+
+        Raises:
+            IntegrityError: the key object is missing or damaged, or its KEK is not in the keyring.
+        """
+        key = self.key_of(ref)
+        try:
+            wrapped = _decode(self.store.get(key), ref)
+        except KeyError:
+            raise IntegrityError(f"{key}: data key is missing from the store") from None
+        if wrapped.kek_id == self.keyring.primary.key_id:
+            return False
+        self.store.put(key, _encode(self.keyring.rewrap(wrapped, key)))
+        return True
+
+    def wrapped_by(self, kek_id: str) -> set[str]:
+        """Refs of every data key in the store wrapped with the KEK `kek_id`."""
+        refs = set()
+        for key in self.store.list(DATA_KEYS_PREFIX):
+            ref = parse_data_key(key)
+            if ref is None:
+                continue
+            try:
+                wrapped = _decode(self.store.get(key), ref)
+            except KeyError:
+                continue  # deleted meanwhile
+            if wrapped.kek_id == kek_id:
+                refs.add(ref)
+        return refs
 
     def rewrap_all(self) -> tuple[int, int]:
         """Re-wrap every data key not yet under the primary KEK.

@@ -8,12 +8,19 @@ is re-wrapped, so running `keys rotate` again after a crash finishes the job.
 The old key file is kept as `<key file>.retired-<key id>` (mode 0600) for the
 user to destroy once satisfied. The store's key marker names the new key
 once every data key is re-wrapped.
+
+With `reencrypt`, the same lease, key files and marker frame
+`crypto/reencrypt.py` instead of the re-wrap: every object is rewritten under
+new data keys and the old data keys are deleted (the audit key is kept,
+re-wrapped), so the old key file plus an old copy of `keys/data/` opens
+nothing current.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from faceid_jobs.config import Settings
@@ -21,6 +28,7 @@ from faceid_jobs.crypto.envelope import DataKeys
 from faceid_jobs.crypto.keys import Kek, Keyring, KmsKek, LocalKek, create_key_file, load_key_file
 from faceid_jobs.crypto.lease import acquire_lease, read_lease, release_lease
 from faceid_jobs.crypto.marker import write_marker
+from faceid_jobs.crypto.reencrypt import Progress, reencrypt_store
 from faceid_jobs.errors import ConfigError
 from faceid_jobs.index.manifest import republish
 from faceid_jobs.storage.base import Store
@@ -39,6 +47,12 @@ class RotationResult:
     already: int
     index_version: int | None
     retired_file: str | None
+    # `keys rotate --reencrypt` only: objects rewritten by kind, old data keys deleted, audit keys kept.
+    reencrypted: dict[str, int] | None = None
+    old_keys_deleted: int = 0
+    audit_keys_kept: int = 0
+    index_versions_collected: int = 0
+    seconds: float = 0.0
 
 
 def init_key(settings: Settings, *, force: bool = False) -> tuple[LocalKek, Path]:
@@ -47,23 +61,38 @@ def init_key(settings: Settings, *, force: bool = False) -> tuple[LocalKek, Path
     return create_key_file(path, overwrite=force), path
 
 
-def rotate_key(settings: Settings, store: Store, *, to_kms: str | None = None) -> RotationResult:
-    """Re-wrap every data key under a new KEK (a new key file, or the KMS key `to_kms`)."""
+def rotate_key(settings: Settings, store: Store, *, to_kms: str | None = None, reencrypt: bool = False,
+               progress: Progress | None = None) -> RotationResult:
+    """Re-wrap every data key under a new KEK (a new key file, or the KMS key `to_kms`);
+    with `reencrypt`, rewrite every object under new data keys and delete the old ones instead."""
     if os.environ.get(KEY_ENV):
         raise ConfigError(f"the key comes from {KEY_ENV}: rotate by setting a new key file or "
                           "KMS key and unsetting it")
+    started = time.monotonic()
     path = settings.resolved_key_file()
     next_path = path.with_name(path.name + ".next")
     old, new = _rotation_keys(settings, store, to_kms)
-    acquire_lease(store, old.key_id, new.key_id)  # from here every new data key is wrapped under `new`
+    # From here every new data key is wrapped under `new` (and, re-encrypting, only this process makes any).
+    acquire_lease(store, old.key_id, new.key_id, reencrypt=reencrypt)
     crash_point("rotate-lease")
     keys = DataKeys(store, Keyring([new, old]))
-    rewrapped, already = keys.rewrap_all()
-    crash_point("rotate-rewrapped")
-    # Again: a writer that made a key under the old KEK just before it saw the lease stored it after the listing.
-    late, _ = keys.rewrap_all()
-    published = republish(store, keys, note=f"key rotation {old.key_id} -> {new.key_id}")
-    version = published.version if published else None
+    extra: dict[str, object] = {}
+    if reencrypt:
+        from faceid_jobs.index.watermark import Watermark
+
+        keys.reencrypting = True
+        keys.watermark = Watermark(settings.resolved_state_dir(), store.uri)
+        done = reencrypt_store(store, keys, old.key_id, progress)
+        rewrapped, already, late = done.audit_keys_kept, 0, 0
+        version = done.index_version
+        extra = {k: v for k, v in asdict(done).items() if k != "index_version"}
+    else:
+        rewrapped, already = keys.rewrap_all()
+        crash_point("rotate-rewrapped")
+        # Again: a writer that made a key under the old KEK just before it saw the lease stored it after the listing.
+        late, _ = keys.rewrap_all()
+        published = republish(store, keys, note=f"key rotation {old.key_id} -> {new.key_id}")
+        version = published.version if published else None
     write_marker(store, new.key_id, replace=True)  # before the key file changes: a re-run still finds both
     retired = None
     if isinstance(old, LocalKek) and not settings.kms_key_id:
@@ -79,7 +108,8 @@ def rotate_key(settings: Settings, store: Store, *, to_kms: str | None = None) -
         if not to_kms and next_path.exists():
             os.replace(next_path, path)
     release_lease(store)
-    return RotationResult(old.key_id, new.key_id, rewrapped + late, already - late, version, retired)
+    return RotationResult(old.key_id, new.key_id, rewrapped + late, already - late, version, retired,
+                          **extra, seconds=round(time.monotonic() - started, 3))  # type: ignore[arg-type]
 
 
 def _key_id_of(path: Path) -> str | None:
@@ -125,8 +155,6 @@ def _rotation_keys(settings: Settings, store: Store, to_kms: str | None) -> tupl
 
 def key_status(settings: Settings, store: Store) -> dict[str, object]:
     """The configured key id, the rotation in progress (or None) and data keys counted by the KEK wrapping them."""
-    from dataclasses import asdict
-
     from faceid_jobs.workspace import load_keyring
 
     keyring, _ = load_keyring(settings)

@@ -5,7 +5,8 @@ with AES-GCM), readable by any Parquet reader that is given the key through
 a KMS client. Ours: every file gets its own master key identifier, a
 `DataKeys` reference; Parquet's per-file keys are wrapped with that data key,
 and the data key is wrapped by the KEK in a separate key object. So `keys
-rotate` only re-wraps key objects, never rewrites Parquet.
+rotate` only re-wraps key objects, never rewrites Parquet (`keys rotate
+--reencrypt` rewrites it under new data keys: `crypto/reencrypt.py`).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import struct
 import tempfile
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import faiss
 import numpy as np
@@ -34,7 +34,7 @@ from faceid_jobs.errors import IntegrityError
 from faceid_jobs.storage.layout import SHARDS_PREFIX, shard_key
 
 __all__ = ["SHARDS_PREFIX", "IndexParams", "ShardRef", "build_faiss", "ivf_lists", "ivf_training_sample", "read_shard",
-           "write_shard"]
+           "reencrypt_shard", "write_shard"]
 
 _FRAME = 1 << 20
 
@@ -202,6 +202,51 @@ def write_shard(store, keys: DataKeys, index: faiss.Index, meta: pa.Table, *, ki
         store.put_stream(key, tmp, sink.size)
     return ShardRef(shard_id, key, sink.size, sink.sha.hexdigest(), int(index.ntotal), int(index.d),
                     kind, key_ref, created_version, tuple(sources))
+
+
+class _HashingReader(io.RawIOBase):
+    """Reads a stream, hashing every byte read (to check a shard against its manifest entry)."""
+
+    def __init__(self, f: io.BufferedIOBase) -> None:
+        self.f = f
+        self.sha = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.sha.update(data)
+        return data
+
+
+def reencrypt_shard(store, keys: DataKeys, ref: ShardRef, created_version: int) -> ShardRef:
+    """Copy the shard `ref` under a new id and a new data key (`keys rotate --reencrypt`); the
+    plaintext is passed through segment by segment, never rebuilt, so searches answer the same.
+
+    Raises:
+        IntegrityError: the stored shard fails authentication or is not the one `ref` names (sha256).
+    """
+    expect = {"shard_id": ref.shard_id, "created_version": ref.created_version, "key_ref": ref.key_ref}
+    shard_id = uuid.uuid4().hex
+    key_ref, dek = keys.create()
+    key = shard_key(shard_id)
+    fields = {"kind": "faceid-shard", "shard_id": shard_id, "created_version": created_version,
+              "key_ref": key_ref}
+    with store.open_read(ref.key) as source, tempfile.TemporaryFile() as tmp:
+        hashed = _HashingReader(source)
+        sink = _HashingFile(tmp)
+        writer = SegmentWriter(sink, dek, fields)
+        for segment in read_container(hashed, lambda header: keys.get(ref.key_ref, ref.key), ref.key, expect):
+            writer.write(segment)
+        if hashed.sha.hexdigest() != ref.sha256:
+            raise IntegrityError(f"{ref.key}: shard differs from the one its manifest names (sha256)")
+        writer.close()
+        tmp.flush()
+        tmp.seek(0)
+        store.put_stream(key, tmp, sink.size)
+    return replace(ref, shard_id=shard_id, key=key, size=sink.size, sha256=sink.sha.hexdigest(),
+                   key_ref=key_ref, created_version=created_version)
 
 
 class _Writable(io.RawIOBase):
