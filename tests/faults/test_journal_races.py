@@ -127,3 +127,59 @@ def test_rotation_while_process_stores_chunks(tmp_path, weights_dir, clips, port
     exported = run(["export", "--plaintext", tmp_path / "export"], env)
     assert exported.returncode == 0 and "Traceback" not in exported.stderr, exported.stderr
     assert len(list((tmp_path / "export").rglob("*.parquet"))) == len(records(clean))
+
+
+def _forgotten(env, clips, portraits) -> dict[str, list[str]]:
+    """The answers a forget of Ross must give: Ross's and Phoebe's hits, and Ross's after re-indexing
+    every record file (index_by = face: the track index cannot be extended, so it is rebuilt)."""
+    return {"ross": hits(env, portraits["Ross"]), "phoebe": hits(env, portraits["Phoebe"]),
+            "rebuilt": _rebuilt_hits(env, portraits["Ross"])}
+
+
+def _rebuilt_hits(env, photo) -> list[str]:
+    rebuild = env | {"FACEID_JOBS_INDEX_BY": "face"}
+    ok(run(["index", "build", "--json"], rebuild))
+    return hits(rebuild, photo)
+
+
+def test_forget_racing_process_and_index_build(tmp_path, weights_dir, clips, portraits):
+    """`forget Ross --purge-appearances` runs while `process` stores a new video and `index build` runs:
+    the forget is held after its first pass and merge until the process has stored (and merged) its
+    chunks, so they are ones the first pass never read. Afterwards Ross is found nowhere, also not after
+    re-indexing every record file: the answers of process, process, forget run one after another."""
+    clean = env_for(tmp_path / "clean", weights_dir)
+    ok(run(["enroll", "--from-dir", clips["faces"], "--json"], clean))
+    for video, args in (("a", ARGS), ("long", LONG)):
+        ok(run(["process", clips[video], *args], clean))
+    ok(run(["forget", "Ross", "--purge-appearances", "--json"], clean))
+    expected = _forgotten(clean, clips, portraits)
+
+    env = env_for(tmp_path / "raced", weights_dir)
+    ok(run(["enroll", "--from-dir", clips["faces"], "--json"], env))
+    ok(run(["process", clips["a"], *ARGS], env))
+    assert hits(env, portraits["Ross"])
+    first = len(records(env))
+    flag = tmp_path / "go"
+    process = start(["process", clips["long"], *LONG], env)
+    wait_for(lambda: len(records(env)) > first or process.poll() is not None, "the first chunk")
+    forget = start(["forget", "Ross", "--purge-appearances", "--json"],
+                   env | {"FACEID_JOBS_TEST_PAUSE_AT": f"merged={flag}"})
+    wait_for(lambda: Path(f"{flag}.paused").exists() or forget.poll() is not None, "the forget's merge")
+    at_pause = len(records(env))
+    build = finished(start(["index", "build", "--json"], env))
+    processed = finished(process)
+    stored_meanwhile = len(records(env)) - at_pause
+    flag.touch()
+    forgot = ok(finished(forget))
+    for result in (build, processed):  # done, or refused while the forget is pending, naming its finisher
+        if result.returncode != 0:
+            assert result.returncode == 4 and "faceid-jobs forget --resume" in result.stdout + result.stderr, (
+                result.stdout, result.stderr)
+            assert "Traceback" not in result.stderr
+    if processed.returncode != 0:
+        ok(run(["process", clips["long"], *LONG], env))
+    assert stored_meanwhile > 0, "the process stored nothing while the forget was held"
+    assert forgot["faces_deleted"] > 0
+    ok(run(["index", "build", "--json"], env))
+    assert _forgotten(env, clips, portraits) == expected
+    assert not expected["ross"] and not expected["rebuilt"] and expected["phoebe"]
