@@ -183,3 +183,15 @@ def test_forget_racing_process_and_index_build(tmp_path, weights_dir, clips, por
     ok(run(["index", "build", "--json"], env))
     assert _forgotten(env, clips, portraits) == expected
     assert not expected["ross"] and not expected["rebuilt"] and expected["phoebe"]
+
+
+def test_two_prefect_process_runs_sharing_prefect_home_are_quiet(tmp_path, weights_dir, clips):
+    """Two `process --prefect` runs at once with one PREFECT_HOME (each starts Prefect's temporary
+    server on the same database): both succeed and print no traceback. The default in-process mode is
+    covered by `test_concurrency.test_two_overlapping_process_runs_and_readers`."""
+    env = env_for(tmp_path, weights_dir)
+    assert run(["keys", "init"], env).returncode == 0
+    runs = [start(["process", clips[video], "--prefect", *ARGS], env) for video in ("a", "b")]
+    for result in map(finished, runs):
+        assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-4000:])
+        assert "Traceback" not in result.stderr, result.stderr[-4000:]
