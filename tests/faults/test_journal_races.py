@@ -193,5 +193,6 @@ def test_two_prefect_process_runs_sharing_prefect_home_are_quiet(tmp_path, weigh
     assert run(["keys", "init"], env).returncode == 0
     runs = [start(["process", clips[video], "--prefect", *ARGS], env) for video in ("a", "b")]
     for result in map(finished, runs):
-        assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-4000:])
-        assert "Traceback" not in result.stderr, result.stderr[-4000:]
+        if result.returncode != 0 or "Traceback" in result.stderr:
+            pytest.fail(f"exit {result.returncode}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n"
+                        f"{result.stderr[-6000:]}", pytrace=False)
