@@ -14,7 +14,7 @@ import threading
 import uuid
 
 from faceid_jobs.crypto.keys import Kek, Keyring, KmsKek, WrappedKey
-from faceid_jobs.errors import ConfigError, IntegrityError
+from faceid_jobs.errors import ConfigError, IntegrityError, KeyMismatchError
 from faceid_jobs.storage.base import Store
 from faceid_jobs.storage.layout import DATA_KEYS_PREFIX, data_key, parse_data_key
 
@@ -125,7 +125,15 @@ class DataKeys:
         return dek
 
     def _kek_for_new_keys(self) -> Kek | None:
-        """The new KEK while a rotation away from this keyring's primary is in progress, else None."""
+        """The new KEK while a rotation away from this keyring's primary is in progress (or done), else None.
+
+        A rotation that finished while this process ran left the key marker
+        naming its new KEK: a key wrapped under this keyring's (retired)
+        primary now would be one no re-wrap ever reaches.
+
+        Raises:
+            KeyMismatchError: the store's key was rotated and this process lacks the new one.
+        """
         from faceid_jobs.crypto.lease import read_lease
 
         lease = read_lease(self.store)
@@ -133,7 +141,20 @@ class DataKeys:
             raise ConfigError(f"{self.store.uri}: its data is being re-encrypted under a new key "
                               f"({lease.old_kek} -> {lease.new_kek}); try again once `faceid-jobs keys rotate "
                               "--reencrypt` has finished (re-run it if it was interrupted)")
-        if lease is None or lease.new_kek == self.keyring.primary.key_id:
+        if lease is None:
+            from faceid_jobs.crypto.marker import read_marker
+
+            marked = read_marker(self.store)
+            if marked is None or marked == self.keyring.primary.key_id:
+                return None
+            kek = self.keyring.find(marked)  # `key.json.next`, loaded while the rotation ran
+            if kek is None and marked.startswith("kms:"):
+                kek = KmsKek(marked[len("kms:"):])
+            if kek is None:
+                raise KeyMismatchError(f"{self.store.uri}: its key was rotated to {marked} while this command ran; "
+                                       "run it again (it then reads the new key)")
+            return kek
+        if lease.new_kek == self.keyring.primary.key_id:
             return None
         kek = self.keyring.find(lease.new_kek)
         if kek is None and lease.new_kek.startswith("kms:"):

@@ -37,6 +37,7 @@ from faceid_jobs.crypto.mac import named_mac_key
 from faceid_jobs.crypto.parquet_crypto import key_refs
 from faceid_jobs.errors import ConfigError, FaceIdError, UnknownVideoError
 from faceid_jobs.identity.audit import write_audit
+from faceid_jobs.identity.forget_filter import intent_matrix
 from faceid_jobs.identity.gallery import GalleryChange, OnChange, load_gallery, notify, remove
 from faceid_jobs.identity.intent import ForgetIntent, clear_intent, crash_point, load_intents, new_intent, save_intent
 from faceid_jobs.identity.labels import delete_labels, label_table
@@ -182,23 +183,19 @@ def run_intent(ws: Workspace, intent: ForgetIntent, *, merge: Callable[[], Any] 
     name = intent.name
     result = ForgetResult("forget", identity=name)
     gallery = load_gallery(ws)
+    seen: set[str] = set()  # record files this run has looked at
     if intent.purge_appearances:
-        if name in gallery.names:  # else the gallery change is done, so the purge before it was finished
-            _purge(ws, intent, gallery.matrix(intent.embedder_id), result, progress)
-        # What an interrupted try may have left: old data keys, labels, the people's nodes of those files.
-        for key, refs in intent.old_refs.items():
-            try:
-                live = key_refs(ws.store.get(key))
-            except KeyError:
-                live = set()
-            for ref in set(refs) - live:
-                ws.store.delete(ws.keys.key_of(ref))
-        result.record_files_rewritten = len(intent.rewritten)
-        result.label_files_deleted += delete_labels(ws, intent.rewritten)
-        drop_sources(ws, intent.rewritten)  # the people lose those faces too (the rest are clustered again)
+        # Every file, even once the name left the gallery (a resumed run): a `process` running
+        # while the forget was interrupted may have stored the person's faces since.
+        _sweep(ws, intent, result, seen, progress)
+        if result.skipped_files:
+            log.warning("%d record files were made by another embedder and were not searched for %s",
+                        len(result.skipped_files), name)
+        _settle(ws, intent, result)
         crash_point("purged")
         _finish_index(ws, result, merge, gc_keep)
         crash_point("merged")
+        _catch_up(ws, intent, result, seen, merge, gc_keep)  # chunks stored during the purge and merge
     if name in gallery.names or name in load_gallery(ws).names:
         # The "forget" record below says more than remove's own would: one record per forget.
         change = remove(ws, [name], audit=False)
@@ -218,24 +215,80 @@ def run_intent(ws: Workspace, intent: ForgetIntent, *, merge: Callable[[], Any] 
     }, identities=[name])
     crash_point("audit")
     if intent.purge_appearances:
+        # The last look before the intent goes: after it, merges no longer leave the person out.
+        if _catch_up(ws, intent, result, seen, merge, gc_keep) and relabel_after:
+            from faceid_jobs.identity.labels import relabel
+
+            result.labels = relabel(ws, intent.embedder_id, intent.threshold).to_json()
         _drop_mac_keys(ws, intent.mac_keys)
         clear_intent(ws, intent)
     notify(on_change, GalleryChange(version, "remove", names, audit_key=result.audit_key))
     return result
 
 
+def _sweep(ws: Workspace, intent: ForgetIntent, result: ForgetResult, seen: set[str],
+           progress: Callable[[int, int], None] | None = None) -> int:
+    """Purge the record files not in `seen` until a listing finds no other; returns the files rewritten.
+
+    The first call reads every file; later ones only those a `process` stored
+    since (record keys are written once, so a key seen is a file seen).
+    """
+    matrix = intent_matrix(ws, intent)  # the faces the merge filter leaves out are the ones deleted
+    if matrix is None:  # no embeddings in the intent and the name left the gallery: nothing to tell them by
+        return 0
+    rewritten = 0
+    while fresh := [k for k in _all_record_files(ws) if k not in seen]:
+        rewritten += _purge(ws, intent, matrix, result, fresh, progress)
+        seen.update(fresh)
+        progress = None  # the bar counts the first listing
+    return rewritten
+
+
+def _settle(ws: Workspace, intent: ForgetIntent, result: ForgetResult) -> None:
+    """What a rewrite (or an interrupted try) leaves: old data keys, labels, the people's nodes of those files."""
+    for key, refs in intent.old_refs.items():
+        try:
+            live = key_refs(ws.store.get(key))
+        except KeyError:
+            live = set()
+        for ref in set(refs) - live:
+            ws.store.delete(ws.keys.key_of(ref))
+    result.record_files_rewritten = len(intent.rewritten)
+    result.label_files_deleted += delete_labels(ws, intent.rewritten)
+    drop_sources(ws, intent.rewritten)  # the people lose those faces too (the rest are clustered again)
+
+
+def _catch_up(ws: Workspace, intent: ForgetIntent, result: ForgetResult, seen: set[str],
+              merge: Callable[[], Any] | None, gc_keep: int | None) -> bool:
+    """Purge the chunks a `process` stored meanwhile, merging after each pass that changed one.
+
+    Until the intent is cleared every merge leaves their faces out of the
+    index, but the files still hold them: a later merge (compaction, rebuild)
+    would index them again. Whether anything was rewritten.
+    """
+    changed = False
+    while _sweep(ws, intent, result, seen):
+        changed = True
+        _settle(ws, intent, result)
+        _finish_index(ws, result, merge, gc_keep)  # consumes their stale marks (their MAC key goes at the end)
+    return changed
+
+
 def _purge(ws: Workspace, intent: ForgetIntent, matrix: GalleryMatrix, result: ForgetResult,
-           progress: Callable[[int, int], None] | None) -> None:
-    """Delete the faces labelled with the intent's name from every record file (all analyses).
+           keys: list[str], progress: Callable[[int, int], None] | None) -> int:
+    """Delete the faces labelled with the intent's name from record files `keys`; returns the files rewritten.
 
     Before a file is touched the intent names it and its data keys, and a
     stale mark names it (a mark on an unchanged file only costs a re-index),
     so a crash anywhere leaves nothing the next try cannot find.
     """
     name, embedder_id = intent.name, intent.embedder_id
-    keys = _all_record_files(ws)
+    rewritten = 0
     for done, key in enumerate(keys, 1):
-        data = ws.store.get(key)
+        try:
+            data = ws.store.get(key)
+        except KeyError:  # deleted meanwhile (forget --video)
+            continue
         table = parquet_to_table(data, key, cipher=ws.cipher)
         result.record_files_read += 1
         if table.num_rows and set(table.column("embedder_id").unique().to_pylist()) != {embedder_id}:
@@ -261,11 +314,10 @@ def _purge(ws: Workspace, intent: ForgetIntent, matrix: GalleryMatrix, result: F
             _rewrite(ws, key, data, table.filter(keep))
             crash_point("rewrite")
             result.faces_deleted += len(doomed)
+            rewritten += 1
         if progress:
             progress(done, len(keys))
-    if result.skipped_files:
-        log.warning("%d record files were made by another embedder and were not searched for %s",
-                    len(result.skipped_files), name)
+    return rewritten
 
 
 def _drop_mac_keys(ws: Workspace, refs: list[str]) -> None:

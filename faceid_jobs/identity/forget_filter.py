@@ -23,14 +23,18 @@ from faceid_jobs.identity.matching import GalleryMatrix
 from faceid_jobs.storage.base import Store
 from faceid_jobs.workspace import Workspace
 
-__all__ = ["TableFilter", "forget_filter", "new_forgets"]
+__all__ = ["TableFilter", "forget_filter", "intent_matrix", "new_forgets"]
 
 # A record table without the faces a pending forget removes.
 TableFilter = Callable[[pa.Table], pa.Table]
 
 
-def _matrix(ws: Workspace, intent: ForgetIntent) -> GalleryMatrix | None:
-    """The gallery of the intent's embedder with the person as the forget saw them; None if unknown."""
+def intent_matrix(ws: Workspace, intent: ForgetIntent) -> GalleryMatrix | None:
+    """The gallery of the intent's embedder with the person as the forget saw them; None if unknown.
+
+    The forget purges with it too, so what a merge leaves out and what the
+    forget deletes are the same faces.
+    """
     from faceid_jobs.identity.gallery import load_gallery
 
     gallery = load_gallery(ws)
@@ -48,7 +52,7 @@ def forget_filter(ws: Workspace) -> tuple[frozenset[str], TableFilter | None]:
     """(journal keys seen, a function dropping their persons' faces from a record table, or None when none)."""
     intents = [i for i in load_intents(ws) if i.purge_appearances]
     seen = frozenset(i.key for i in intents)
-    checks = [(i, m) for i in intents if (m := _matrix(ws, i)) is not None]
+    checks = [(i, m) for i in intents if (m := intent_matrix(ws, i)) is not None]
     if not checks:
         return seen, None
 

@@ -114,3 +114,76 @@ def test_forget_video_deletes_its_records_labels_and_entry(world):
     with pytest.raises(UnknownVideoError):
         forget_video(ws, "/videos/v1.mp4")
     assert forget_video(ws, "v2", merge=merge).record_files_deleted == 1  # by fingerprint
+
+
+def _ross_in_records(ws, p) -> int:
+    return int((_vectors(ws) @ p["Ross"] > THRESHOLD).sum())
+
+
+def test_chunks_stored_while_a_forget_merges_are_purged_too(world):
+    """A `process` storing footage after the forget's first pass (here: while it merges, and again while
+    it writes its audit record) loses the person's faces from its record files as well, so a later merge
+    that reads them again (a rebuild) does not bring the person back."""
+    import faceid_jobs.identity.forget as forget_module
+
+    ws, p, merge, _ = world
+    rng = np.random.default_rng(3)
+    stored = []
+
+    def racing_merge():
+        if not stored:  # a chunk finished during the purge, before the merge
+            stored.append(add_video(ws, "v3", [[(v, 20) for v in faces_of(p["Ross"], 3, rng)]
+                                               + [(p["Rachel"], 21)]]))
+        return merge()
+
+    real_audit = forget_module.write_audit
+
+    def racing_audit(*args, **kwargs):  # a chunk finished after the gallery step
+        stored.append(add_video(ws, "v4", [[(v, 30) for v in faces_of(p["Ross"], 2, rng)]]))
+        return real_audit(*args, **kwargs)
+
+    forget_module.write_audit = racing_audit
+    try:
+        result = forget_identity(ws, "Ross", embedder_id=EMBEDDER, threshold=THRESHOLD,
+                                 purge_appearances=True, merge=racing_merge, relabel_after=True)
+    finally:
+        forget_module.write_audit = real_audit
+    assert len(stored) == 2
+    assert result.faces_deleted == 8 + 3 + 2 and result.record_files_rewritten == 3 + 2
+    assert _ross_in_records(ws, p) == 0 and (_vectors(ws) @ p["Rachel"] > THRESHOLD).sum() == 3 + 1
+    assert not list(ws.store.list("journal/")) and not list(ws.store.list(STALE_PREFIX))
+    # Nothing left for a later merge to bring back: re-indexing every record file finds no Ross.
+    from faceid_jobs.index.merge import mark_stale
+
+    mark_stale(ws.store, ws.keys, [k for k in ws.store.list("records/") if k.endswith(".parquet")])
+    assert merge().shards_kept == 0
+    scores, _ = open_index(ws.store, ws.keys).search(p["Ross"][None], 5)
+    assert float(scores.max()) < THRESHOLD
+    assert label_versions(ws) == [load_gallery(ws).version]
+
+
+def test_a_resumed_forget_purges_chunks_stored_after_its_gallery_step(world, monkeypatch):
+    """Killed after the gallery change, then a `process` stored the person's faces: the resume purges
+    them (it reads every record file again, telling the person by the intent's embeddings)."""
+    from faceid_jobs.identity.forget import resume_forgets
+    from faceid_jobs.identity.intent import CRASH_ENV
+
+    ws, p, merge, _ = world
+
+    class Crashed(Exception):
+        pass
+
+    def crash(step):
+        if step == "gallery":
+            raise Crashed
+
+    monkeypatch.setattr("faceid_jobs.identity.forget.crash_point", crash)
+    with pytest.raises(Crashed):
+        forget_identity(ws, "Ross", embedder_id=EMBEDDER, threshold=THRESHOLD, purge_appearances=True,
+                        merge=merge)
+    monkeypatch.undo()
+    assert CRASH_ENV and "Ross" not in load_gallery(ws).names and list(ws.store.list("journal/"))
+    add_video(ws, "v5", [[(v, 40) for v in faces_of(p["Ross"], 3, np.random.default_rng(4))]])
+    [done] = resume_forgets(ws, merge_for=lambda _: merge)
+    assert done.faces_deleted == 3 and _ross_in_records(ws, p) == 0
+    assert not list(ws.store.list("journal/"))
