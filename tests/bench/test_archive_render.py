@@ -51,6 +51,7 @@ def test_targets_pass_fail_and_not_judged_below_the_size_named():
     assert t["peak RSS flat, first run: 1000 videos / 1"]["value"] == 400 / 350
     assert t["peak RSS flat, first run: 1000 videos / 1"]["met"] is True
     assert t["peak RSS flat, re-run: 1000 videos / 1"]["met"] is True
+    assert t["peak RSS flat, first run: 1000 videos / 100 (every worker busy)"]["value"] == 400 / 390
     grown = {x["target"]: x for x in _archive(s3_wall=12.0, rerun_rss_all=300.0)["targets"]}
     assert grown["re-run, S3: wall s for 200 unchanged videos"]["met"] is False
     assert grown["peak RSS flat, re-run: 1000 videos / 1"]["met"] is False
