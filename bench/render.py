@@ -55,6 +55,42 @@ def render_targets(targets: list[dict[str, Any]],
             md_table(["target", "measured", "goal", "result"], rows)]
 
 
+def render_archive(a: dict[str, Any]) -> list[str]:
+    """First runs (threads vs Dask), re-runs of the unchanged archive, peak RSS against videos, targets."""
+    local = a["local"]
+    n = local["videos"]
+    lines = ["", f"## Archive scale: {n:,} short videos locally (whole commands; wall, CPU, peak RSS of each "
+             "process)", "",
+             "Generated clips of 1 s (5 frames of 96×96 noise, sampled at 1 fps), each its own fingerprint. "
+             "First runs on fresh stores; re-runs on the store the threaded first run filled. "
+             "Dask's peak RSS is its largest single process (scheduler or a worker), not their sum.", ""]
+    rows = [[label, f"{r['videos']:,}", fmt(r["wall_s"], 1), fmt(r["videos_per_s"], 1), fmt(r["video_s_per_s"], 1),
+             fmt(r["cpu_s"], 1), fmt(r["peak_rss_mib"], 0), fmt(r.get("inflow_wall_s"), 1)]
+            for label, r in local["first_run"].items()]
+    lines.append(md_table(["first run", "videos", "wall s", "videos / s", "video s / s", "CPU s", "peak RSS MiB",
+                           "in-flow wall s"], rows))
+    sizes = sorted(local["rerun_wall_s"], key=int)
+    first_rss = local.get("first_run_peak_rss_mib", {})
+    lines += ["", md_table(["videos", "first run peak RSS MiB", "re-run wall s", "re-run peak RSS MiB"],
+                           [[f"{int(k):,}", fmt(first_rss.get(k), 0), fmt_stat(local["rerun_wall_s"][k]),
+                             fmt_stat(local["rerun_peak_rss_mib"][k], 0)] for k in sizes])]
+    lines.append(f"\nRe-run cost per unchanged local video beyond the fixed start-up: "
+                 f"{fmt(local['per_unchanged_video_ms'], 3)} ms ((all − 1 video) / {n - 1:,}, fastest runs).")
+    s3 = a.get("s3") or {}
+    if "error" in s3:
+        lines.append(f"\nS3: not measured: {s3['error']}")
+    elif s3:
+        fr = s3.get("first_run", {})
+        lines += ["", f"S3 (moto on 127.0.0.1, archive and store in two buckets): {s3['videos']:,} videos, "
+                  f"first run {fmt(fr.get('wall_s'), 1)} s ({fmt(fr.get('videos_per_s'), 1)} videos / s, peak RSS "
+                  f"{fmt(fr.get('peak_rss_mib'), 0)} MiB); re-run of all, unchanged: "
+                  f"{fmt_stat(s3['rerun_all_wall_s'])} s, of 1: {fmt_stat(s3['rerun_one_wall_s'])} s "
+                  f"({fmt(s3['per_unchanged_video_ms'], 2)} ms per unchanged video)."]
+    lines += ["", "Commands (ARCHIVE, STORE and W stand for the paths above):", ""]
+    lines += [f"- {k}: `{v}`" for k, v in a.get("commands", {}).items()]
+    return lines + render_targets(a.get("targets", []), "Targets of the issue:")
+
+
 def render_memory(mm: dict[str, Any]) -> list[str]:
     lines = ["", f"## Peak RSS against video length (clip ×1, ×3 and ×{mm['loops']}, same codec, fresh stores)", "",
              "The clip alone is one chunk; from ×3 on every worker runs a chunk at once (its activations, "
@@ -229,6 +265,8 @@ def render(results: dict[str, Any]) -> str:
                            [[f"{rl['faces']:,}", rl["record_files"], f"{rl['identities']:,}",
                              f"{rl['labelled_faces']:,}", fmt_stat(rl["faces_per_s"], 0),
                              fmt_stat(rl["command_wall_s"])]])]
+    if "archive" in s:
+        lines += render_archive(s["archive"])
     if "people" in s:
         lines += render_people(s["people"])
     if "profile" in s:
