@@ -282,7 +282,9 @@ def discover_with(ws: Workspace, embedder: str, params: ClusterParams, *, rebuil
         tables, vecs, _ = _read_new(ws, todo, params, workers)
         new_nodes = sum(t.num_rows for t in tables)
         nothing = not new_nodes and not dropped and (not state.version or set(todo) <= old_sources)
-        if (nothing and not full) or (not state.version and not new_nodes):
+        # A first run over footage without faces still publishes (no people, the files read):
+        # otherwise every later run would read every record file of the archive again.
+        if (nothing and not full and state.version) or (not state.version and not new_nodes and not todo):
             return _result(state, False, False, 0, 0, 0, started, params)
         new_vectors = np.concatenate(vecs).astype(np.float32) if vecs else np.zeros((0, state.dim or 1), np.float32)
         new_table = pa.concat_tables(tables) if tables else None

@@ -51,7 +51,7 @@ from faceid_jobs.records import META_COLUMNS
 from faceid_jobs.records.parquet import parquet_to_table
 from faceid_jobs.storage.base import Store
 from faceid_jobs.storage.catalog import list_entries
-from faceid_jobs.storage.layout import STALE_PREFIX, record_prefix, stale_key
+from faceid_jobs.storage.layout import RECORDS_PREFIX, STALE_PREFIX, parse_record_key, stale_key
 
 __all__ = ["STALE_PREFIX", "MergeResult", "RowSelector", "all_rows", "current_sources", "mark_stale", "merge_index"]
 
@@ -85,16 +85,26 @@ class MergeResult:
 
 
 def current_sources(store: Store, embedder_id: str, keys: DataKeys) -> dict[str, str]:
-    """Record file key → the video's current URI, for videos embedded by `embedder_id` (entries authenticated)."""
-    sources: dict[str, str] = {}
+    """Record file key → the video's current URI, for videos embedded by `embedder_id` (entries authenticated).
+
+    One listing of `records/` for the whole archive, not one per video: on S3 a
+    re-check of an unchanged archive then costs a few list pages, not a
+    request per video.
+    """
+    wanted: dict[tuple[str, str], str] = {}
     for entry in list_entries(store, keys):
         if entry.embedder_id != embedder_id:
             log.warning("%s: analysed with embedder %s, not %s; not indexed",
                         entry.uri, entry.embedder_id, embedder_id)
             continue
-        for key in store.list(record_prefix(entry.analysis_id, entry.fingerprint)):
-            if key.endswith(".parquet"):
-                sources[key] = entry.uri
+        wanted[(entry.analysis_id, entry.fingerprint)] = entry.uri
+    sources: dict[str, str] = {}
+    if not wanted:
+        return sources
+    for key in store.list(RECORDS_PREFIX):
+        parsed = parse_record_key(key)
+        if parsed is not None and (parsed[0], parsed[1]) in wanted:
+            sources[key] = wanted[(parsed[0], parsed[1])]
     return sources
 
 
