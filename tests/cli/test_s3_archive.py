@@ -85,9 +85,11 @@ def test_s3_archive_is_read_once_then_not_at_all(archive):
     store = [e for e in traffic if e.path.startswith(f"/{STORE}")]
     assert not [e for e in store if e.path.startswith(f"/{STORE}/store/records/")]  # no chunk read or checked
     # Each catalog entry is read by the skip check, the index merge and people discovery (both read
-    # every entry to find re-analysed videos, and list each video's records): catalog reads only.
+    # every entry to find re-analysed videos): catalog reads only.
     catalog = [e for e in store if e.path.startswith(f"/{STORE}/store/videos/")]
     assert 0 < len(catalog) <= 3 * len(CLIPS)
+    # The records are listed once per reader (merge, people), whatever the number of videos.
+    assert 0 < len([e for e in store if "prefix=store/records/" in unquote(e.path)]) <= 2
     assert not [e for e in store if e.method in ("PUT", "POST", "DELETE")]  # nothing written
     assert len([e for e in store if "prefix=store/sources/" in unquote(e.path)]) == 1  # the index, listed once
     assert [e for e in store if e.method not in ("GET", "HEAD")] == []  # nothing written
