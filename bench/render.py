@@ -55,6 +55,15 @@ def render_targets(targets: list[dict[str, Any]],
             md_table(["target", "measured", "goal", "result"], rows)]
 
 
+def _render_relabel(rl: dict[str, Any]) -> list[str]:
+    return ["", "## Relabel (`faceid-jobs relabel --json` as a fresh process)", "",
+            md_table(["stored faces", "record files", "identities", "labelled", "faces / s (relabel)",
+                      "command wall s (incl. start-up)"],
+                     [[f"{rl['faces']:,}", rl["record_files"], f"{rl['identities']:,}",
+                       f"{rl['labelled_faces']:,}", fmt_stat(rl["faces_per_s"], 0),
+                       fmt_stat(rl["command_wall_s"])]])]
+
+
 def render_archive(a: dict[str, Any]) -> list[str]:
     """First runs (threads vs Dask), re-runs of the unchanged archive, peak RSS against videos, targets."""
     local = a["local"]
@@ -253,22 +262,11 @@ def render(results: dict[str, Any]) -> str:
         lines.append(md_table(["batch", "embed (ArcFace.embed)", "embed graph only", "liveness (2 models)"],
                               rows))
         lines.append(f"\nLiveness measured through: {b['liveness_api']}.")
-    if "search" in s:
-        lines += _render_search(s["search"])
-    if "memory" in s:
-        lines += render_memory(s["memory"])
-    if "relabel" in s:
-        rl = s["relabel"]
-        lines += ["", "## Relabel (`faceid-jobs relabel --json` as a fresh process)", "",
-                  md_table(["stored faces", "record files", "identities", "labelled", "faces / s (relabel)",
-                            "command wall s (incl. start-up)"],
-                           [[f"{rl['faces']:,}", rl["record_files"], f"{rl['identities']:,}",
-                             f"{rl['labelled_faces']:,}", fmt_stat(rl["faces_per_s"], 0),
-                             fmt_stat(rl["command_wall_s"])]])]
-    if "archive" in s:
-        lines += render_archive(s["archive"])
-    if "people" in s:
-        lines += render_people(s["people"])
+    for name, render_section in (("search", _render_search), ("memory", render_memory),
+                                 ("relabel", _render_relabel), ("archive", render_archive),
+                                 ("people", render_people)):
+        if name in s:
+            lines += render_section(s[name])
     if "profile" in s:
         p = s["profile"]
         lines += ["", f"## Profile: each stage alone ({p['frames']} frames, "
