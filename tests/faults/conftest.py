@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.runner import cut_clip, run
+from tests.faults.stores import copy_to_s3
 
 # Two cuts of the Friends clip (start frame, seconds): shot 3 (Phoebe, Ross), shot 4 (Rachel, Joey; no Ross).
 CUTS = {"ross.mp4": (280, 3.0), "rachel.mp4": (402, 2.0)}
@@ -53,11 +54,17 @@ def pristine_store(tmp_path_factory, weights_dir, friends_clip, portraits) -> Bu
 
 
 @pytest.fixture()
-def built(pristine_store, tmp_path, weights_dir) -> BuiltStore:
-    """A private copy of the pristine store (its own path, so its own high-water mark)."""
+def built(pristine_store, tmp_path, weights_dir, request) -> BuiltStore:
+    """A private copy of the pristine store (its own path, so its own high-water mark). Parametrized
+    indirectly with "s3", the store is a bucket on the loopback S3 server (`env` names it; `store` does not
+    exist then) and the rest (key file, videos, faces) a local copy."""
     root = tmp_path / "copy"
-    shutil.copytree(pristine_store.root, root, symlinks=True, ignore=shutil.ignore_patterns("state"))
+    on_s3 = getattr(request, "param", "local") == "s3"
+    skip = ("state", "store") if on_s3 else ("state",)
+    shutil.copytree(pristine_store.root, root, symlinks=True, ignore=shutil.ignore_patterns(*skip))
     env = store_env(root, weights_dir)
+    if on_s3:
+        env["FACEID_JOBS_STORE"] = copy_to_s3(pristine_store.store, request.getfixturevalue("s3_bucket"))
     return BuiltStore(root, env)
 
 

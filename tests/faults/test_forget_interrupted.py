@@ -4,7 +4,9 @@ Real models, real footage.
 
 One store per module: Ross and Phoebe enrolled, four seconds of shot 3 of the
 Friends clip (both facing the camera) processed at 2 frames/s. Each test works
-on its own copy of that store (forget is destructive).
+on its own copy of that store (forget is destructive): a local folder, or for the
+tests parametrized with `store="s3"` a bucket on the loopback S3 server. The checks
+read the store through `Store`, so each asserts the same on both.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ import pytest
 from faceid_jobs.config import load_settings
 from faceid_jobs.crypto.parquet_crypto import key_refs
 from faceid_jobs.errors import IntegrityError
-from faceid_jobs.storage.layout import data_key
+from faceid_jobs.storage.base import Store, open_store
+from faceid_jobs.storage.layout import data_key, parse_data_key
 from faceid_jobs.workspace import open_workspace
 from tests.cli.runner import EXE, cut_clip, run
+from tests.faults.stores import copy_to_s3, objects
 
 pytestmark = pytest.mark.models
 
@@ -50,10 +54,15 @@ def built(tmp_path_factory, weights_dir, friends_clip, portraits):
 
 
 @pytest.fixture()
-def store(built, tmp_path):
-    """A copy of the built store, with the built key file: (env, root of the copy)."""
-    shutil.copytree(built["root"] / "store", tmp_path / "store", symlinks=True)
-    return built["env"] | {"FACEID_JOBS_STORE": str(tmp_path / "store")}, tmp_path / "store"
+def store(built, tmp_path, request):
+    """A copy of the built store, with the built key file: (env, the copy as a Store). A local folder,
+    or a bucket on the loopback S3 server when parametrized indirectly with "s3"."""
+    if getattr(request, "param", "local") == "s3":
+        uri = copy_to_s3(built["root"] / "store", request.getfixturevalue("s3_bucket"))
+    else:
+        shutil.copytree(built["root"] / "store", tmp_path / "store", symlinks=True)
+        uri = str(tmp_path / "store")
+    return built["env"] | {"FACEID_JOBS_STORE": uri}, open_store(uri)
 
 
 def _workspace(env):
@@ -69,10 +78,10 @@ def _ross_hits(env, faces) -> list:
 
 def test_a_kept_copy_of_a_label_file_no_longer_decrypts_after_forget(store, built):
     env, root = store
-    labels = sorted(p for p in (root / "labels").rglob("*.parquet"))
+    labels = objects(root, "labels/", ".parquet")
     assert labels, "process labelled its record files"
     # The attacker's copies, taken before forget: label files (they name Ross) and their data key refs.
-    copies = {p: p.read_bytes() for p in labels}
+    copies = {key: root.get(key) for key in labels}
     refs = {p: key_refs(data) for p, data in copies.items()}
     ws = _workspace(env)
     named = {n for d in copies.values() for n in ws.cipher.open(d).read().column("identity").to_pylist()}
@@ -88,8 +97,9 @@ def test_a_kept_copy_of_a_label_file_no_longer_decrypts_after_forget(store, buil
     assert _ross_hits(env, built["faces"]) == []
 
 
-def _journal(root) -> list:
-    return sorted((root / "journal").glob("forget-*.bin")) if (root / "journal").exists() else []
+def _journal(store: Store) -> list[str]:
+    """The forget intents (journal/forget-*.bin)."""
+    return [k for k in objects(store, "journal/forget-", ".bin") if k.count("/") == 1]
 
 
 def _refused(env, faces, video, every: bool = False) -> None:
@@ -104,7 +114,7 @@ def _refused(env, faces, video, every: bool = False) -> None:
         assert "faceid-jobs forget --resume" in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
-def _finished(env, root, faces, how: str) -> None:
+def _finished(env, root: Store, faces, how: str) -> None:
     args = ["forget", "--resume"] if how == "resume" else ["forget", "Ross", "--purge-appearances"]
     done = run([*args, "--json"], env)
     assert done.returncode == 0, done.stderr
@@ -115,35 +125,36 @@ def _finished(env, root, faces, how: str) -> None:
     assert run(["find", "Ross"], env).returncode == 2  # left the gallery
     # No data key outlives what it protected: every key object left is one a stored object names.
     named = set()
-    for path in root.rglob("*.parquet"):
-        named |= key_refs(path.read_bytes())
-    orphans = [r for r in (p.stem for p in (root / "keys" / "data").glob("*.json"))
-               if r not in named and not _names_ref(root, r)]
+    for key in objects(root, "", ".parquet"):
+        named |= key_refs(root.get(key))
+    others = _naming_objects(root)
+    refs = [ref for key in root.list("keys/data/") if (ref := parse_data_key(key))]
+    orphans = [r for r in refs if r not in named and not any(r.encode() in blob for blob in others)]
     assert not orphans, orphans
 
 
-def _names_ref(root, ref: str) -> bool:
-    """Whether a non-Parquet object (index shard, manifest or stale mark, gallery, people, catalog entry,
-    journal, audit record or the audit key's marker keys/audit.json) names the data key."""
-    needle = ref.encode()
-    marker = root / "keys" / "audit.json"
-    if marker.exists() and needle in marker.read_bytes():
-        return True
-    return any(needle in p.read_bytes() for sub in ("index", "gallery", "people", "videos", "journal", "audit")
-               if (root / sub).exists()
-               for p in (root / sub).rglob("*") if p.is_file())
+def _naming_objects(root: Store) -> list[bytes]:
+    """The non-Parquet objects that may name a data key: index shards, manifests and stale marks, gallery,
+    people, catalog entries, journal, audit records and the audit key's marker keys/audit.json."""
+    keys = [k for sub in ("index", "gallery", "people", "videos", "journal", "audit")
+            for k in root.list(f"{sub}/")]
+    if root.exists("keys/audit.json"):
+        keys.append("keys/audit.json")
+    return [root.get(k) for k in keys]
 
 
 STEPS = ["intent", "rewrite", "purged", "merged", "gallery", "audit"]
 
 
-@pytest.mark.parametrize("step", STEPS)
+# Every step on a local store; on S3 one mid-purge (finished by --resume), one after the gallery change (a re-run).
+@pytest.mark.parametrize(("store", "step"), [*(("local", s) for s in STEPS), ("s3", "rewrite"), ("s3", "gallery")],
+                         indirect=["store"])
 def test_forget_killed_at_a_step_is_finished_by_a_rerun_or_resume(store, built, step):
     env, root = store
     crashed = run(["forget", "Ross", "--purge-appearances"], env | {"FACEID_JOBS_TEST_CRASH_AT": step})
     assert crashed.returncode == 137, (crashed.stdout, crashed.stderr)
     assert len(_journal(root)) == 1
-    assert b"Ross" not in _journal(root)[0].read_bytes()  # sealed: the person is not named in plaintext
+    assert b"Ross" not in root.get(_journal(root)[0])  # sealed: the person is not named in plaintext
     _refused(env, built["faces"], built["root"] / "cut.mp4", every=step in ("intent", "gallery"))
     _finished(env, root, built["faces"], "resume" if STEPS.index(step) % 2 else "rerun")
 

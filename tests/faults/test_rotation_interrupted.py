@@ -1,7 +1,8 @@
 """`keys rotate` killed mid-way converges on a re-run: one new key, every data key under it (real models, footage).
 
 Uses the store of `test_forget_interrupted` (Ross and Phoebe enrolled, four seconds of shot 3 processed),
-a copy per test, with a copy of its key file (rotation replaces the key file).
+a copy per test, with a copy of its key file (rotation replaces the key file): a local folder, or with
+`keyed="s3"` a bucket on the loopback S3 server (the checks read the store through `Store`).
 """
 
 from __future__ import annotations
@@ -11,20 +12,28 @@ import shutil
 
 import pytest
 
+from faceid_jobs.storage.base import Store, open_store
+from faceid_jobs.storage.layout import parse_data_key
 from tests.cli.runner import run
+from tests.faults.stores import copy_to_s3
 from tests.faults.test_forget_interrupted import built  # noqa: F401 (the module's store)
 
 pytestmark = pytest.mark.models
 
 
 @pytest.fixture()
-def keyed(built, tmp_path):  # noqa: F811
-    shutil.copytree(built["root"] / "store", tmp_path / "store", symlinks=True)
+def keyed(built, tmp_path, request):  # noqa: F811
+    """(env, the store copy as a Store, the key file's folder); on S3 when parametrized indirectly with "s3"."""
+    if getattr(request, "param", "local") == "s3":
+        uri = copy_to_s3(built["root"] / "store", request.getfixturevalue("s3_bucket"))
+    else:
+        shutil.copytree(built["root"] / "store", tmp_path / "store", symlinks=True)
+        uri = str(tmp_path / "store")
     keys = tmp_path / "keys"
     keys.mkdir()
     shutil.copy2(built["root"] / "key.json", keys / "key.json")
-    env = built["env"] | {"FACEID_JOBS_STORE": str(tmp_path / "store"), "FACEID_JOBS_KEY_FILE": str(keys / "key.json")}
-    return env, tmp_path / "store", keys
+    env = built["env"] | {"FACEID_JOBS_STORE": uri, "FACEID_JOBS_KEY_FILE": str(keys / "key.json")}
+    return env, open_store(uri), keys
 
 
 def _status(env) -> dict:
@@ -33,11 +42,14 @@ def _status(env) -> dict:
     return json.loads(result.stdout)
 
 
-def _data_key_refs(root) -> set[str]:
-    return {p.stem for p in (root / "keys" / "data").glob("*.json")}
+def _data_key_refs(store: Store) -> set[str]:
+    return {ref for key in store.list("keys/data/") if (ref := parse_data_key(key))}
 
 
-@pytest.mark.parametrize("step", ["rotate-lease", "rotate-rewrapped", "rotate-retired"])
+# Every step on a local store; on S3 the kill between the two re-wrap passes.
+@pytest.mark.parametrize(("keyed", "step"), [("local", "rotate-lease"), ("local", "rotate-rewrapped"),
+                                             ("local", "rotate-retired"), ("s3", "rotate-rewrapped")],
+                         indirect=["keyed"])
 def test_rotation_killed_mid_way_converges_on_a_rerun(keyed, built, step):  # noqa: F811
     env, root, keys = keyed
     old = _status(env)["key_id"]
