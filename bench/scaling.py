@@ -40,10 +40,10 @@ def main() -> None:
                 "FACEID_JOBS_STATE_DIR": f"{tmp}/state"}
         print(f"| how `process` ran | wall s (median of {args.runs}) | CPU s | peak RSS MiB | video s / wall s |")
         print("|---|---|---|---|---|")
-        for name, extra in MODES.items():
+        for mode, (name, extra) in enumerate(MODES.items()):
             runs = []
             for i in range(args.runs):
-                store = f"{tmp}/store-{len(name)}-{i}"
+                store = f"{tmp}/store-{mode}-{i}"  # fresh: a reused store would have nothing to do
                 m = run_command([args.exe, "process", str(args.video), "--store", store, "-q", "--json", *extra],
                                 env=env)
                 if not m.ok:
