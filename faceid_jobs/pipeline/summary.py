@@ -9,13 +9,13 @@ report the same numbers.
 
 from __future__ import annotations
 
-import errno
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from faceid_jobs.errors import FaceIdError, StoreError, StoreUnwritableError
+from faceid_jobs.storage.local import UNWRITABLE_ERRNOS
 
 if TYPE_CHECKING:
     from faceid_jobs.index import MergeResult
@@ -39,10 +39,6 @@ __all__ = [
 # wrong models and integrity failures are never retried; see `is_transient`.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OSError, StoreError, MemoryError, TimeoutError)
 
-# OSErrors no wait cures: a full disk or quota, a read-only filesystem, a
-# permission. Retrying them with backoff only delays the failure (minutes per write).
-_PERMANENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
-
 
 def is_transient(exc: BaseException) -> bool:
     """Whether a retry may cure `exc` (see `TRANSIENT_ERRORS`); a disk-full, quota,
@@ -51,7 +47,7 @@ def is_transient(exc: BaseException) -> bool:
         return False
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, OSError) and seen.errno in _PERMANENT_ERRNOS:
+        if isinstance(seen, OSError) and seen.errno in UNWRITABLE_ERRNOS:
             return False
         seen = seen.__cause__ or seen.__context__
     return True

@@ -26,7 +26,7 @@ from faceid_jobs.errors import StoreError, StoreUnwritableError
 from faceid_jobs.fileio import TEMP_PREFIX, atomic_create, atomic_write, atomic_writer
 from faceid_jobs.storage.layout import AUDIT_PREFIX, StoreKeyError, check_key, check_prefix
 
-__all__ = ["LocalStore"]
+__all__ = ["UNWRITABLE_ERRNOS", "LocalStore"]
 
 # Store objects are encrypted or hold no biometric data; readable by the group
 # and others as before, so a service account can read a store another user wrote.
@@ -148,14 +148,15 @@ class LocalStore:
         return f"LocalStore({self.uri!r})"
 
 
-# A full disk or quota, a read-only filesystem, a permission: waiting cures none of them.
-_UNWRITABLE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+# A full disk or quota, a read-only filesystem, a permission: waiting cures none of them
+# (`pipeline.summary.is_transient` never retries them).
+UNWRITABLE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 
 
 def write_error(path: Path, exc: OSError) -> StoreError:
     """One line naming the path and the problem; for a full disk or quota, the free space too."""
     reason = exc.strerror or str(exc)
-    if exc.errno not in _UNWRITABLE:
+    if exc.errno not in UNWRITABLE_ERRNOS:
         return StoreError(f"{path}: cannot write ({reason})")
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         folder = next((p for p in (path, *path.parents) if p.exists()), Path("/"))
