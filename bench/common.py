@@ -21,6 +21,14 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 DEFAULT_CLIP = SHARED / "media" / "friends" / "in_video.mp4"
 DEFAULT_PORTRAIT = SHARED / "media" / "friends" / "faces" / "Ross.png"
+# people/test photo -> identities in it (people/train folder names; ../shared/media/README.md)
+PEOPLE_TEST_TRUTH = {
+    "obama1.jpg": {"obama"},
+    "alex_lacamoire1.jpg": {"alex_lacamoire"},
+    "johnsnow_test1.jpg": {"kit_harington"},
+    "kit_with_rose.jpg": {"kit_harington", "rose_leslie"},
+    "obama_and_biden.jpg": {"obama", "biden"},
+}
 
 
 def default_weights_dir() -> Path:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common import PEOPLE_TEST_TRUTH
 from faceid_jobs.identity.clustering import ClusterParams, chinese_whispers, components, knn_edges, renumber
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
@@ -266,9 +267,8 @@ def slideshow(photos: list[tuple[Path, str]], target: Path, *, seed: int, second
 
 def people_photos() -> list[tuple[Path, str]]:
     """The one-person photos of ../shared/media/people with their names (2–3 per person)."""
-    test_names = {"obama1": "obama", "alex_lacamoire1": "alex_lacamoire", "johnsnow_test1": "kit_harington"}
     items = [(p, p.parent.name) for p in sorted((MEDIA / "people" / "train").glob("*/*.jp*g"))]
-    return items + [(MEDIA / "people" / "test" / f"{k}.jpg", v) for k, v in test_names.items()]
+    return items + [(MEDIA / "people" / "test" / k, next(iter(v))) for k, v in PEOPLE_TEST_TRUTH.items() if len(v) == 1]
 
 
 def _synthetic_tracks(faces: int, add: int, seed: int = 11, chunk: int = 65536):

@@ -110,27 +110,10 @@ def make_workspace(tmp_path_factory):
 @pytest.fixture(scope="session")
 def s3_server():
     """A real S3 (and KMS) HTTP endpoint on 127.0.0.1: moto's threaded server."""
-    from moto.server import ThreadedMotoServer
+    from bench.loopback_s3 import moto_server
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {
-        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_MAX_ATTEMPTS": "3",
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield env
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    server.stop()
+    with moto_server("testing", AWS_MAX_ATTEMPTS="3") as env:
+        yield env
 
 
 @pytest.fixture()

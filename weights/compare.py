@@ -25,15 +25,9 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 MEDIA = HERE.parent.parent / "shared" / "media"
+sys.path.append(str(HERE.parent))  # the repo root, for the media's ground truth in bench/
 
-# people/test photos → who is in them (../shared/media/README.md)
-PEOPLE_TRUTH = {
-    "obama1.jpg": {"obama"},
-    "alex_lacamoire1.jpg": {"alex_lacamoire"},
-    "johnsnow_test1.jpg": {"kit_harington"},
-    "kit_with_rose.jpg": {"kit_harington", "rose_leslie"},
-    "obama_and_biden.jpg": {"obama", "biden"},
-}
+from bench.common import PEOPLE_TEST_TRUTH as PEOPLE_TRUTH  # noqa: E402
 
 
 def clip_frames(video: Path, every: int) -> list[tuple[int, np.ndarray]]:

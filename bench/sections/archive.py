@@ -20,14 +20,13 @@ peak RSS):
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from bench.common import log, stats
+from bench.loopback_s3 import moto_server
 from bench.sections.context import Context
 from bench.timing import Measured, run_command
 
@@ -172,31 +171,6 @@ def targets(out: dict[str, Any]) -> list[dict[str, Any]]:
     return res
 
 
-@contextlib.contextmanager
-def _moto() -> Iterator[dict[str, str]]:
-    import logging
-
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "bench",
-           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield env
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        server.stop()
-
-
 def run(ctx: Context) -> dict[str, Any]:
     """First runs and re-checks of a local archive, then the re-check on S3 (loopback server)."""
     if ctx.cli() is None:
@@ -223,9 +197,12 @@ def run(ctx: Context) -> dict[str, Any]:
     except ImportError:
         out["s3"] = {"error": "moto not installed"}
     else:
+        import logging
+
         from faceid_jobs.storage.s3 import make_client
 
-        with _moto() as aws:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
+        with moto_server("bench") as aws:
             client = make_client()
             for bucket in ("bench-footage", "bench-store"):
                 client.create_bucket(Bucket=bucket)

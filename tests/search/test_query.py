@@ -5,20 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bench.common import PEOPLE_TEST_TRUTH
 from faceid_jobs.errors import ConfigError, NoFaceError
 from faceid_jobs.images import read_photo
 from faceid_jobs.search.query import make_query
 
 pytestmark = pytest.mark.models
 
-# people/test photo -> identities in it (people/train folder names)
-EXPECTED = {
-    "obama1.jpg": {"obama"},
-    "alex_lacamoire1.jpg": {"alex_lacamoire"},
-    "johnsnow_test1.jpg": {"kit_harington"},
-    "kit_with_rose.jpg": {"kit_harington", "rose_leslie"},
-    "obama_and_biden.jpg": {"obama", "biden"},
-}
+EXPECTED = PEOPLE_TEST_TRUTH
 
 
 @pytest.fixture(scope="module")
