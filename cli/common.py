@@ -25,13 +25,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from faceid_jobs.config import Settings, load_settings
+from faceid_jobs.config import DEVICES, Settings, load_settings
 from faceid_jobs.errors import FaceIdError
 from faceid_jobs.text import printable
 
 # Version of every `--json` object's layout (its "schema" field).
 JSON_SCHEMA = 1
-DEVICES = ("auto", "cpu", "cuda", "tensorrt")
 
 
 def _console(stderr: bool = False) -> Console:

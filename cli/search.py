@@ -68,10 +68,11 @@ def search(
     from faceid_jobs.storage import open_store
 
     settings = opts.settings(top_k=top_k, threshold=threshold, min_liveness=min_liveness)
-    refuse_pending(open_store(settings.store), "search")
+    store = open_store(settings.store)
+    refuse_pending(store, "search")
     image = read_photo_arg(photo, settings.max_image_pixels)
     result = search_photo(photo_label(photo), settings, image=image, face_index=face_index,
-                          index_version=index_version, require_live=require_live)
+                          index_version=index_version, require_live=require_live, store=store)
     if html is not None:
         from faceid_jobs.web.report import search_report, write_report
 

@@ -21,10 +21,10 @@ from typing import Any
 
 from faceid_jobs.errors import ConfigError
 
-__all__ = ["ENV_PREFIX", "Settings", "default_weights_dirs", "load_settings"]
+__all__ = ["DEVICES", "ENV_PREFIX", "Settings", "default_weights_dirs", "load_settings"]
 
 ENV_PREFIX = "FACEID_JOBS_"
-_DEVICES = ("auto", "cpu", "cuda", "tensorrt")
+DEVICES = ("auto", "cpu", "cuda", "tensorrt")
 _FINGERPRINTS = ("sampled", "full")
 _ROTATE = ("0", "90", "180", "270", "auto")
 # Settings given as strings that a TOML file or an override may give as a number (rotate = 90).
@@ -173,8 +173,8 @@ class Settings:
     fail_on_bad_files: bool = True
 
     def __post_init__(self) -> None:
-        if self.device not in _DEVICES:
-            raise ConfigError(f"device must be one of {', '.join(_DEVICES)}, got {self.device!r}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.precision not in ("fp32", "int8", "fp16"):
             raise ConfigError(f"precision must be fp32, int8 or fp16, got {self.precision!r}")
         if self.rotate not in _ROTATE:

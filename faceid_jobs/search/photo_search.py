@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     from faceid_jobs.models import ModelSet
     from faceid_jobs.search.query import SearchResult
+    from faceid_jobs.storage import Store
 
 __all__ = ["search_photo"]
 
@@ -27,6 +28,7 @@ def search_photo(
     index_version: int | None = None,
     require_live: bool = False,
     models: ModelSet | None = None,
+    store: Store | None = None,
 ) -> SearchResult:
     """Search the store's index for the face in a photo.
 
@@ -42,6 +44,7 @@ def search_photo(
             index is opened; loads the liveness models.
         models: a loaded model set to reuse (with liveness models if
             `require_live`).
+        store: the store of `settings.store`, already open (default: opened here).
 
     Returns:
         The query face and its hits (appearances for a track index).
@@ -72,7 +75,8 @@ def search_photo(
     query = make_query(image, str(photo), models, face_index)
     if require_live:
         check_live(query.face, settings.live_threshold)
-    store = open_store(settings.store)
+    if store is None:
+        store = open_store(settings.store)
     if index_version is None and not list_versions(store):
         raise IndexMissingError(f"{store.uri}: no index yet (run `faceid-jobs process` on some footage first)")
     ws = open_workspace(settings, store=store)
