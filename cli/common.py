@@ -128,6 +128,19 @@ class Opts:
 current = Opts()
 
 
+def splice_params(fn: Callable[..., Any], wrapper: Callable[..., Any], replaced: str,
+                  added: list[inspect.Parameter], *, at_end: bool) -> Callable[..., Any]:
+    """Give `wrapper` (which calls `fn`) the signature Typer reads: `fn`'s parameters without
+    `replaced` (the wrapper fills it in), plus `added`, at the end or before the keyword-only ones."""
+    signature = inspect.signature(fn, eval_str=True)
+    own = [p for p in signature.parameters.values() if p.name != replaced]
+    at = len(own) if at_end else next((i for i, p in enumerate(own) if p.kind == p.KEYWORD_ONLY), len(own))
+    params = [*own[:at], *added, *own[at:]]
+    wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper
+
+
 def command(*shared: str, json_output: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a command: add the `shared` options (names of `Opts` fields), `--json`, `-q`, `-v`.
 
@@ -139,8 +152,6 @@ def command(*shared: str, json_output: bool = True) -> Callable[[Callable[..., A
     names = [*shared, *(["json_out"] if json_output else []), "quiet", "verbose"]
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        signature = inspect.signature(fn, eval_str=True)
-        own = [p for p in signature.parameters.values() if p.name != "opts"]
         added = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=_DEFAULTS.get(n),
                                    annotation=_OPTIONS[n]) for n in names]
 
@@ -159,10 +170,7 @@ def command(*shared: str, json_output: bool = True) -> Callable[[Callable[..., A
             finally:
                 _remove_handler()  # a test runner calling commands in-process swaps stderr
 
-        params = [*own, *added]
-        wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
-        wrapper.__annotations__ = {p.name: p.annotation for p in params}
-        return wrapper
+        return splice_params(fn, wrapper, "opts", added, at_end=True)
 
     return decorate
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from faceid_jobs.cli.common import STORE, Opts, command, note, out, prefect_level, print_json
+from faceid_jobs.cli.common import STORE, Opts, command, note, out, prefect_level, print_json, splice_params
 from faceid_jobs.flows.deploy import DeploySpec
 
 SourcesOpt = Annotated[
@@ -39,8 +39,6 @@ _SCHEDULES = {"reprocess_cron": ReprocessCronOpt, "index_cron": IndexCronOpt, "p
 
 def _with_schedules(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Give a command the schedule options; it receives them as `schedules` (`DeploySpec` field → value)."""
-    signature = inspect.signature(fn, eval_str=True)
-    own = [p for p in signature.parameters.values() if p.name != "schedules"]
     added = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=a)
              for n, a in _SCHEDULES.items()]
 
@@ -48,11 +46,7 @@ def _with_schedules(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         return fn(*args, schedules={n: kwargs.pop(n) for n in _SCHEDULES}, **kwargs)
 
-    first_keyword = next((i for i, p in enumerate(own) if p.kind == p.KEYWORD_ONLY), len(own))
-    params = [*own[:first_keyword], *added, *own[first_keyword:]]
-    wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {p.name: p.annotation for p in params}
-    return wrapper
+    return splice_params(fn, wrapper, "schedules", added, at_end=False)
 
 
 def _spec(sources: list[str] | None, opts: Opts, schedules: dict[str, str | None]) -> DeploySpec:
