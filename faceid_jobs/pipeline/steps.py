@@ -175,15 +175,23 @@ def finish(plan: VideoPlan, settings: Settings, embedder_id: str, failed: list[i
     """
     from faceid_jobs.pipeline.catalog import count_stored_faces, finish_video
     from faceid_jobs.storage import load_entry
-    from faceid_jobs.storage.sources import record_source
 
     ws = ws or workspace_for(settings)
     before = load_entry(ws.store, plan.fingerprint, ws.keys)
     faces = count_stored_faces(ws, plan)
     entry = finish_video(ws.store, plan, embedder_id, failed, ws.keys, faces=faces)
-    if plan.source is not None and plan.source.size >= 0 and not entry.failed_chunks:
-        record_source(ws.store, plan.source, plan.fingerprint, settings.fingerprint)
+    if not entry.failed_chunks:
+        _remember_source(ws, plan, settings)
     return entry != before, faces
+
+
+def _remember_source(ws: Workspace, plan: VideoPlan, settings: Settings) -> None:
+    """Mark a video whose content is complete in the sources index, so the next run skips it unread
+    (only a video whose listing was read: `size` -1 means it could not be stat'ed)."""
+    from faceid_jobs.storage.sources import record_source
+
+    if plan.source is not None and plan.source.size >= 0:
+        record_source(ws.store, plan.source, plan.fingerprint, settings.fingerprint)
 
 
 def note_copies(plans: list[VideoPlan], settings: Settings, analysis_id: str, *,
@@ -195,14 +203,12 @@ def note_copies(plans: list[VideoPlan], settings: Settings, analysis_id: str, *,
     index, so the next run skips it unread.
     """
     from faceid_jobs.pipeline.catalog import note_copy
-    from faceid_jobs.storage.sources import record_source
 
     ws = ws or workspace_for(settings)
     for plan in plans:
         entry = note_copy(ws.store, plan, ws.keys)
-        if (entry is not None and entry.analysis_id == analysis_id and not entry.failed_chunks
-                and plan.source is not None and plan.source.size >= 0):
-            record_source(ws.store, plan.source, plan.fingerprint, settings.fingerprint)
+        if entry is not None and entry.analysis_id == analysis_id and not entry.failed_chunks:
+            _remember_source(ws, plan, settings)
 
 
 def merge(settings: Settings, embedder_id: str, *, ws: Workspace | None = None) -> MergeResult:
