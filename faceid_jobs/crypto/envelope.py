@@ -147,21 +147,24 @@ class DataKeys:
             marked = read_marker(self.store)
             if marked is None or marked == self.keyring.primary.key_id:
                 return None
-            kek = self.keyring.find(marked)  # `key.json.next`, loaded while the rotation ran
-            if kek is None and marked.startswith("kms:"):
-                kek = KmsKek(marked[len("kms:"):])
+            kek = self._kek_named(marked)  # `key.json.next`, loaded while the rotation ran
             if kek is None:
                 raise KeyMismatchError(f"{self.store.uri}: its key was rotated to {marked} while this command ran; "
                                        "run it again (it then reads the new key)")
             return kek
         if lease.new_kek == self.keyring.primary.key_id:
             return None
-        kek = self.keyring.find(lease.new_kek)
-        if kek is None and lease.new_kek.startswith("kms:"):
-            kek = KmsKek(lease.new_kek[len("kms:"):])
+        kek = self._kek_named(lease.new_kek)
         if kek is None:
             raise ConfigError(f"a key rotation {lease.old_kek} -> {lease.new_kek} is in progress and this process "
                               "does not hold the new key: finish it with `faceid-jobs keys rotate` first")
+        return kek
+
+    def _kek_named(self, kek_id: str) -> Kek | None:
+        """The KEK `kek_id`: from the keyring, or a KMS key (reachable by its id alone); None otherwise."""
+        kek = self.keyring.find(kek_id)
+        if kek is None and kek_id.startswith("kms:"):
+            kek = KmsKek(kek_id[len("kms:"):])
         return kek
 
     def kek_of(self, ref: str) -> str:

@@ -31,16 +31,15 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from faceid_jobs.crypto.mac import named_mac_key
 from faceid_jobs.crypto.parquet_crypto import key_refs
 from faceid_jobs.errors import ConfigError, FaceIdError, UnknownVideoError
 from faceid_jobs.identity.audit import write_audit
-from faceid_jobs.identity.forget_filter import intent_matrix
+from faceid_jobs.identity.forget_filter import intent_matrix, person_faces, without_faces
 from faceid_jobs.identity.gallery import GalleryChange, OnChange, load_gallery, notify, remove
 from faceid_jobs.identity.intent import ForgetIntent, clear_intent, crash_point, load_intents, new_intent, save_intent
-from faceid_jobs.identity.labels import delete_labels, label_table
+from faceid_jobs.identity.labels import delete_labels
 from faceid_jobs.identity.matching import GalleryMatrix
 from faceid_jobs.identity.people import drop_sources
 from faceid_jobs.index.merge import mark_stale
@@ -294,10 +293,7 @@ def _purge(ws: Workspace, intent: ForgetIntent, matrix: GalleryMatrix, result: F
         if table.num_rows and set(table.column("embedder_id").unique().to_pylist()) != {embedder_id}:
             result.skipped_files.append(key)
             continue
-        labels = label_table(table, matrix, intent.threshold)
-        mask = pc.fill_null(pc.or_kleene(pc.equal(labels.column("identity"), name),
-                                         pc.equal(labels.column("track_identity"), name)), False)
-        doomed = set(labels.filter(mask).column("face_id").to_pylist())
+        doomed = person_faces(table, matrix, name, intent.threshold)
         if doomed:
             mac_ref = ws.keys.mac_key()[0]  # the stale mark's: deleted at the end, once merged
             if key not in intent.old_refs or mac_ref not in intent.mac_keys:
@@ -310,8 +306,7 @@ def _purge(ws: Workspace, intent: ForgetIntent, matrix: GalleryMatrix, result: F
             mark_stale(ws.store, ws.keys, [key], reason="forget --purge-appearances")
             # Labels of the file name the deleted faces: gone with them (relabel writes new ones).
             result.label_files_deleted += delete_labels(ws, [key])
-            keep = pc.invert(pc.is_in(table.column("face_id"), pa.array(sorted(doomed), pa.string())))
-            _rewrite(ws, key, data, table.filter(keep))
+            _rewrite(ws, key, data, without_faces(table, doomed))
             crash_point("rewrite")
             result.faces_deleted += len(doomed)
             rewritten += 1

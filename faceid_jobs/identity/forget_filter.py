@@ -23,7 +23,7 @@ from faceid_jobs.identity.matching import GalleryMatrix
 from faceid_jobs.storage.base import Store
 from faceid_jobs.workspace import Workspace
 
-__all__ = ["TableFilter", "forget_filter", "intent_matrix", "new_forgets"]
+__all__ = ["TableFilter", "forget_filter", "intent_matrix", "new_forgets", "person_faces", "without_faces"]
 
 # A record table without the faces a pending forget removes.
 TableFilter = Callable[[pa.Table], pa.Table]
@@ -48,6 +48,19 @@ def intent_matrix(ws: Workspace, intent: ForgetIntent) -> GalleryMatrix | None:
     return None
 
 
+def person_faces(table: pa.Table, matrix: GalleryMatrix, name: str, threshold: float) -> set[str]:
+    """Face ids of `table` labelled `name` (face or track) against `matrix` at `threshold`."""
+    labels = label_table(table, matrix, threshold)  # only the labelled rows
+    named = pc.fill_null(pc.or_kleene(pc.equal(labels.column("identity"), name),
+                                      pc.equal(labels.column("track_identity"), name)), False)
+    return set(labels.filter(named).column("face_id").to_pylist())
+
+
+def without_faces(table: pa.Table, face_ids: set[str]) -> pa.Table:
+    """`table` without the rows of `face_ids`."""
+    return table.filter(pc.invert(pc.is_in(table.column("face_id"), pa.array(sorted(face_ids), pa.string()))))
+
+
 def forget_filter(ws: Workspace) -> tuple[frozenset[str], TableFilter | None]:
     """(journal keys seen, a function dropping their persons' faces from a record table, or None when none)."""
     intents = [i for i in load_intents(ws) if i.purge_appearances]
@@ -64,13 +77,8 @@ def forget_filter(ws: Workspace) -> tuple[frozenset[str], TableFilter | None]:
         for intent, matrix in checks:
             if embedders != {intent.embedder_id}:
                 continue
-            labels = label_table(table, matrix, intent.threshold)  # only the labelled rows
-            named = pc.fill_null(pc.or_kleene(pc.equal(labels.column("identity"), intent.name),
-                                              pc.equal(labels.column("track_identity"), intent.name)), False)
-            doomed |= set(labels.filter(named).column("face_id").to_pylist())
-        if not doomed:
-            return table
-        return table.filter(pc.invert(pc.is_in(table.column("face_id"), pa.array(sorted(doomed), pa.string()))))
+            doomed |= person_faces(table, matrix, intent.name, intent.threshold)
+        return without_faces(table, doomed) if doomed else table
 
     return seen, drop
 
