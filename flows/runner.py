@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import logging
 import os
 import tomllib
@@ -77,6 +78,7 @@ def run_reprocess(
         _check_api()
         flow = reprocess_archive.with_options(task_runner=runner)
         try:
+            _start_embedded_server()
             state = flow(
                 sources=list(sources),
                 settings=settings_overrides(settings),
@@ -140,6 +142,30 @@ def _check_api() -> None:
     if error is not None:
         raise ConfigError(f"Prefect server at {url} (PREFECT_API_URL) does not answer: "
                           f"{type(error).__name__}: {error}")
+
+
+def _start_embedded_server() -> None:
+    """Start Prefect's embedded server now, one process at a time per `PREFECT_HOME`.
+
+    Each embedded server creates and migrates the SQLite database as it starts;
+    two starting at once on one database race, and the loser prints a traceback
+    (then Prefect retries it on another port). Holding a lock file beside the
+    database until this process's server answers keeps concurrent runs quiet.
+    The flow then finds the same server (Prefect keeps one per process).
+    """
+    if prefect_api_url():
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import get_current_settings
+
+    home = Path(get_current_settings().home).expanduser()
+    home.mkdir(parents=True, exist_ok=True)
+    fd = os.open(home / ".faceid-jobs-server-start.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        SubprocessASGIServer().start()
+    finally:
+        os.close(fd)
 
 
 def _filter_root_handlers(console_filter: logging.Filter) -> None:
