@@ -26,9 +26,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["FaceSet", "SyntheticRecords", "face_vectors", "identity_queries", "make_index_store", "unit_vectors",
-           "write_video"]
-
 
 def write_video(src: Path, dst: Path, *, loops: int = 1, max_frames: int | None = None) -> dict:
     """Re-encode `src` (first `max_frames` frames) `loops` times into `dst` (MPEG-4, same fps/size).

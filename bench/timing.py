@@ -24,8 +24,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["Measured", "Span", "clock", "run_command"]
-
 
 @dataclass(frozen=True)
 class Measured:

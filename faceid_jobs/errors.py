@@ -28,6 +28,7 @@ __all__ = [
     "SpoofError",
     "StoreError",
     "UnknownIdentityError",
+    "UnknownPersonError",
     "UnknownVideoError",
     "VideoError",
     "VideoTooLargeError",
@@ -54,6 +55,15 @@ class FaceIdError(Exception):
     http_status: int = 400
     api_code: str = "bad_request"
 
+    def __init_subclass__(cls, *, exit_code: ExitCode | None = None, http_status: int | None = None,
+                          api_code: str | None = None, **kwargs: object) -> None:
+        # `class NoFaceError(FaceIdError, http_status=422, api_code="no_face")`: each error's
+        # mapping stands in its header; what is not given is inherited.
+        super().__init_subclass__(**kwargs)
+        for attr, value in (("exit_code", exit_code), ("http_status", http_status), ("api_code", api_code)):
+            if value is not None:
+                setattr(cls, attr, value)
+
     def __str__(self) -> str:
         # One line, always: callers print this verbatim.
         return " ".join(super().__str__().split())
@@ -63,93 +73,60 @@ class ConfigError(FaceIdError):
     """A setting has an invalid value or a config file cannot be read."""
 
 
-class PhotoError(FaceIdError):
+class PhotoError(FaceIdError, api_code="bad_photo"):
     """A query photo is missing or is not a decodable image."""
 
-    api_code = "bad_photo"
 
-
-class ImageTooLargeError(PhotoError):
+class ImageTooLargeError(PhotoError, http_status=413, api_code="too_large"):
     """An image whose header declares more pixels than `max_image_pixels` (refused before decoding)."""
 
-    http_status = 413
-    api_code = "too_large"
 
-
-class NoFaceError(FaceIdError):
+class NoFaceError(FaceIdError, http_status=422, api_code="no_face"):
     """A photo holds no detectable face."""
 
-    http_status = 422
-    api_code = "no_face"
 
-
-class SpoofError(FaceIdError):
+class SpoofError(FaceIdError, exit_code=ExitCode.SPOOF, http_status=422, api_code="spoof"):
     """A query face failed the liveness check (a photo of a photo or a screen)."""
 
-    exit_code = ExitCode.SPOOF
-    http_status = 422
-    api_code = "spoof"
 
-
-class EnrollmentError(FaceIdError):
+class EnrollmentError(FaceIdError, http_status=422, api_code="not_enrollable"):
     """A photo cannot be enrolled: several faces with --strict, or too low a quality (exit 2)."""
 
-    http_status = 422
-    api_code = "not_enrollable"
 
-
-class PolicyError(FaceIdError):
+class PolicyError(FaceIdError, http_status=403, api_code="forbidden"):
     """A request the server's policy does not allow (API: 403), e.g. skipping liveness."""
 
-    http_status = 403
-    api_code = "forbidden"
 
-
-class UnknownIdentityError(FaceIdError):
+class UnknownIdentityError(FaceIdError, http_status=404, api_code="unknown_identity"):
     """A name that is not enrolled (exit 2)."""
 
-    http_status = 404
-    api_code = "unknown_identity"
+
+class UnknownPersonError(FaceIdError, http_status=404, api_code="unknown_person"):
+    """A person id that does not exist (exit 2)."""
 
 
-class UnknownVideoError(FaceIdError):
+class UnknownVideoError(FaceIdError, http_status=404, api_code="unknown_video"):
     """A video that is not in the catalog (exit 2)."""
 
-    http_status = 404
-    api_code = "unknown_video"
 
-
-class VideoError(FaceIdError):
+class VideoError(FaceIdError, exit_code=ExitCode.FAILURES):
     """A video cannot be opened or decoded (unreadable, empty, truncated, not video)."""
-
-    exit_code = ExitCode.FAILURES
 
 
 class VideoTooLargeError(VideoError):
     """A video whose frames have more pixels than `max_video_pixels` (refused before decoding)."""
 
 
-class IndexMissingError(FaceIdError):
+class IndexMissingError(FaceIdError, http_status=503, api_code="no_index"):
     """Search was asked for before any index was built."""
 
-    http_status = 503
-    api_code = "no_index"
 
-
-class ModelError(FaceIdError):
+class ModelError(FaceIdError, exit_code=ExitCode.MODEL, http_status=500, api_code="model"):
     """A model file is missing, unreadable, or not a graph we know how to run."""
 
-    exit_code = ExitCode.MODEL
-    http_status = 500
-    api_code = "model"
 
-
-class StoreError(FaceIdError):
+class StoreError(FaceIdError, exit_code=ExitCode.FAILURES, http_status=503, api_code="store"):
     """The store cannot be read or written."""
-
-    exit_code = ExitCode.FAILURES
-    http_status = 503
-    api_code = "store"
 
 
 class StoreUnwritableError(StoreError):
@@ -157,23 +134,13 @@ class StoreUnwritableError(StoreError):
     read-only filesystem, permission. Never retried."""
 
 
-class IntegrityError(FaceIdError):
+class IntegrityError(FaceIdError, exit_code=ExitCode.INTEGRITY, http_status=500, api_code="integrity"):
     """Stored data failed a checksum or format check: never used silently."""
 
-    exit_code = ExitCode.INTEGRITY
-    http_status = 500
-    api_code = "integrity"
 
-
-class RunCancelled(FaceIdError):
+class RunCancelled(FaceIdError, exit_code=ExitCode.INTERRUPTED, http_status=503, api_code="cancelled"):
     """A run was asked to stop (SIGINT/SIGTERM): the chunk being analysed is dropped, nothing half-written."""
 
-    exit_code = ExitCode.INTERRUPTED
-    http_status = 503
-    api_code = "cancelled"
 
-
-class KeyMismatchError(IntegrityError):
+class KeyMismatchError(IntegrityError, api_code="wrong_key"):
     """The store's data needs a key this machine does not have (missing or different key; exit 4)."""
-
-    api_code = "wrong_key"

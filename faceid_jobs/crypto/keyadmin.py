@@ -39,8 +39,17 @@ from faceid_jobs.workspace import KEY_ENV
 __all__ = ["RotationResult", "init_key", "key_status", "rotate_key"]
 
 
+def init_key(settings: Settings, *, force: bool = False) -> tuple[LocalKek, Path]:
+    """Create the key file (0600); refuses to replace an existing one unless `force`."""
+    path = settings.resolved_key_file()
+    return create_key_file(path, overwrite=force), path
+
+
 @dataclass(frozen=True)
 class RotationResult:
+    """What `rotate_key` did: the two key ids, data keys re-wrapped (or already under the new KEK), the index
+    version published under the new KEK and where the old key file was kept."""
+
     old_key_id: str
     new_key_id: str
     rewrapped: int
@@ -53,12 +62,6 @@ class RotationResult:
     audit_keys_kept: int = 0
     index_versions_collected: int = 0
     seconds: float = 0.0
-
-
-def init_key(settings: Settings, *, force: bool = False) -> tuple[LocalKek, Path]:
-    """Create the key file (0600); refuses to replace an existing one unless `force`."""
-    path = settings.resolved_key_file()
-    return create_key_file(path, overwrite=force), path
 
 
 def rotate_key(settings: Settings, store: Store, *, to_kms: str | None = None, reencrypt: bool = False,

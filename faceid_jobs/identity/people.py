@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from faceid_jobs.crypto.stream import open_sealed, seal
-from faceid_jobs.errors import FaceIdError, IntegrityError, StoreError
+from faceid_jobs.errors import IntegrityError, StoreError, UnknownPersonError
 from faceid_jobs.storage.layout import PEOPLE_PREFIX, people_version_key, versions
 from faceid_jobs.workspace import Workspace
 
@@ -38,7 +38,6 @@ __all__ = [
     "PEOPLE_FORMAT",
     "PeopleState",
     "PersonMeta",
-    "UnknownPersonError",
     "commit_state",
     "drop_sources",
     "list_people_versions",
@@ -65,13 +64,6 @@ NODE_SCHEMA = pa.schema([
     pa.field("liveness", pa.float32()),
     pa.field("added_version", pa.int64(), nullable=False),
 ])
-
-
-class UnknownPersonError(FaceIdError):
-    """A person id that does not exist (exit 2)."""
-
-    http_status = 404
-    api_code = "unknown_person"
 
 
 def person_id(number: int) -> str:

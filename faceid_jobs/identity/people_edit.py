@@ -23,8 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from faceid_jobs.errors import ConfigError, EnrollmentError, StoreError
-from faceid_jobs.identity.people import PeopleState, UnknownPersonError, commit_state, load_state
+from faceid_jobs.errors import ConfigError, EnrollmentError, StoreError, UnknownPersonError
+from faceid_jobs.identity.people import PeopleState, commit_state, load_state
 from faceid_jobs.photo import PhotoFace
 from faceid_jobs.search.appearances import merge_appearances
 from faceid_jobs.storage.catalog import list_entries

@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from faceid_jobs.errors import UnknownPersonError
 from faceid_jobs.identity.clustering import ClusterParams, chinese_whispers, cluster, components, renumber, track_nodes
 from faceid_jobs.identity.discover import discover_with
 from faceid_jobs.identity.forget import forget_video
-from faceid_jobs.identity.people import UnknownPersonError, list_people_versions, load_state
+from faceid_jobs.identity.people import list_people_versions, load_state
 from faceid_jobs.identity.people_edit import ignore_person, merge_people, people_view, person_view
 from tests.synthetic_store import EMBEDDER, add_video, faces_of, people
 
