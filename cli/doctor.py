@@ -92,7 +92,6 @@ def _more_checks(settings, problems: list[str]) -> dict:
     import cv2
 
     from faceid_jobs.crypto.marker import check_key, required_key
-    from faceid_jobs.errors import KeyMismatchError
     from faceid_jobs.index import list_versions, load_manifest
     from faceid_jobs.storage import open_store
     from faceid_jobs.workspace import open_workspace
@@ -116,16 +115,13 @@ def _more_checks(settings, problems: list[str]) -> dict:
         return found  # the store check above reported it
     index: dict = found["index"]
     fresh = not (settings.kms_key_id or settings.resolved_key_file().exists()) and not _env_key()
+    needed = None
     try:
         needed, _ = required_key(store_)
         if fresh:
             check_key(store_, needed, [])
-    except KeyMismatchError as exc:
-        problems.append(str(exc))
-        return found | {"key": {"status": f"WRONG: {exc}", "needed": needed}}
     except FaceIdError as exc:
-        problems.append(str(exc))
-        return found | {"key": {"status": f"NOT readable: {exc}"}}
+        return found | {"key": _key_failure(exc, needed, problems)}
     if fresh:
         key = {"status": f"none yet ({settings.resolved_key_file()} is created by the first process)"}
     else:
@@ -138,17 +134,24 @@ def _more_checks(settings, problems: list[str]) -> dict:
                 m = load_manifest(ws.store, ws.keys, newest)
                 index = {"status": f"version {newest}: {m.vectors} vectors in {len(m.shards)} shards, "
                                    f"by {m.index_by}", "version": newest, "vectors": m.vectors}
-        except KeyMismatchError as exc:
-            problems.append(str(exc))
-            key = {"status": f"WRONG: {exc}", "needed": needed}
         except FaceIdError as exc:
-            problems.append(str(exc))
-            key = key if key.get("key_id") else {"status": f"NOT readable: {exc}"}
+            key = _key_failure(exc, needed, problems, key if key.get("key_id") else None)
     if newest is None:
         index = {"status": "none yet (run `faceid-jobs process`)", "version": None}
     elif index["version"] is None and not fresh:
         index = {"status": f"version {newest} (cannot be read)", "version": newest}
     return found | {"key": key, "index": index}
+
+
+def _key_failure(exc: FaceIdError, needed: str | None, problems: list[str], readable: dict | None = None) -> dict:
+    """The key row for a failed key check: WRONG (with the key the store needs) for a mismatch, else
+    NOT readable (or `readable`, what was learnt before the failure)."""
+    from faceid_jobs.errors import KeyMismatchError
+
+    problems.append(str(exc))
+    if isinstance(exc, KeyMismatchError):
+        return {"status": f"WRONG: {exc}", "needed": needed}
+    return readable or {"status": f"NOT readable: {exc}"}
 
 
 def _env_key() -> bool:

@@ -131,7 +131,7 @@ def process(
             err.print(f"{tag} {shown(failure['error'])}", highlight=False, soft_wrap=True)
     if summary.get("skipped_files"):
         note(_skipped_note(summary["skipped_files"]))
-    if not summary.get("ok", not summary["failures"]):
+    if not summary["ok"]:
         raise typer.Exit(int(ExitCode.FAILURES))
 
 

@@ -55,7 +55,7 @@ def _json_block(data: Any) -> str:
 
 def reprocess_markdown(summary: dict[str, Any], videos: list[dict[str, Any]]) -> str:
     chunks = summary["chunks"]
-    state = "completed" if summary.get("ok", not summary["failures"]) else "failed"
+    state = "completed" if summary["ok"] else "failed"
     index = summary.get("index") or {}
     lines = [
         f"# faceid-jobs reprocess: {state}\n",
@@ -90,7 +90,7 @@ def publish_reprocess(summary: dict[str, Any], videos: list[dict[str, Any]]) -> 
         "done": chunks["done"], "skipped": chunks["skipped"], "failed": chunks["failed"],
         "faces": summary["faces"], "faces_in_store": summary["faces_in_store"],
         "video_seconds": summary["video_seconds"],
-        "status": "ok" if summary.get("ok", not summary["failures"]) else "failed",
+        "status": "ok" if summary["ok"] else "failed",
         "error": f"{len(summary['failures'])} failure(s)" if summary["failures"] else "",
     }
     create_table_artifact(

@@ -84,6 +84,16 @@ def make_client(service: str = "s3") -> Any:
     return boto3.session.Session().client(service, config=config)
 
 
+def _code(exc: Exception) -> str:
+    """The S3 error code of a botocore error (``NoSuchKey``, ``AccessDenied``…), else the error's class name."""
+    return getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
+
+
+def _status(exc: Exception) -> int | None:
+    """The HTTP status of a botocore error's response, if it had one."""
+    return getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+
+
 class S3Store:
     """Objects under `s3://bucket/prefix/`; keys are relative to the prefix."""
 
@@ -96,7 +106,7 @@ class S3Store:
         return self.prefix + check_key(key)
 
     def _error(self, exc: Exception, key: str, action: str) -> StoreError:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+        code = _code(exc)
         # A refused credential or policy stays refused: fail at once, never retried.
         kind = StoreUnwritableError if code in _PERMISSION_CODES else StoreError
         return kind(f"{self.uri}/{key}: cannot {action} ({code})")
@@ -110,7 +120,7 @@ class S3Store:
             try:
                 return self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                if _code(exc) in ("NoSuchKey", "404"):
                     raise KeyError(key) from None
                 raise self._error(exc, key, "read") from None
             except BotoCoreError as exc:
@@ -130,7 +140,7 @@ class S3Store:
                                            Range=f"bytes={start}-{start + length - 1}")
             return resp["Body"].read()
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
+            code = _code(exc)
             if code in ("NoSuchKey", "404"):
                 raise KeyError(key) from None
             if code == "InvalidRange":
@@ -147,7 +157,7 @@ class S3Store:
             return _StreamErrors(self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"],
                                  f"{self.uri}/{key}")
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if _code(exc) in ("NoSuchKey", "404"):
                 raise KeyError(key) from None
             raise self._error(exc, key, "read") from None
         except BotoCoreError as exc:
@@ -177,8 +187,8 @@ class S3Store:
             self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **condition)
             return True
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = _code(exc)
+            status = _status(exc)
             if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412):
                 return False
             raise self._error(exc, key, "write") from None
@@ -198,7 +208,7 @@ class S3Store:
         try:
             return self._client.head_object(Bucket=self.bucket, Key=self._key(key))["ETag"]
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            if _code(exc) in ("NoSuchKey", "404", "NotFound"):
                 return None
             raise self._error(exc, key, "read") from None
         except BotoCoreError as exc:
@@ -269,7 +279,7 @@ def list_s3_sources(uri: str, extensions: frozenset[str], client: Any | None = N
                                               etag=str(obj.get("ETag", "")),
                                               modified=modified.isoformat() if modified else ""))
     except (ClientError, BotoCoreError) as exc:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+        code = _code(exc)
         raise StoreError(f"{uri}: cannot list ({code})") from None
     return sorted(found, key=lambda o: o.uri)
 
@@ -366,8 +376,8 @@ class S3Video:
                     raise ValueError("short body")
                 return data
             except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                code = _code(exc)
+                status = _status(exc)
                 if code == "PreconditionFailed" or status == 412:
                     error: BaseException = VideoError(f"{self.uri}: changed while being read (ETag differs "
                                                       "from the listing); it is read again on the next run")
@@ -467,7 +477,7 @@ def s3_local_copy(uri: str) -> Iterator[Path]:
             try:
                 make_client().download_fileobj(bucket, key, f)
             except (ClientError, BotoCoreError) as exc:
-                code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+                code = _code(exc)
                 raise VideoError(f"{uri}: cannot download ({code})") from None
         yield Path(name)
     finally:

@@ -15,7 +15,7 @@ import numpy as np
 
 from faceid_jobs.errors import VideoError
 from faceid_jobs.video.chunks import Chunk, sampled_frames
-from faceid_jobs.video.probe import capture
+from faceid_jobs.video.probe import capture, video_name
 from faceid_jobs.video.source import RemoteVideo
 
 __all__ = ["iter_chunk_frames"]
@@ -49,7 +49,7 @@ def iter_chunk_frames(
         VideoError: the file cannot be opened, or decoding stops before the
             chunk's end (truncated or corrupt data).
     """
-    name = uri or (str(path) if isinstance(path, Path) else path.uri)
+    name = video_name(path, uri)
     wanted = sampled_frames(chunk.start, chunk.stop, fps, sample_fps)
     if len(wanted) == 0:
         return

@@ -19,7 +19,7 @@ import cv2
 from faceid_jobs.errors import VideoError, VideoTooLargeError
 from faceid_jobs.video.source import RemoteVideo
 
-__all__ = ["VideoInfo", "capture", "local_path", "probe_video", "register_opener"]
+__all__ = ["VideoInfo", "capture", "local_path", "probe_video", "register_opener", "video_name"]
 
 # scheme -> context manager yielding a local, seekable file path for the URI
 Opener = Callable[[str], AbstractContextManager[Path]]
@@ -70,6 +70,11 @@ def local_path(uri: str) -> AbstractContextManager[Path]:
         raise VideoError(f"{uri}: no reader for {scheme}:// sources") from None
 
 
+def video_name(path: Path | RemoteVideo, uri: str | None = None) -> str:
+    """How errors name a video: `uri` when given, else the local path or the remote video's URI."""
+    return uri or (str(path) if isinstance(path, Path) else path.uri)
+
+
 def capture(path: Path | RemoteVideo, uri: str | None = None, threads: int = 0) -> cv2.VideoCapture:
     """Open a local file or a `RemoteVideo` with OpenCV (rotation metadata applied),
     or raise VideoError naming it.
@@ -79,8 +84,8 @@ def capture(path: Path | RemoteVideo, uri: str | None = None, threads: int = 0) 
     its default, one per core).
     """
     params = [cv2.CAP_PROP_N_THREADS, threads] if threads > 0 else []
+    name = video_name(path, uri)
     if not isinstance(path, Path):
-        name = uri or path.uri
         if path.size == 0:
             raise VideoError(f"{name}: empty file")
         cap = cv2.VideoCapture(path.open(), cv2.CAP_FFMPEG, params)
@@ -90,7 +95,6 @@ def capture(path: Path | RemoteVideo, uri: str | None = None, threads: int = 0) 
                 raise path.failure()
             raise VideoError(f"{name}: not a readable video (unknown format or corrupt header)")
         return _display_oriented(cap)
-    name = uri or str(path)
     if not path.exists():
         raise VideoError(f"{name}: file not found")
     if path.is_dir():
@@ -124,7 +128,7 @@ def probe_video(path: Path | RemoteVideo, uri: str | None = None, max_pixels: in
         VideoTooLargeError: frames of more than `max_pixels` (the container's
             size; no frame is decoded).
     """
-    name = uri or (str(path) if isinstance(path, Path) else path.uri)
+    name = video_name(path, uri)
     cap = capture(path, name)
     try:
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
