@@ -33,11 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import PEOPLE_TEST_TRUTH
+from bench.common import DEFAULT_CLIP, PEOPLE_TEST_TRUTH, SHARED, default_weights_dir
 from faceid_jobs.identity.clustering import ClusterParams, chinese_whispers, components, knn_edges, renumber
 
-MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
-WEIGHTS = MEDIA.parent / "weights"
+MEDIA = SHARED / "media"
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55)
 
 
@@ -69,7 +68,7 @@ def photo_faces() -> tuple[np.ndarray, list[str]]:
     from faceid_jobs.models import load_models
     from faceid_jobs.photo import face_of
 
-    models = load_models(Settings(weights_dir=str(MEDIA.parent / "weights"), device="cpu"), liveness=False)
+    models = load_models(Settings(weights_dir=str(default_weights_dir()), device="cpu"), liveness=False)
     vectors, names = [], []
     for path, who in people_photos():
         _, emb = face_of(read_photo(path), path.name, models, liveness=False, quality=False)
@@ -93,14 +92,14 @@ def _process(video: Path, store: Path, key: Path, weights: Path, fps: float = 4.
                    check=True, env=env, capture_output=True)
 
 
-def bench_friends(thresholds: tuple[float, ...], ks: tuple[int, ...] = (10,), weights: Path = WEIGHTS) -> dict:
+def bench_friends(thresholds: tuple[float, ...], ks: tuple[int, ...] = (10,), weights: Path | None = None) -> dict:
     """Process the clip once; per k and threshold, cluster every track again and check each person of ≥ 3 faces
     against the portraits (nearest portrait per face, `portrait_purity`) and the pairs of labelled faces
     (`portrait_labels`, where the shot table agrees). Then, on the same faces: the other methods over the
     same track summaries, and plain average linkage of the faces themselves (the baseline to beat)."""
     tmp = Path(tempfile.mkdtemp(prefix="people-bench-"))
     try:
-        return _friends_in(tmp, thresholds, ks, weights)
+        return _friends_in(tmp, thresholds, ks, weights or default_weights_dir())
     finally:  # the store holds biometric records (encrypted, with the key beside them)
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -115,7 +114,7 @@ def _friends_in(tmp: Path, thresholds: tuple[float, ...], ks: tuple[int, ...], w
     from faceid_jobs.storage import LocalStore
     from faceid_jobs.workspace import open_workspace
 
-    _process(MEDIA / "friends" / "in_video.mp4", tmp / "store", tmp / "key.json", weights)
+    _process(DEFAULT_CLIP, tmp / "store", tmp / "key.json", weights)
     settings = Settings(weights_dir=str(weights), key_file=str(tmp / "key.json"),
                         store=str(tmp / "store"), device="cpu")
     ws = open_workspace(settings, store=LocalStore(tmp / "store"))
@@ -370,12 +369,13 @@ def main() -> None:
     ap.add_argument("--nprobe", type=int, default=ClusterParams().nprobe, help="scale: IVF lists probed")
     ap.add_argument("--thresholds", type=float, nargs="+", default=list(THRESHOLDS))
     ap.add_argument("--ks", type=int, nargs="+", default=[10])
-    ap.add_argument("--weights-dir", type=Path, default=WEIGHTS, help="friends: the model weights")
+    ap.add_argument("--weights-dir", type=Path, default=None,
+                    help="friends: the model weights (default: weights/files, else ../shared/weights)")
     a = ap.parse_args()
     if a.case == "photos":
         out = bench_photos()
     elif a.case == "friends":
-        out = bench_friends(tuple(a.thresholds), tuple(a.ks), a.weights_dir.resolve())
+        out = bench_friends(tuple(a.thresholds), tuple(a.ks), a.weights_dir.resolve() if a.weights_dir else None)
     else:
         out = bench_scale(a.faces, a.add, a.threads, a.threshold, a.nprobe)
     print(json.dumps(out, indent=1))

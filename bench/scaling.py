@@ -19,16 +19,16 @@ from pathlib import Path
 import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import DEFAULT_CLIP
 from bench.timing import run_command
 
-REPO = Path(__file__).resolve().parent.parent
 MODES = {"threads (in process)": [], "--dask-local 1": ["--dask-local", "1"],
          "--dask-local 2": ["--dask-local", "2"], "--prefect (embedded server)": ["--prefect"]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--video", type=Path, default=REPO.parent / "shared/media/friends/in_video.mp4")
+    parser.add_argument("--video", type=Path, default=DEFAULT_CLIP)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--exe", default=str(Path(sys.executable).parent / "faceid-jobs"))
     args = parser.parse_args()
