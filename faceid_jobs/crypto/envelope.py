@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Iterator
 
 from faceid_jobs.crypto.keys import Kek, Keyring, KmsKek, WrappedKey
 from faceid_jobs.errors import ConfigError, IntegrityError, KeyMismatchError
 from faceid_jobs.storage.base import Store
 from faceid_jobs.storage.layout import DATA_KEYS_PREFIX, data_key, parse_data_key
 
-__all__ = ["DATA_KEYS_PREFIX", "DataKeys"]
+__all__ = ["DATA_KEYS_PREFIX", "DataKeys", "stored_kek_ids"]
 
 _FORMAT = 1
 
@@ -162,10 +163,7 @@ class DataKeys:
 
     def _kek_named(self, kek_id: str) -> Kek | None:
         """The KEK `kek_id`: from the keyring, or a KMS key (reachable by its id alone); None otherwise."""
-        kek = self.keyring.find(kek_id)
-        if kek is None and kek_id.startswith("kms:"):
-            kek = KmsKek(kek_id[len("kms:"):])
-        return kek
+        return self.keyring.find(kek_id) or KmsKek.from_id(kek_id)
 
     def kek_of(self, ref: str) -> str:
         """Id of the KEK a data key is currently wrapped with."""
@@ -189,18 +187,7 @@ class DataKeys:
 
     def wrapped_by(self, kek_id: str) -> set[str]:
         """Refs of every data key in the store wrapped with the KEK `kek_id`."""
-        refs = set()
-        for key in self.store.list(DATA_KEYS_PREFIX):
-            ref = parse_data_key(key)
-            if ref is None:
-                continue
-            try:
-                wrapped = _decode(self.store.get(key), ref)
-            except KeyError:
-                continue  # deleted meanwhile
-            if wrapped.kek_id == kek_id:
-                refs.add(ref)
-        return refs
+        return {ref for ref, kek in stored_kek_ids(self.store) if kek == kek_id}
 
     def rewrap_all(self) -> tuple[int, int]:
         """Re-wrap every data key not yet under the primary KEK.
@@ -220,6 +207,24 @@ class DataKeys:
             self.store.put(key, _encode(self.keyring.rewrap(wrapped, key)))
             done += 1
         return done, kept
+
+
+def stored_kek_ids(store: Store) -> Iterator[tuple[str, str]]:
+    """(ref, id of the KEK wrapping it) for every data key in the store, in listing order; keys deleted
+    meanwhile are passed over.
+
+    Raises:
+        IntegrityError: a data key object is damaged.
+    """
+    for key in store.list(DATA_KEYS_PREFIX):
+        ref = parse_data_key(key)
+        if ref is None:
+            continue
+        try:
+            raw = store.get(key)
+        except KeyError:
+            continue
+        yield ref, _decode(raw, ref).kek_id
 
 
 def _encode(wrapped: WrappedKey) -> bytes:

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from faceid_jobs.config import Settings
-from faceid_jobs.crypto.envelope import DataKeys
+from faceid_jobs.crypto.envelope import DataKeys, stored_kek_ids
 from faceid_jobs.crypto.keys import Kek, Keyring, KmsKek, LocalKek, create_key_file, load_key_file
 from faceid_jobs.crypto.lease import acquire_lease, read_lease, release_lease
 from faceid_jobs.crypto.marker import write_marker
@@ -32,7 +33,6 @@ from faceid_jobs.crypto.reencrypt import Progress, reencrypt_store
 from faceid_jobs.errors import ConfigError
 from faceid_jobs.index.manifest import republish
 from faceid_jobs.storage.base import Store
-from faceid_jobs.storage.layout import DATA_KEYS_PREFIX, parse_data_key
 from faceid_jobs.testhooks import crash_point
 from faceid_jobs.workspace import KEY_ENV
 
@@ -144,8 +144,8 @@ def _rotation_keys(settings: Settings, store: Store, to_kms: str | None) -> tupl
         old = load_key_file(path)
     if to_kms:
         return old, KmsKek(to_kms)
-    if lease is not None and lease.new_kek.startswith("kms:"):
-        return old, KmsKek(lease.new_kek[len("kms:"):])
+    if lease is not None and (kms := KmsKek.from_id(lease.new_kek)):
+        return old, kms
     if next_path.exists():
         return old, load_key_file(next_path)  # resume an interrupted rotation
     if lease is not None and lease.old_kek == old.key_id and _key_id_of(path) == lease.new_kek:
@@ -162,14 +162,5 @@ def key_status(settings: Settings, store: Store) -> dict[str, object]:
 
     keyring, _ = load_keyring(settings)
     lease = read_lease(store)
-    keys = DataKeys(store, keyring)
-    counts: dict[str, int] = {}
-    for key in store.list(DATA_KEYS_PREFIX):
-        ref = parse_data_key(key)
-        if ref is not None:
-            try:
-                kek = keys.kek_of(ref)
-            except KeyError:
-                continue  # deleted meanwhile
-            counts[kek] = counts.get(kek, 0) + 1
-    return {"key_id": keyring.primary.key_id, "rotation": asdict(lease) if lease else None, "data_keys": counts}
+    counts = Counter(kek for _, kek in stored_kek_ids(store))
+    return {"key_id": keyring.primary.key_id, "rotation": asdict(lease) if lease else None, "data_keys": dict(counts)}

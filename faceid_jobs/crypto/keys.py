@@ -110,6 +110,11 @@ class KmsKek:
         self._kms_key = kms_key
         self.key_id = f"kms:{kms_key}"
 
+    @classmethod
+    def from_id(cls, kek_id: str) -> KmsKek | None:
+        """The KMS KEK a key id names (``kms:<key id or ARN>``: reachable by its id alone), None for any other."""
+        return cls(kek_id[len("kms:"):]) if kek_id.startswith("kms:") else None
+
     def wrap(self, dek: bytes) -> bytes:
         resp = self._client.encrypt(KeyId=self._kms_key, Plaintext=dek,
                                     EncryptionContext={"app": "faceid-jobs"})

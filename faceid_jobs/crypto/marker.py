@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import json
 
-from faceid_jobs.crypto.envelope import DATA_KEYS_PREFIX
-from faceid_jobs.crypto.keys import WrappedKey
+from faceid_jobs.crypto.envelope import stored_kek_ids
 from faceid_jobs.errors import IntegrityError, KeyMismatchError
 from faceid_jobs.storage.base import Store
 from faceid_jobs.storage.layout import kek_marker_key
@@ -46,11 +45,8 @@ def required_key(store: Store) -> tuple[str | None, bool]:
     marked = read_marker(store)
     if marked is not None:
         return marked, True
-    for key in store.list(DATA_KEYS_PREFIX):  # a store from before the marker: its first data key
-        try:
-            return WrappedKey.decode(json.loads(store.get(key))["wrapped"]).kek_id, False
-        except (KeyError, ValueError, TypeError):
-            raise IntegrityError(f"{store.uri}: {key} is damaged") from None
+    for _, kek_id in stored_kek_ids(store):  # a store from before the marker: its first data key
+        return kek_id, False
     return None, False
 
 
