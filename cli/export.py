@@ -21,7 +21,7 @@ def export(
     *,
     opts: Opts,
 ) -> None:
-    """Write decrypted copies of every current record file, for DuckDB/pandas.
+    """Write decrypted copies of every current record file (and of search-photos results), for DuckDB/pandas.
 
     Example: [bold]faceid-jobs export --plaintext ./records-plain[/bold]
     """
@@ -32,5 +32,6 @@ def export(
 
     with working("decrypting record files…"):
         result = export_plaintext(open_workspace(opts.settings()), folder, force=force)
-    out.print(f"wrote {result.files} files, {result.rows} face rows to {shown(result.folder)}")
+    runs = f", results of {result.query_runs} search runs" if result.query_runs else ""
+    out.print(f"wrote {result.files} files, {result.rows} face rows{runs} to {shown(result.folder)}")
     note("these files are plaintext biometric data: keep them on an encrypted disk", "note")

@@ -2,16 +2,15 @@
 
 One `embed-photo` task per photo (detect, pick the largest face, align,
 embed), then one `search-index` task that loads the index once and matches
-every query. Results go to the store under ``queries/<flow run id>/``
+every query. Results go to the store, sealed, under ``queries/<flow run id>/``
 (``results.json``: every query with its hits; ``hits.parquet``: one row per
-hit) and are returned. The run ends Failed if any photo could not be
+hit; `faceid_jobs.search.stored`) and are returned. The run ends Failed if any photo could not be
 searched (unreadable, no face), after searching the others.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import TYPE_CHECKING, Any
 
 from prefect import flow, get_run_logger
@@ -28,23 +27,11 @@ from faceid_jobs.flows.common import (
     store_task,
     workspace_for,
 )
-from faceid_jobs.storage.layout import QUERIES_PREFIX, query_result_key
 
 if TYPE_CHECKING:
     from faceid_jobs.search.query import Query
 
-__all__ = ["QUERIES_PREFIX", "embed_photo_task", "search_index_task", "search_photos", "write_results_task"]
-
-
-_HIT_COLUMNS = ("photo", "rank", "similarity", "video", "timestamp_s", "start_s", "end_s", "frame", "bbox",
-                "face_id", "track_id", "liveness", "quality", "query_bbox", "query_det_score",
-                "index_build_id")
-
-
-def result_keys(run_id: str) -> dict[str, str]:
-    """Store keys of one search run's results."""
-    return {"json": query_result_key(run_id, "results.json"),
-            "parquet": query_result_key(run_id, "hits.parquet")}
+__all__ = ["embed_photo_task", "search_index_task", "search_photos", "write_results_task"]
 
 
 def _photo_run_name() -> str:
@@ -85,45 +72,10 @@ def search_index_task(queries: list[Query], settings: Settings,
 
 @store_task("write-results", delay_s=2)
 def write_results_task(settings: Settings, run_id: str, document: dict[str, Any]) -> dict[str, str]:
-    """Store the results as JSON (whole document) and Parquet (one row per hit).
+    """Seal and store the results (`faceid_jobs.search.stored`: JSON document and Parquet hits)."""
+    from faceid_jobs.search.stored import write_results
 
-    Hits name videos, times and face ids, not embeddings, so they are stored
-    in the clear like the catalog, where any Parquet/JSON reader can open them.
-    """
-    store = workspace_for(settings).store
-    keys = result_keys(run_id)
-    store.put(keys["parquet"], hits_parquet(document["results"]))
-    store.put(keys["json"], json.dumps(document, indent=1, default=str).encode())
-    return keys
-
-
-def hits_parquet(results: list[dict[str, Any]]) -> bytes:
-    """zstd Parquet, one row per hit (a face, or an appearance when the index is by
-    track: then `start_s`, `end_s` and `track_id` are set), columns `_HIT_COLUMNS`."""
-    import io
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    bbox = pa.list_(pa.float32(), 4)
-    schema = pa.schema([
-        ("photo", pa.string()), ("rank", pa.int32()), ("similarity", pa.float32()),
-        ("video", pa.string()), ("timestamp_s", pa.float64()), ("start_s", pa.float64()),
-        ("end_s", pa.float64()), ("frame", pa.int64()), ("bbox", bbox), ("face_id", pa.string()),
-        ("track_id", pa.int64()), ("liveness", pa.float32()), ("quality", pa.float32()),
-        ("query_bbox", bbox), ("query_det_score", pa.float32()), ("index_build_id", pa.string()),
-    ])
-    rows: dict[str, list[Any]] = {name: [] for name in _HIT_COLUMNS}
-    for result in results:
-        query = result["query"]
-        for rank, hit in enumerate(result["hits"], 1):
-            values = {**hit, "photo": query["photo"], "rank": rank, "query_bbox": query["bbox"],
-                      "query_det_score": query["det_score"], "index_build_id": result["index"]["build_id"]}
-            for name in _HIT_COLUMNS:
-                rows[name].append(values.get(name))
-    sink = io.BytesIO()
-    pq.write_table(pa.table(rows, schema=schema), sink, compression="zstd")
-    return sink.getvalue()
+    return write_results(workspace_for(settings), run_id, document)
 
 
 @flow(name="search-photos", task_runner=default_task_runner())

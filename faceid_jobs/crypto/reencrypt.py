@@ -13,8 +13,8 @@ old key is deleted:
 
 - record files and label files: decrypted and checked (binding, schema,
   rows) by their own readers, written again by their own writers;
-- gallery versions and entries, people versions, forget intents: sealed
-  containers, opened and sealed again with the same header fields;
+- gallery versions and entries, people versions, forget intents, search
+  results: sealed containers, opened and sealed again with the same header fields;
 - catalog entries and stale marks: authenticated again with this process's MAC key;
 - the index: the newest version's shards are copied segment by segment under
   new ids and keys (`index/shard.reencrypt_shard`, so searches answer the
@@ -54,6 +54,7 @@ from faceid_jobs.storage.layout import (
     GALLERY_VERSIONS_PREFIX,
     LABELS_PREFIX,
     PEOPLE_PREFIX,
+    QUERIES_PREFIX,
     RECORDS_PREFIX,
     STALE_PREFIX,
     VIDEOS_PREFIX,
@@ -68,9 +69,10 @@ __all__ = ["KINDS", "Progress", "ReencryptResult", "reencrypt_store"]
 
 # What is re-encrypted, in this order (records before the index: it records their new hashes).
 KINDS = ("records", "labels", "gallery entries", "gallery versions", "people versions", "forget intents",
-         "catalog entries", "stale marks", "index shards")
+         "query results", "catalog entries", "stale marks", "index shards")
 _SEALED = {"gallery entries": GALLERY_ENTRIES_PREFIX, "gallery versions": GALLERY_VERSIONS_PREFIX,
-           "people versions": PEOPLE_PREFIX, "forget intents": FORGET_JOURNAL_PREFIX}
+           "people versions": PEOPLE_PREFIX, "forget intents": FORGET_JOURNAL_PREFIX,
+           "query results": QUERIES_PREFIX}
 
 # progress(kind, objects of that kind looked at so far, how many there are)
 Progress = Callable[[str, int, int], None]

@@ -1,4 +1,4 @@
-"""Write decrypted copies of the stored face records (I/O: store in, local folder out).
+"""Write decrypted copies of the stored face records and search results (I/O: store in, local folder out).
 
 For users who want DuckDB, pandas or Spark on the records directly. The
 output is plaintext biometric data, so the folder must be private: an
@@ -18,6 +18,7 @@ from pathlib import Path
 from faceid_jobs.errors import ConfigError
 from faceid_jobs.fileio import atomic_write
 from faceid_jobs.records.parquet import parquet_to_table, table_to_parquet
+from faceid_jobs.search.stored import RESULT_FILES, list_runs, read_result_file
 from faceid_jobs.storage.catalog import list_entries
 from faceid_jobs.storage.layout import parse_record_key, record_prefix
 from faceid_jobs.workspace import Workspace
@@ -29,9 +30,12 @@ _PRIVATE = 0o700
 
 @dataclass(frozen=True)
 class ExportResult:
+    """Record files and their face rows written, search runs whose results were written, and where."""
+
     files: int
     rows: int
     folder: str
+    query_runs: int = 0
 
 
 def prepare_export_folder(folder: Path, *, force: bool = False) -> Path:
@@ -65,22 +69,32 @@ def _check_private_and_empty(folder: Path) -> None:
         raise ConfigError(f"{folder}: export folder is not empty (pass --force to write into it)")
 
 
-def _video_folder(folder: Path, fingerprint: str) -> Path:
-    """`folder/<fingerprint>`, made 0700; an existing symlink there is refused, even with force."""
-    path = folder / fingerprint
-    try:
-        path.mkdir(mode=_PRIVATE)
-        os.chmod(path, _PRIVATE)
-    except FileExistsError:
-        if path.is_symlink() or not path.is_dir():
-            raise ConfigError(f"{path}: exists and is not a plain folder (refusing to write through it)") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot create ({exc.strerror or exc})") from None
+def _private_folder(folder: Path, *parts: str) -> Path:
+    """`folder/<parts…>`, each level made 0700; an existing symlink there is refused, even with force."""
+    path = folder
+    for part in parts:
+        path = path / part
+        try:
+            path.mkdir(mode=_PRIVATE)
+            os.chmod(path, _PRIVATE)
+        except FileExistsError:
+            if path.is_symlink() or not path.is_dir():
+                raise ConfigError(f"{path}: exists and is not a plain folder (refusing to write through it)") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot create ({exc.strerror or exc})") from None
     return path
 
 
+def _write(target: Path, data: bytes) -> None:
+    try:
+        atomic_write(target, data, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"{target}: cannot write ({exc.strerror or exc})") from None
+
+
 def export_plaintext(ws: Workspace, folder: Path, *, force: bool = False) -> ExportResult:
-    """Decrypt the current records of every video into `folder/<fingerprint>/chunk-*.parquet`.
+    """Decrypt the current records of every video into `folder/<fingerprint>/chunk-*.parquet`, and the
+    results of every `search-photos` run into `folder/queries/<run id>/` (results.json, hits.parquet).
 
     Raises:
         ConfigError: the folder is refused (see `prepare_export_folder`) or a
@@ -93,11 +107,11 @@ def export_plaintext(ws: Workspace, folder: Path, *, force: bool = False) -> Exp
             if parse_record_key(key) is None:
                 continue  # not a chunk file
             table = parquet_to_table(ws.store.get(key), key, cipher=ws.cipher)
-            target = _video_folder(folder, entry.fingerprint) / key.rsplit("/", 1)[-1]
-            try:
-                atomic_write(target, table_to_parquet(table), 0o600)
-            except OSError as exc:
-                raise ConfigError(f"{target}: cannot write ({exc.strerror or exc})") from None
+            _write(_private_folder(folder, entry.fingerprint) / key.rsplit("/", 1)[-1], table_to_parquet(table))
             files += 1
             rows += table.num_rows
-    return ExportResult(files, rows, str(folder))
+    runs = list_runs(ws.store)
+    for run_id in runs:
+        for name in RESULT_FILES:
+            _write(_private_folder(folder, "queries", run_id) / name, read_result_file(ws, run_id, name))
+    return ExportResult(files, rows, str(folder), len(runs))

@@ -79,6 +79,7 @@ __all__ = [
     "parse_data_key",
     "parse_forget_journal_key",
     "parse_label_key",
+    "parse_query_result_key",
     "parse_record_key",
     "parse_shard_key",
     "parse_source_key",
@@ -340,8 +341,16 @@ def audit_key(stamp: str, token: str) -> str:
 # queries/
 
 def query_result_key(run_id: str, name: str) -> str:
-    """`queries/<run_id>/<name>`: one file of a search flow run's results."""
-    return join_key(QUERIES_PREFIX, check_segment(run_id, "run id"), check_segment(name, "result file name"))
+    """`queries/<run_id>/<name>.bin`: one file of a search flow run's results, sealed (`search/stored`)."""
+    return join_key(QUERIES_PREFIX, check_segment(run_id, "run id"),
+                    check_segment(name, "result file name") + ".bin")
+
+
+def parse_query_result_key(key: str) -> tuple[str, str] | None:
+    """(run id, file name) of a query result key, or None."""
+    run_id, _, rest = key[len(QUERIES_PREFIX):].partition("/") if key.startswith(QUERIES_PREFIX) else ("", "", "")
+    name = _parse_under(rest, "", ".bin") if run_id and _segment_problem(run_id) is None else None
+    return (run_id, name) if name is not None else None
 
 
 # sources/

@@ -8,6 +8,7 @@ where a temp file or a video folder goes is never written through.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import stat
 from pathlib import Path
@@ -16,11 +17,16 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from faceid_jobs.search.stored import write_results
 from faceid_jobs.storage import LocalStore
 from tests.cli.runner import cut_clip, run
 from tests.synthetic_store import add_video, faces_of, people
 
 FPS = ["s1-" + "1" * 32, "s1-" + "2" * 32]
+HIT = {"video": "/archive/a.mp4", "timestamp_s": 1.5, "frame": 36, "bbox": [1, 2, 3, 4], "similarity": 0.7}
+QUERY_RUN = {"flow_run_id": "run-1", "failures": [],
+             "results": [{"query": {"photo": "/p/q.jpg", "bbox": [0, 0, 9, 9], "det_score": 0.9},
+                          "hits": [HIT], "index": {"build_id": "v1"}}]}
 
 
 def mode_of(path: Path) -> int:
@@ -46,6 +52,7 @@ def store_env(tmp_path_factory, make_workspace):
     for fp, name in zip(FPS, who, strict=True):
         chunks = [[(v, 1) for v in faces_of(who[name], 3, rng)], [(v, 2) for v in faces_of(who[name], 2, rng)]]
         add_video(ws, fp, chunks)
+    write_results(ws, "run-1", QUERY_RUN)  # what a `search-photos` flow run leaves
     return {"FACEID_JOBS_STORE": str(base / "store"), "FACEID_JOBS_KEY_FILE": str(base / "key.json")}
 
 
@@ -67,9 +74,15 @@ def test_export_new_folder_is_0700_and_files_0600_under_umask_000(store_env, tmp
     assert result.returncode == 0, result.stderr
     rows = exported(out)
     assert sorted(rows) == [f"{fp}/chunk-{c:06d}.parquet" for fp in FPS for c in (0, 1)]
-    assert sum(rows.values()) == 10 and "wrote 4 files, 10 face rows" in result.stdout
+    assert sum(rows.values()) == 10 and "wrote 4 files, 10 face rows, results of 1 search runs" in result.stdout
     assert mode_of(out) == 0o700 and {mode_of(out / fp) for fp in FPS} == {0o700}
     assert {mode_of(out / f) for f in rows} == {0o600}
+    # The search run's results, decrypted beside them.
+    run_dir = out / "queries" / "run-1"
+    assert {mode_of(out / "queries"), mode_of(run_dir)} == {0o700}
+    assert {mode_of(p) for p in run_dir.iterdir()} == {0o600}
+    assert pq.read_table(run_dir / "hits.parquet").column("video").to_pylist() == [HIT["video"]]
+    assert json.loads((run_dir / "results.json").read_text())["results"] == QUERY_RUN["results"]
     assert not [p for p in out.rglob(".tmp-*")]
 
 

@@ -31,6 +31,18 @@ def _answers(built) -> dict:
                      "people": cli_json(["people"], built.env)})
 
 
+def _owner(built):
+    """The key holder's workspace on the built store, through the library."""
+    from faceid_jobs.crypto.envelope import DataKeys
+    from faceid_jobs.crypto.keys import Keyring, load_key_file
+    from faceid_jobs.crypto.parquet_crypto import RecordCipher
+    from faceid_jobs.storage.local import LocalStore
+    from faceid_jobs.workspace import Workspace
+
+    keys = DataKeys(LocalStore(built.store), Keyring([load_key_file(built.root / "key.json")]))
+    return Workspace(keys.store, keys, RecordCipher(keys))
+
+
 def _status(env) -> dict:
     return cli_json(["keys", "status"], env)
 
@@ -52,11 +64,15 @@ def test_reencrypt_keeps_every_answer_and_the_old_key_opens_nothing_current(buil
     from faceid_jobs.index.manifest import load_manifest
     from faceid_jobs.index.shard import read_shard
     from faceid_jobs.records.parquet import parquet_to_table
+    from faceid_jobs.search.stored import read_results, write_results
     from faceid_jobs.storage.local import LocalStore
+    from faceid_jobs.workspace import Workspace
 
     before = _answers(built)
     assert before["search"] and before["find"]["Ross"]["appearances"]
     old_key_id = _status(built.env)["key_id"]
+    document = {"flow_run_id": "run-1", "results": [], "failures": [{"photo": "p.jpg", "error": "no face"}]}
+    write_results(_owner(built), "run-1", document)  # what a `search-photos` flow run leaves
     # The attacker's loot: the whole store and the key file as they were before.
     loot = tmp_path / "loot"
     shutil.copytree(built.store, loot / "store")
@@ -65,8 +81,9 @@ def test_reencrypt_keeps_every_answer_and_the_old_key_opens_nothing_current(buil
     result = cli_json(["keys", "rotate", "--reencrypt"], built.env)
     done = result["reencrypted"]
     for kind in ("records", "labels", "gallery entries", "gallery versions", "people versions",
-                 "catalog entries", "index shards"):
+                 "query results", "catalog entries", "index shards"):
         assert done[kind] > 0, (kind, done)
+    assert read_results(_owner(built), "run-1") == {"format": 1} | document
     assert result["old_keys_deleted"] > 0 and result["audit_keys_kept"] == 1
     assert result["index_version"] and result["seconds"] > 0
     assert _answers(built) == before
@@ -96,6 +113,8 @@ def test_reencrypt_keeps_every_answer_and_the_old_key_opens_nothing_current(buil
             cipher.open((mixed / key).read_bytes()).read()
     with pytest.raises(IntegrityError):
         load_manifest(attacker.store, attacker)
+    with pytest.raises(IntegrityError):
+        read_results(Workspace(attacker.store, attacker, cipher), "run-1")
     owner = DataKeys(LocalStore(built.store), Keyring([load_key_file(built.root / "key.json")]))
     manifest = load_manifest(owner.store, owner)
     for ref in manifest.shards:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -45,7 +46,10 @@ def test_rebuild_index_publishes_only_what_changed(first_run, store_copy, flow_s
 def test_search_photos_stores_and_returns_the_hits(first_run, store_copy, flow_settings, portraits, tmp_path):
     import pyarrow.parquet as pq
 
+    from faceid_jobs.errors import IntegrityError
     from faceid_jobs.flows.search import search_photos
+    from faceid_jobs.search.stored import list_runs, read_result_file, read_results
+    from faceid_jobs.workspace import open_workspace
 
     blank = tmp_path / "wall.png"
     cv2.imwrite(str(blank), np.full((400, 400, 3), 200, np.uint8))
@@ -64,15 +68,29 @@ def test_search_photos_stores_and_returns_the_hits(first_run, store_copy, flow_s
     assert by_photo["Chandler"]["hits"] and Path(by_photo["Chandler"]["hits"][0]["video"]).name == "b.mp4"
 
     run_id = result["flow_run_id"]
-    assert result["keys"] == {"json": f"queries/{run_id}/results.json",
-                              "parquet": f"queries/{run_id}/hits.parquet"}
-    stored = json.loads((store_copy / result["keys"]["json"]).read_text())
-    assert stored["results"] == result["results"] and stored["failures"] == result["failures"]
-    hits = pq.read_table(store_copy / result["keys"]["parquet"])
+    assert result["keys"] == {"json": f"queries/{run_id}/results.json.bin",
+                              "parquet": f"queries/{run_id}/hits.parquet.bin"}
+    # Stored sealed: the files name no video, photo or person to a reader of the store without the key.
+    for key in result["keys"].values():
+        raw = (store_copy / key).read_bytes()
+        assert not any(word in raw for word in (b"a.mp4", b"b.mp4", b"Rachel", b"similarity", b"PAR1"))
+    ws = open_workspace(flow_settings.replace(store=str(store_copy)))
+    stored = read_results(ws, run_id)
+    assert stored["results"] == json.loads(json.dumps(result["results"], default=str))
+    assert stored["failures"] == result["failures"]
+    hits = pq.read_table(io.BytesIO(read_result_file(ws, run_id, "hits.parquet")))
     assert hits.num_rows == sum(len(r["hits"]) for r in result["results"])
     assert set(hits.column("photo").to_pylist()) == {photos[0], photos[1]}
     best = by_photo["Rachel"]["hits"][0]["similarity"]
     assert hits.column("similarity").to_pylist()[0] == pytest.approx(best, abs=1e-4)
+
+    assert list_runs(ws.store) == [run_id]
+    # A result file moved under another run id does not open there.
+    other = store_copy / "queries" / "moved-run"
+    other.mkdir()
+    shutil.copy(store_copy / result["keys"]["json"], other / "results.json.bin")
+    with pytest.raises(IntegrityError):
+        read_results(ws, "moved-run")
 
     found = artifacts(run_id)
     assert len(table_rows(found["faceid-search-summary"])) == hits.num_rows

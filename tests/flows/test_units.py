@@ -100,30 +100,12 @@ def test_local_videos_are_used_in_place(tmp_path):
 def test_reprocess_report_carries_the_summary():
     summary = {"videos": 1, "chunks": {"done": 2, "skipped": 0, "failed": 1}, "frames_sampled": 8,
                "faces": 5, "faces_in_store": 5, "indexed_vectors": 5, "video_seconds": 4.0,
-               "wall_seconds": 2.0, "video_seconds_per_second": 2.0, "index": None, "flow_run_id": "r1",
+               "wall_seconds": 2.0, "video_seconds_per_second": 2.0, "index": None, "flow_run_id": "r1", "ok": False,
                "failures": [{"video": "a|b.mp4", "chunk": 2, "error": "a|b.mp4: truncated"}]}
     text = artifacts.reprocess_markdown(summary, [{"video": "a|b.mp4", "failed": 1}])
     assert "a\\|b.mp4: truncated" in text  # table cells escaped
     block = text[text.index("```json\n") + 8:text.rindex("\n```")]
     assert json.loads(block) == summary
-
-
-def test_search_hits_become_parquet_rows():
-    import io
-
-    import pyarrow.parquet as pq
-
-    from faceid_jobs.flows.search import hits_parquet
-
-    hit = {"video": "a.mp4", "timestamp_s": 1.5, "frame": 36, "bbox": [1, 2, 3, 4], "similarity": 0.7,
-           "face_id": "f1", "liveness": None, "quality": 0.5}
-    result = {"query": {"photo": "p.jpg", "bbox": [0, 0, 9, 9], "det_score": 0.9},
-              "hits": [hit, hit | {"face_id": "f2", "similarity": 0.6}], "index": {"build_id": "v3"}}
-    table = pq.read_table(io.BytesIO(hits_parquet([result, result | {"hits": []}])))
-    assert table.num_rows == 2
-    assert table.column("rank").to_pylist() == [1, 2]
-    assert table.column("index_build_id").to_pylist() == ["v3", "v3"]
-    assert table.column("liveness").to_pylist() == [None, None]
 
 
 def test_prefect_yaml_mirrors_the_python_deployments():
