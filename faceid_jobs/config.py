@@ -64,8 +64,8 @@ class Settings:
     # Frames per second to analyse; 0 = every frame.
     sample_fps: float = 4.0
     chunk_seconds: float = 30.0
-    embed_batch: int = 8
-    liveness_batch: int = 8
+    embed_batch: int = 16
+    liveness_batch: int = 16
     # A face that continues a nearly unchanged face of the previous sampled frame
     # reuses the embedding and liveness of a face embedded at most this many
     # seconds earlier (pipeline/reuse.py gates); 0 = embed every face.
