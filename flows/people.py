@@ -32,14 +32,10 @@ def discover_people_task(settings: Settings, embedder: str, rebuild: bool = Fals
 
 def publish_top_people(settings: Settings, limit: int = TOP_PEOPLE) -> dict[str, Any]:
     """Publish the `faceid-people-summary` table of the current people (inside a flow run); returns the view."""
-    from faceid_jobs.identity.people import list_people_versions
     from faceid_jobs.identity.people_edit import people_view
 
-    ws = workspace_for(settings)
-    if list_people_versions(ws.store):
-        view = people_view(ws, min_faces=settings.people_min_faces, limit=limit, gap_s=settings.appearance_gap_s)
-    else:
-        view = {"people": [], "version": 0, "clustering": {}}
+    view = people_view(workspace_for(settings), min_faces=settings.people_min_faces, limit=limit,
+                       gap_s=settings.appearance_gap_s)
     publish_people(view)
     return view
 
