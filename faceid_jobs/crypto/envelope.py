@@ -12,12 +12,16 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from faceid_jobs.crypto.keys import Kek, Keyring, KmsKek, WrappedKey
 from faceid_jobs.errors import ConfigError, IntegrityError, KeyMismatchError
 from faceid_jobs.storage.base import Store
 from faceid_jobs.storage.layout import DATA_KEYS_PREFIX, data_key, parse_data_key
+
+if TYPE_CHECKING:
+    from faceid_jobs.crypto.stream import ContainerHeader
 
 __all__ = ["DATA_KEYS_PREFIX", "DataKeys", "stored_kek_ids"]
 
@@ -97,6 +101,21 @@ class DataKeys:
         if isinstance(ref, str):
             self.store.delete(self.key_of(ref))
         return True
+
+    def sealed_key(self, name: str) -> Callable[[ContainerHeader], bytes]:
+        """For `crypto.stream.open_sealed`: the data key that a sealed container's header names (``key_ref``).
+
+        The returned function raises IntegrityError when the header names no key, or its key is missing
+        or wrapped by a KEK this keyring lacks; `name` is the object named in those errors.
+        """
+
+        def key_for(header: ContainerHeader) -> bytes:
+            ref = header.fields.get("key_ref")
+            if not isinstance(ref, str):
+                raise IntegrityError(f"{name}: damaged container header (no key)")
+            return self.get(ref, name)
+
+        return key_for
 
     def retire_mac_key(self, ref: str) -> None:
         """Delete the MAC key `ref` once no object names it; this process makes a new one if it needs one again."""

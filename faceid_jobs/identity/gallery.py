@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from faceid_jobs.crypto.stream import ContainerHeader, open_sealed, seal
+from faceid_jobs.crypto.stream import open_sealed, seal
 from faceid_jobs.errors import ConfigError, IntegrityError, StoreError, UnknownIdentityError
 from faceid_jobs.identity.audit import write_audit
 from faceid_jobs.identity.matching import GalleryMatrix
@@ -216,16 +216,6 @@ def list_gallery_versions(store: Any) -> list[int]:
     return versions(store.list(VERSIONS_PREFIX), VERSIONS_PREFIX)
 
 
-def _key_for(ws: Workspace, name: str) -> Callable[[ContainerHeader], bytes]:
-    def key_for(header: ContainerHeader) -> bytes:
-        ref = header.fields.get("key_ref")
-        if not isinstance(ref, str):
-            raise IntegrityError(f"{name}: damaged container header (no key)")
-        return ws.keys.get(ref, name)
-
-    return key_for
-
-
 def _seal(ws: Workspace, body: dict[str, Any], fields: dict[str, Any]) -> bytes:
     ref, dek = ws.keys.create()
     raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
@@ -234,7 +224,7 @@ def _seal(ws: Workspace, body: dict[str, Any], fields: dict[str, Any]) -> bytes:
 
 def _open(ws: Workspace, key: str, expect: dict[str, Any]) -> dict[str, Any]:
     blob = ws.store.get(key)  # KeyError when absent: callers decide what that means
-    raw = open_sealed(blob, _key_for(ws, key), key, expect)
+    raw = open_sealed(blob, ws.keys.sealed_key(key), key, expect)
     try:
         body = json.loads(raw)
         if body.get("format") != _FORMAT:

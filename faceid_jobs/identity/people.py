@@ -205,14 +205,7 @@ def load_state(ws: Workspace, version: int | None = None, attempts: int = 3) -> 
             if version is not None:
                 raise UnknownPersonError(f"{ws.store.uri}: people version {version} does not exist") from None
             continue  # deleted by a newer commit meanwhile: read the newest again
-
-        def key_for(header: Any, key: str = key) -> bytes:
-            ref = header.fields.get("key_ref")
-            if not isinstance(ref, str):
-                raise IntegrityError(f"{key}: damaged container header (no key)")
-            return ws.keys.get(ref, key)
-
-        raw = open_sealed(blob, key_for, key, {"kind": _KIND, "version": wanted})
+        raw = open_sealed(blob, ws.keys.sealed_key(key), key, {"kind": _KIND, "version": wanted})
         return _decode(raw, key, wanted)
     raise StoreError(f"{ws.store.uri}: people versions keep changing; try again")
 

@@ -112,6 +112,7 @@ def export_plaintext(ws: Workspace, folder: Path, *, force: bool = False) -> Exp
             rows += table.num_rows
     runs = list_runs(ws.store)
     for run_id in runs:
+        target = _private_folder(folder, "queries", run_id)
         for name in RESULT_FILES:
-            _write(_private_folder(folder, "queries", run_id) / name, read_result_file(ws, run_id, name))
+            _write(target / name, read_result_file(ws, run_id, name))
     return ExportResult(files, rows, str(folder), len(runs))

@@ -29,26 +29,26 @@ __all__ = ["HIT_COLUMNS", "RESULT_FILES", "hits_parquet", "list_runs", "read_res
 
 FORMAT = 1
 _KIND = "query-result"
-RESULT_FILES = ("results.json", "hits.parquet")
+_FILES = {"json": "results.json", "parquet": "hits.parquet"}  # what `result_keys` names by kind
+RESULT_FILES = tuple(_FILES.values())
 HIT_COLUMNS = ("photo", "rank", "similarity", "video", "timestamp_s", "start_s", "end_s", "frame", "bbox",
                "face_id", "track_id", "liveness", "quality", "query_bbox", "query_det_score", "index_build_id")
 
 
 def result_keys(run_id: str) -> dict[str, str]:
     """Store keys of one run's results: ``{"json": …, "parquet": …}``."""
-    return {"json": query_result_key(run_id, "results.json"), "parquet": query_result_key(run_id, "hits.parquet")}
+    return {kind: query_result_key(run_id, name) for kind, name in _FILES.items()}
 
 
 def write_results(ws: Workspace, run_id: str, document: dict[str, Any]) -> dict[str, str]:
     """Seal and store a run's results document and its hits table; returns their keys (`result_keys`)."""
-    keys = result_keys(run_id)
     body = {"parquet": hits_parquet(document["results"]),
             "json": json.dumps({"format": FORMAT} | document, indent=1, default=str).encode()}
-    for kind, key in keys.items():
+    for kind, name in _FILES.items():
         ref, dek = ws.keys.create()
-        name = "results.json" if kind == "json" else "hits.parquet"
-        ws.store.put(key, seal(body[kind], dek, {"kind": _KIND, "run_id": run_id, "file": name, "key_ref": ref}))
-    return keys
+        ws.store.put(query_result_key(run_id, name),
+                     seal(body[kind], dek, {"kind": _KIND, "run_id": run_id, "file": name, "key_ref": ref}))
+    return result_keys(run_id)
 
 
 def read_result_file(ws: Workspace, run_id: str, name: str) -> bytes:
@@ -59,15 +59,7 @@ def read_result_file(ws: Workspace, run_id: str, name: str) -> bytes:
         IntegrityError: the file was changed, moved from another run or name, or needs another key.
     """
     key = query_result_key(run_id, name)
-    blob = ws.store.get(key)
-
-    def key_for(header: Any) -> bytes:
-        ref = header.fields.get("key_ref")
-        if not isinstance(ref, str):
-            raise IntegrityError(f"{key}: damaged container header (no key)")
-        return ws.keys.get(ref, key)
-
-    return open_sealed(blob, key_for, key, {"kind": _KIND, "run_id": run_id, "file": name})
+    return open_sealed(ws.store.get(key), ws.keys.sealed_key(key), key, {"kind": _KIND, "run_id": run_id, "file": name})
 
 
 def read_results(ws: Workspace, run_id: str) -> dict[str, Any]:

@@ -348,9 +348,11 @@ def query_result_key(run_id: str, name: str) -> str:
 
 def parse_query_result_key(key: str) -> tuple[str, str] | None:
     """(run id, file name) of a query result key, or None."""
-    run_id, _, rest = key[len(QUERIES_PREFIX):].partition("/") if key.startswith(QUERIES_PREFIX) else ("", "", "")
-    name = _parse_under(rest, "", ".bin") if run_id and _segment_problem(run_id) is None else None
-    return (run_id, name) if name is not None else None
+    if not key.startswith(QUERIES_PREFIX):
+        return None
+    run_id, _, rest = key[len(QUERIES_PREFIX):].partition("/")
+    name = _parse_under(rest, "", ".bin")
+    return (run_id, name) if name is not None and run_id and _segment_problem(run_id) is None else None
 
 
 # sources/
