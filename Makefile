@@ -64,4 +64,8 @@ demo: ## the main job on the embedded defaults: process the test clip, then sear
 	$(VENV)/bin/faceid-jobs search ../shared/media/friends/faces/Ross.png --top-k 10
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info faceid-data .pytest_cache .ruff_cache
+	rm -rf faceid-data
+	@# This client remembers the newest index version of each store it read (rollback check):
+	@# forget the demo store's, or the next `make demo` is refused as a rollback.
+	-test ! -x $(VENV)/bin/faceid-jobs || $(VENV)/bin/faceid-jobs index trust --store faceid-data
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
