@@ -51,6 +51,9 @@ class Settings:
     # Chunks analysed at once by one process (thread pool); 0 = one per core.
     # Each running chunk holds a model set, a decoder and its queue.
     workers: int = 0
+    # A Dask run (--dask-local/--dask-address) whose cluster has had no worker for
+    # this many seconds stops with one line (exit 1) instead of waiting forever.
+    dask_no_workers_s: float = 60.0
     # Detector input (square side, multiple of 32): larger finds smaller faces, slower.
     det_size: int = 640
     # "fit": detector input sized to the frame (long side det_size, short side to
@@ -201,6 +204,8 @@ class Settings:
             raise ConfigError(f"threads must be >= 0, got {self.threads}")
         if self.workers < 0:
             raise ConfigError(f"workers must be >= 0, got {self.workers}")
+        if self.dask_no_workers_s <= 0:
+            raise ConfigError(f"dask_no_workers_s must be > 0, got {self.dask_no_workers_s}")
         if self.index_by not in ("face", "track"):
             raise ConfigError(f"index_by must be face or track, got {self.index_by!r}")
         if self.per_track < 1:

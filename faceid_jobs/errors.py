@@ -12,6 +12,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 __all__ = [
+    "ClusterLostError",
     "ConfigError",
     "EnrollmentError",
     "ExitCode",
@@ -136,6 +137,11 @@ class StoreUnwritableError(StoreError):
 
 class IntegrityError(FaceIdError, exit_code=ExitCode.INTEGRITY, http_status=500, api_code="integrity"):
     """Stored data failed a checksum or format check: never used silently."""
+
+
+class ClusterLostError(FaceIdError, exit_code=ExitCode.FAILURES, http_status=503, api_code="cluster_lost"):
+    """The Dask cluster running a run's steps went away mid-run: its scheduler was lost, or it had
+    no workers for longer than the setting `dask_no_workers_s`. What was stored stays; a re-run resumes."""
 
 
 class RunCancelled(FaceIdError, exit_code=ExitCode.INTERRUPTED, http_status=503, api_code="cancelled"):

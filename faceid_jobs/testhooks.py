@@ -2,10 +2,12 @@
 
 ``FACEID_JOBS_TEST_CRASH_AT=<step>`` makes `crash_point(step)` call
 ``os._exit(137)``. ``FACEID_JOBS_TEST_PAUSE_AT=<step>=<path>`` makes it
-create ``<path>.paused`` and wait (up to 5 minutes) until ``<path>`` exists,
+add its process id as a line to ``<path>.paused`` (so a test knows which
+process holds) and wait (up to 5 minutes) until ``<path>`` exists,
 so a concurrency test can run another command while this one stands at a
 known step. Unset (always, outside the fault tests) they do nothing.
-Steps are named where they are placed (`identity/forget.py`, `crypto/keyadmin.py`).
+Steps are named where they are placed (`identity/forget.py`, `crypto/keyadmin.py`,
+`pipeline/chunk.py`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ def crash_point(step: str) -> None:
         os._exit(137)
     wanted, _, flag = os.environ.get(PAUSE_ENV, "").partition("=")
     if wanted == step and flag:
-        Path(flag + ".paused").touch()
+        with Path(flag + ".paused").open("a") as paused:
+            paused.write(f"{os.getpid()}\n")
         deadline = time.monotonic() + _PAUSE_LIMIT_S
         while not os.path.exists(flag) and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -27,6 +27,7 @@ from faceid_jobs.pipeline.reuse import FrameFaces, ReusePlanner, ReuseRules, fre
 from faceid_jobs.pipeline.tracking import track_faces
 from faceid_jobs.records import ChunkContext, faces_to_table, table_to_parquet
 from faceid_jobs.storage.layout import record_key
+from faceid_jobs.testhooks import crash_point
 from faceid_jobs.types import Faces
 from faceid_jobs.video import Chunk, iter_chunk_frames
 from faceid_jobs.video.rotation import unrotate_faces, unturned_size
@@ -199,6 +200,7 @@ def run_chunk(job: ChunkJob, models: ModelSet, ws: Workspace, settings: Settings
     key = record_key(job.analysis_id, job.fingerprint, job.chunk.index)
     if ws.store.exists(key):
         return ChunkResult(job.video_uri, job.chunk.index, "skipped", key)
+    crash_point("chunk-start")  # test hook: a chunk held here is mid-run, nothing of it stored
     result = analyse_chunk(job, models, settings)
     ctx = ChunkContext(
         video_uri=job.video_uri,

@@ -148,13 +148,13 @@ def _run(wanted: list[str], settings: Settings, engine: Engine, collect: Summary
         if (cancel is not None and cancel.is_set()) or isinstance(exc, RunCancelled | CancelledError):
             raise RunCancelled("run cancelled")
 
-    found = engine.submit(steps.discover, wanted, settings).result()
+    found = _needed(engine.submit(steps.discover, wanted, settings))
     halt()
     for source, reason in found.problems:
         fail(Failure(source, None, f"{source}: {reason}"))
     collect.add_skipped(found.skipped)
     obs.videos_found(len(found.videos))
-    ids = engine.submit(steps.model_ids, settings).result()
+    ids = _needed(engine.submit(steps.model_ids, settings))
     embedder = ids["embedder"]
     analysis_id = settings.analysis_fingerprint(ids)
     log.info("%d videos, analysis %s, store %s", len(found.videos), analysis_id, settings.store)
@@ -163,7 +163,7 @@ def _run(wanted: list[str], settings: Settings, engine: Engine, collect: Summary
     # complete are not read at all (one listing of the index, one catalog
     # read each); --verify reads and fingerprints every video again.
     unchanged = {} if verify or not found.sources else dict(
-        engine.submit(steps.check_sources, found.sources, settings, analysis_id).result())
+        _needed(engine.submit(steps.check_sources, found.sources, settings, analysis_id)))
     listed = dict(zip(found.videos, found.sources, strict=True)) if found.sources else {}
     # A video's chunks are submitted as soon as it is planned, so workers never
     # wait for the collecting loop below.
@@ -266,6 +266,15 @@ def _run(wanted: list[str], settings: Settings, engine: Engine, collect: Summary
         log.info("people version %d: %d people from %d new tracks", people.version, people.people, people.new_nodes)
 
 
+def _needed(future: Any) -> Any:
+    """The value of a step the run cannot go on without; its error (bad sources, models, store,
+    a lost cluster: one line each) ends the run."""
+    value, exc = settle(future)
+    if exc is not None:
+        raise exc
+    return value
+
+
 class _Watcher:
     """While the block runs, cancels the engine's queued steps as soon as `cancel` is set.
 
@@ -357,7 +366,7 @@ def run_local(
     if settings.workers < 0:
         raise ConfigError(f"workers must be >= 0, got {settings.workers}")
     engine = make_engine(workers=settings.workers or steps.cores(), dask_address=options.dask_address,
-                         dask_local=options.dask_local, retry=retry)
+                         dask_local=options.dask_local, retry=retry, no_workers_s=settings.dask_no_workers_s)
     try:
         return run_archive(sources, settings, engine,
                            build=options.build, verify=options.verify, observer=observer, cancel=cancel)

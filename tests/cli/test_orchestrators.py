@@ -1,10 +1,11 @@
 """`faceid-jobs process` run every way a user can: in process (no Prefect API), as the Prefect
 flow (`--prefect`), on a local Dask cluster (`--dask-local`) and on a real Dask scheduler with
 workers on loopback (`--dask-address`), one of them killed mid-run. Same rows, summaries and
-exit codes every way."""
+exit codes every way; a scheduler lost mid-run, or every worker, is one line (exit 1)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from faceid_jobs.testhooks import PAUSE_ENV
 from tests.cli.runner import EXE, cut_clip
 
 pytestmark = pytest.mark.models
@@ -134,40 +136,20 @@ def test_unreachable_scheduler_is_one_line(footage, env, tmp_path):
 
 def test_real_scheduler_with_a_worker_killed_mid_run(threaded, footage, env, tmp_path):
     reference, reference_store = threaded
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    dask = str(Path(sys.executable).parent / "dask")
-    worker_env = {**os.environ, **env, "DASK_LOGGING__DISTRIBUTED": "warning"}
-    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                               "--no-dashboard"], env=worker_env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)]
-    try:
-        _wait_for_port(port)
-        workers = [subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-nanny",
-                                     "--no-dashboard"], env=worker_env, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL) for _ in range(2)]
-        procs += workers
-        _wait_for_workers(address, 2)
+    flag = tmp_path / "go"
+    with _cluster(env, 2, {PAUSE_ENV: f"chunk-start={flag}"}) as (address, _, workers):
         store = tmp_path / "store"
-        cli = subprocess.Popen(_cli_args(["process", footage, "--store", store, "--dask-address", address,
-                                          *ARGS]), env=_cli_env(env), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-        # Kill one worker as soon as the first chunk is stored: the rest of its work moves.
-        deadline = time.monotonic() + 240
-        while not list(store.rglob("chunk-*.parquet")) and time.monotonic() < deadline and cli.poll() is None:
-            time.sleep(0.05)
-        killed_alive = workers[0].poll() is None
+        cli = _start(["process", footage, "--store", store, "--dask-address", address, *ARGS], env)
+        # Worker 0 holds a chunk it has started (nothing of it stored): killed there, mid-run,
+        # its chunk must be re-run on the other worker.
+        _wait_paused(flag, workers[0].pid, cli)
         workers[0].send_signal(signal.SIGKILL)
+        workers[0].wait(timeout=30)
+        still_running = cli.poll() is None
+        flag.touch()
         out, err = cli.communicate(timeout=300)
-        assert killed_alive and cli.returncode == reference.returncode, err
-        # A chunk the killed worker had stored before its result came back is re-run elsewhere
-        # and found stored ("skipped"): the split of done/skipped may differ, nothing else.
-        chunks = json.loads(out)["chunks"]
-        assert chunks["failed"] == 0 and chunks["done"] + chunks["skipped"] == 8
-        got, want = _summary(out), _summary(reference.stdout)
-        for key in ("chunks", "frames_sampled", "faces"):
-            got.pop(key), want.pop(key)
-        assert got == want
+        assert still_running and cli.returncode == reference.returncode, err
+        assert _summary(out) == _summary(reference.stdout)  # every chunk done, none skipped or failed
         _same_rows(_rows(store, env), _rows(reference_store, env))
         assert "Traceback" not in err
         # The surviving worker loaded one model set for all the chunks it ran.
@@ -181,10 +163,84 @@ def test_real_scheduler_with_a_worker_killed_mid_run(threaded, footage, env, tmp
         with Client(address, timeout="10s") as client:
             loads = client.run(model_sets_loaded)
         assert list(loads.values()) == [1]
+
+
+def test_scheduler_killed_mid_run_is_one_line(footage, env, tmp_path):
+    flag = tmp_path / "go"
+    with _cluster(env, 1, {PAUSE_ENV: f"chunk-start={flag}"}) as (address, scheduler, workers):
+        cli = _start(["process", footage / "cut.mp4", "--store", tmp_path / "s", "--dask-address", address,
+                      *ARGS], env)
+        _wait_paused(flag, workers[0].pid, cli)
+        scheduler.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        out, err = cli.communicate(timeout=120)
+        waited = time.monotonic() - killed
+    # The user stopped nothing: not "interrupted" (130) but the cluster's failure, named, at once.
+    _assert_one_line_error(cli.returncode, out, err, address, "connection lost mid-run")
+    assert waited < 30
+
+
+def test_every_worker_killed_mid_run_is_one_line_after_the_timeout(footage, env, tmp_path):
+    flag = tmp_path / "go"
+    with _cluster(env, 1, {PAUSE_ENV: f"chunk-start={flag}"}) as (address, _, workers):
+        cli = _start(["process", footage / "cut.mp4", "--store", tmp_path / "s", "--dask-address", address,
+                      *ARGS], {**env, "FACEID_JOBS_DASK_NO_WORKERS_S": "3"})
+        _wait_paused(flag, workers[0].pid, cli)
+        workers[0].send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        out, err = cli.communicate(timeout=120)
+        waited = time.monotonic() - killed
+    _assert_one_line_error(cli.returncode, out, err, address, "has had no workers for 3 s")
+    assert 3 <= waited < 30  # not forever, and not before the timeout
+
+
+def _assert_one_line_error(code: int, out: str, err: str, address: str, problem: str) -> None:
+    assert code == 1, (out, err)
+    assert "Traceback" not in err and "distributed" not in err, err
+    assert not [line for line in err.splitlines() if line.startswith("error")], err  # Dask's own, e.g. reconnects
+    error = json.loads(out)  # --json: the error is one JSON object on stdout
+    assert error["exit"] == 1 and "\n" not in error["error"]
+    assert address in error["error"] and problem in error["error"], error
+
+
+@contextlib.contextmanager
+def _cluster(env: dict[str, str], workers: int, extra: dict[str, str]):
+    """A real `dask scheduler` and `workers` × `dask worker` (no nanny: a killed one stays dead) on loopback."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    dask = str(Path(sys.executable).parent / "dask")
+    worker_env = {**os.environ, **env, "DASK_LOGGING__DISTRIBUTED": "warning", **extra}
+    quiet = {"env": worker_env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    scheduler = subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                                 **quiet)
+    procs = [scheduler]
+    try:
+        _wait_for_port(port)
+        started = [subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard"],
+                                    **quiet) for _ in range(workers)]
+        procs += started
+        _wait_for_workers(address, workers)
+        yield address, scheduler, started
     finally:
         for proc in procs:
             proc.kill()
             proc.wait(timeout=30)
+
+
+def _start(args, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(_cli_args(args), env=_cli_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def _wait_paused(flag: Path, pid: int, cli: subprocess.Popen, seconds: float = 240) -> None:
+    """Until process `pid` stands at the pause point (it writes its pid to `flag`.paused)."""
+    paused = Path(f"{flag}.paused")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and cli.poll() is None:
+        if paused.exists() and str(pid) in paused.read_text().split():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} never reached the pause point; cli exit {cli.poll()}")
 
 
 def run(args, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
