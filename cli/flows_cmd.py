@@ -49,7 +49,7 @@ def _with_schedules(fn: Callable[..., Any]) -> Callable[..., Any]:
     return splice_params(fn, wrapper, "schedules", added, at_end=False)
 
 
-def _spec(sources: list[str] | None, opts: Opts, schedules: dict[str, str | None]) -> DeploySpec:
+def _spec(sources: list[str] | None, opts: Opts, schedules: dict[str, str | None], **dask: Any) -> DeploySpec:
     from faceid_jobs.flows.deploy import spec_from
 
     return spec_from(
@@ -57,6 +57,7 @@ def _spec(sources: list[str] | None, opts: Opts, schedules: dict[str, str | None
         store=opts.store,
         config=str(Path(opts.config).expanduser().resolve()) if opts.config else None,
         **schedules,
+        **dask,
     )
 
 
@@ -73,6 +74,12 @@ def deploy(
         "--gpu-limit", min=1, show_default=False,
         help="Set the concurrency limit on the `gpu` tag: chunk tasks running at once, over all workers.")]
     = None,
+    dask_address: Annotated[str | None, typer.Option(
+        "--dask-address", show_default=False, rich_help_panel="Scale-out",
+        help="The flow runs send their tasks to this Dask scheduler (tcp://host:8786; a job variable).")] = None,
+    dask_local: Annotated[int, typer.Option(
+        "--dask-local", min=0, show_default=False, rich_help_panel="Scale-out",
+        help="Each flow run starts a local Dask cluster of N worker processes (a job variable).")] = 0,
     *,
     schedules: dict[str, str | None],
     opts: Opts,
@@ -88,7 +95,7 @@ def deploy(
     from faceid_jobs.flows.deploy import deploy_all
     from faceid_jobs.flows.runner import quiet_prefect
 
-    spec = _spec(sources, opts, schedules)
+    spec = _spec(sources, opts, schedules, dask_address=dask_address, dask_local=dask_local or None)
     with quiet_prefect(prefect_level(opts)):
         names = deploy_all(spec, work_pool, create_pool=create_pool, gpu_limit=gpu_limit)
     if opts.json_out:

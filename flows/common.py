@@ -25,9 +25,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DASK_ADDRESS_ENV",
+    "DASK_LOCAL_ENV",
     "TRANSIENT_ERRORS",
     "backoff_delays",
     "cores",
+    "dask_job_variables",
     "default_task_runner",
     "describe_failure",
     "embedder_id",
@@ -42,9 +44,11 @@ __all__ = [
     "workspace_for",
 ]
 
-# A deployment (or `faceid-jobs serve`) points its flows at a Dask cluster with
-# this variable; read when the flow modules are imported.
+# A deployment (its job variables, `faceid-jobs deploy --dask-*`) or `faceid-jobs serve`
+# points its flows at a Dask cluster with these variables; read when the flow modules
+# are imported (the flow run's process, for a work pool's worker).
 DASK_ADDRESS_ENV = "FACEID_JOBS_DASK_ADDRESS"
+DASK_LOCAL_ENV = "FACEID_JOBS_DASK_LOCAL"
 
 # ---------------------------------------------------------------- settings
 
@@ -174,8 +178,26 @@ def fit_threads(settings: Settings) -> Settings:
 
 
 def default_task_runner() -> TaskRunner[Any]:
-    """Threads, or the Dask cluster named by `FACEID_JOBS_DASK_ADDRESS`."""
-    return make_task_runner(dask_address=os.environ.get(DASK_ADDRESS_ENV) or None)
+    """Threads; or the Dask cluster named by `FACEID_JOBS_DASK_ADDRESS`; or a local cluster of
+    `FACEID_JOBS_DASK_LOCAL` worker processes."""
+    local = os.environ.get(DASK_LOCAL_ENV) or "0"
+    try:
+        workers = int(local)
+    except ValueError:
+        raise ConfigError(f"{DASK_LOCAL_ENV} must be a number of workers, got {local!r}") from None
+    return make_task_runner(dask_address=os.environ.get(DASK_ADDRESS_ENV) or None, dask_local=workers)
+
+
+def dask_job_variables(dask_address: str | None = None, dask_local: int = 0) -> dict[str, Any]:
+    """A deployment's job variables that run its flows' tasks on Dask (empty: threads).
+
+    Raises:
+        ConfigError: both given, or a negative cluster size.
+    """
+    make_task_runner(dask_address, dask_local)  # the same checks as a run
+    env = {DASK_ADDRESS_ENV: dask_address} if dask_address else {DASK_LOCAL_ENV: str(dask_local)} if dask_local \
+        else {}
+    return {"env": env} if env else {}
 
 
 cores = steps.cores

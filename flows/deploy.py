@@ -62,6 +62,10 @@ class DeploySpec:
     people_cron: str = "0 4 * * 0"
     timezone: str = "UTC"
     tags: tuple[str, ...] = ("faceid",)
+    # Run the flows' tasks on this Dask scheduler, or on a local cluster of this many
+    # worker processes per flow run (set as the deployments' job variables).
+    dask_address: str | None = None
+    dask_local: int = 0
 
 
 def build_deployments(spec: DeploySpec) -> list[RunnerDeployment]:
@@ -70,6 +74,7 @@ def build_deployments(spec: DeploySpec) -> list[RunnerDeployment]:
     from prefect.schedules import Cron
     from prefect.types.entrypoint import EntrypointType
 
+    from faceid_jobs.flows.common import dask_job_variables
     from faceid_jobs.flows.index import rebuild_index
     from faceid_jobs.flows.people import people_discovery
     from faceid_jobs.flows.relabel import relabel
@@ -79,9 +84,12 @@ def build_deployments(spec: DeploySpec) -> list[RunnerDeployment]:
     if not sources:
         raise ConfigError("deploy: give at least one source (--source) for the nightly reprocess")
     common = {"store": spec.store or None, "config": spec.config or None, "settings": dict(spec.settings)}
+    job_variables = dask_job_variables(spec.dask_address, spec.dask_local)
+
     def deployment(flow: Any, name: str, cron: str, description: str, **options: Any) -> RunnerDeployment:
         return flow.to_deployment(name=name, schedules=[Cron(cron, timezone=spec.timezone)], description=description,
-                                  tags=list(spec.tags), entrypoint_type=EntrypointType.MODULE_PATH, **options)
+                                  tags=list(spec.tags), entrypoint_type=EntrypointType.MODULE_PATH,
+                                  job_variables=job_variables, **options)
 
     def on_enrollment(label: str) -> dict[str, Any]:
         # The event trigger, a nightly fallback for missed events, one run at a time.

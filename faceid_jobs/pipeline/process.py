@@ -49,6 +49,12 @@ class ProcessObserver:
     """Progress hooks of a run, called from the orchestrating thread in video order;
     the default does nothing."""
 
+    def __reduce__(self) -> tuple[type[ProcessObserver], tuple[()]]:
+        # Hooks belong to the process that shows them (a terminal's progress bars hold locks).
+        # A Dask task runner ships the flow run's parameters, this one included, with every
+        # task: elsewhere it is a do-nothing observer.
+        return ProcessObserver, ()
+
     def videos_found(self, count: int) -> None: ...
 
     def video_started(self, plan: VideoPlan) -> None: ...

@@ -123,6 +123,19 @@ def test_local_dask_cluster_from_the_cli(threaded, footage, env, tmp_path):
     assert "distributed." not in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
+def test_prefect_flow_on_a_local_dask_cluster_from_the_cli(threaded, footage, env, tmp_path):
+    """The flow with a Dask task runner, as a deployment made with `deploy --dask-local` runs it."""
+    reference, reference_store = threaded
+    store = tmp_path / "store"
+    result = run(["process", footage, "--store", store, "--prefect", "--dask-local", "2", *ARGS], env)
+    assert result.returncode == reference.returncode == 1, result.stderr
+    assert json.loads(result.stdout)["orchestrator"] == "prefect"
+    assert _summary(result.stdout) == _summary(reference.stdout)
+    _same_rows(_rows(store, env), _rows(reference_store, env))
+    assert "Traceback" not in result.stderr
+
+
 def test_unreachable_scheduler_is_one_line(footage, env, tmp_path):
     port = _free_port()
     result = run(["process", footage / "cut.mp4", "--store", tmp_path / "s", "--dask-address",

@@ -119,8 +119,8 @@ def test_deploy_command_line(prefect_server, tmp_path):
 
     result = run(["deploy", "-s", tmp_path / "a", "-s", tmp_path / "b", "--store", tmp_path / "store",
                   "--work-pool", "faceid-cli", "--reprocess-cron", "15 1 * * *", "--people-cron", "0 3 * * 6",
-                  "--json"], {"PREFECT_API_URL": prefect_server, "PREFECT_HOME": str(tmp_path / "prefect-home")},
-                 timeout=240)
+                  "--dask-local", "2", "--json"],
+                 {"PREFECT_API_URL": prefect_server, "PREFECT_HOME": str(tmp_path / "prefect-home")}, timeout=240)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"schema": 1, "deployments": ["reprocess-archive/nightly",
                                                          "rebuild-index/on-enrollment",
@@ -133,3 +133,5 @@ def test_deploy_command_line(prefect_server, tmp_path):
     assert [s.schedule.cron for s in nightly.schedules] == ["15 1 * * *"]
     assert [s.schedule.cron for s in found["people-discovery/weekly-rebuild"].schedules] == ["0 3 * * 6"]
     assert nightly.work_pool_name == "faceid-cli"
+    # The flow runs start a local Dask cluster of 2 workers (a job variable their process reads).
+    assert nightly.job_variables == {"env": {"FACEID_JOBS_DASK_LOCAL": "2"}}

@@ -170,3 +170,29 @@ def test_nightly_deployment_lists_bad_files_without_failing():
     deployments = {d.name: d for d in build_deployments(DeploySpec(sources=("x",), settings={"sample_fps": 2}))}
     assert deployments[REPROCESS_NAME].parameters["settings"] == {"fail_on_bad_files": False, "sample_fps": 2}
     assert not load_settings(None, deployments[REPROCESS_NAME].parameters["settings"], environ={}).fail_on_bad_files
+
+
+def test_deployments_run_their_tasks_on_dask_through_job_variables(monkeypatch):
+    """`deploy --dask-address/--dask-local` (DeploySpec) → each deployment's job variables → the
+    environment of the flow run's process → the task runner its flows are built with."""
+    from prefect_dask import DaskTaskRunner
+
+    from faceid_jobs.flows.deploy import DeploySpec, build_deployments
+
+    assert all(not d.job_variables for d in build_deployments(DeploySpec(sources=("x",))))  # threads
+    for given, env in (({"dask_address": "tcp://10.0.0.5:8786"}, {common.DASK_ADDRESS_ENV: "tcp://10.0.0.5:8786"}),
+                       ({"dask_local": 2}, {common.DASK_LOCAL_ENV: "2"})):
+        deployments = build_deployments(DeploySpec(sources=("x",), **given))
+        assert [d.job_variables for d in deployments] == [{"env": env}] * 4
+        monkeypatch.delenv(common.DASK_ADDRESS_ENV, raising=False)
+        monkeypatch.delenv(common.DASK_LOCAL_ENV, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        runner = common.default_task_runner()
+        assert isinstance(runner, DaskTaskRunner)
+        assert runner.address == given.get("dask_address") or runner.cluster_kwargs["n_workers"] == 2
+    with pytest.raises(ConfigError):
+        build_deployments(DeploySpec(sources=("x",), dask_address="tcp://h:8786", dask_local=2))
+    monkeypatch.setenv(common.DASK_LOCAL_ENV, "two")
+    with pytest.raises(ConfigError, match=common.DASK_LOCAL_ENV):
+        common.default_task_runner()
