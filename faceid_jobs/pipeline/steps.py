@@ -92,9 +92,8 @@ def check_sources(sources: tuple[SourceObject, ...], settings: Settings, analysi
     An entry that still names the video by the relative path an older run
     stored is renamed to its absolute path (`adopt_absolute`).
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     from faceid_jobs.pipeline.catalog import adopt_absolute
+    from faceid_jobs.storage.base import map_reads
     from faceid_jobs.storage.catalog import load_entry
     from faceid_jobs.storage.sources import list_marks
     from faceid_jobs.video.source import uri_hash
@@ -116,10 +115,7 @@ def check_sources(sources: tuple[SourceObject, ...], settings: Settings, analysi
             return None
         return item[0], adopt_absolute(ws.store, entry, item[0], ws.keys)
 
-    # Catalog reads are small and independent: a remote store answers them side by side.
-    workers = 16 if ws.store.uri.startswith("s3://") and len(candidates) > 1 else 1
-    with ThreadPoolExecutor(workers) as pool:
-        return tuple(found for found in pool.map(complete, candidates) if found is not None)
+    return tuple(found for found in map_reads(ws.store, complete, candidates) if found is not None)
 
 
 def model_ids(settings: Settings, *, models: ModelSet | None = None) -> dict[str, str]:
@@ -142,10 +138,17 @@ def plan(uri: str, settings: Settings, analysis_id: str, source: SourceObject | 
     from faceid_jobs.video import local_path
     from faceid_jobs.video.source import remote_video
 
+    _register_readers()
     if source is not None and source.remote:
         return plan_video(uri, remote_video(source), settings, analysis_id, source)
     with local_path(uri) as path:
         return plan_video(uri, path, settings, analysis_id, source)
+
+
+def _register_readers() -> None:
+    """Teach this process the s3:// readers (`pipeline/sources.py` registers them when imported):
+    a Dask worker that plans or analyses a video may never have run `discover`."""
+    import faceid_jobs.pipeline.sources  # noqa: F401
 
 
 def process_chunk(job: ChunkJob, settings: Settings, *, ws: Workspace | None = None,
@@ -157,6 +160,7 @@ def process_chunk(job: ChunkJob, settings: Settings, *, ws: Workspace | None = N
     """
     from faceid_jobs.pipeline.chunk import run_chunk
 
+    _register_readers()
     if job.source is not None and job.source.remote:
         with _models(settings, models) as loaded:
             return run_chunk(job, loaded, ws or workspace_for(settings), settings)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from faceid_jobs.crypto.mac import open_sealed_json, seal_json
 from faceid_jobs.errors import IntegrityError
-from faceid_jobs.storage.base import Store
+from faceid_jobs.storage.base import Store, map_reads
 from faceid_jobs.storage.layout import VIDEOS_PREFIX, StoreKeyError, check_segment, parse_video_key, video_key
 
 if TYPE_CHECKING:
@@ -67,21 +67,21 @@ def load_entry(store: Store, fingerprint: str, keys: DataKeys) -> VideoEntry | N
 
 
 def list_entries(store: Store, keys: DataKeys) -> list[VideoEntry]:
-    """Every catalog entry, authenticated.
+    """Every catalog entry, authenticated (read side by side on a remote store).
 
     Raises:
         IntegrityError: an entry is damaged, forged, edited or moved.
     """
-    entries = []
-    for k in store.list(VIDEOS_PREFIX):
-        if not k.endswith(".json"):
-            continue
+    names = [k for k in store.list(VIDEOS_PREFIX) if k.endswith(".json")]
+
+    def read(key: str) -> bytes | None:
         try:
-            raw = store.get(k)
+            return store.get(key)
         except KeyError:
-            continue  # deleted meanwhile (forget --video)
-        entries.append(_parse(raw, k, keys))
-    return entries
+            return None  # deleted meanwhile (forget --video)
+
+    return [_parse(raw, k, keys) for k, raw in zip(names, map_reads(store, read, names), strict=True)
+            if raw is not None]
 
 
 def has_entries(store: Store) -> bool:

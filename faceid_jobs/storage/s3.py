@@ -295,14 +295,17 @@ class _BlockCache:
     """Blocks of S3 videos fetched by this process, least recently used dropped first.
 
     Planning (fingerprint, probe) and the chunk steps of the same process read
-    the same objects: a block is fetched once while it stays cached. Keyed by
-    ETag too, so a replaced object never serves old bytes.
+    the same objects: a block is fetched once while it stays cached, also when
+    two chunks decoded side by side reach it together (the second waits for the
+    first's fetch: a chunk's read-ahead runs into the next chunk's bytes). Keyed
+    by ETag too, so a replaced object never serves old bytes.
     """
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._blocks: OrderedDict[tuple[str, str, int], bytes] = OrderedDict()
+        self._fetching: dict[tuple[str, str, int], threading.Event] = {}
         self._bytes = 0
 
     def get(self, key: tuple[str, str, int]) -> bytes | None:
@@ -311,6 +314,34 @@ class _BlockCache:
             if data is not None:
                 self._blocks.move_to_end(key)
             return data
+
+    def get_or_wait(self, key: tuple[str, str, int], timeout: float = 60.0) -> bytes | None:
+        """The block; while another reader is fetching it, after that fetch (None: not cached, not coming)."""
+        with self._lock:
+            pending = self._fetching.get(key)
+        if pending is not None:
+            pending.wait(timeout)
+        return self.get(key)
+
+    def claim(self, keys: list[tuple[str, str, int]]) -> int:
+        """How many of `keys`, from the first, are neither cached nor being fetched; those are now
+        this caller's to fetch (`put` them, then `release`)."""
+        with self._lock:
+            count = 0
+            for key in keys:
+                if key in self._blocks or key in self._fetching:
+                    break
+                count += 1
+            for key in keys[:count]:
+                self._fetching[key] = threading.Event()
+            return count
+
+    def release(self, keys: list[tuple[str, str, int]]) -> None:
+        with self._lock:
+            events = [self._fetching.pop(key, None) for key in keys]
+        for event in events:
+            if event is not None:
+                event.set()
 
     def put(self, key: tuple[str, str, int], data: bytes) -> None:
         with self._lock:
@@ -433,8 +464,8 @@ class _RangeReader(io.BufferedIOBase):
         first, last = self._pos // _RANGE_BLOCK, (end - 1) // _RANGE_BLOCK
         blocks = []
         for index in range(first, last + 1):
-            data = BLOCK_CACHE.get((video.uri, video.etag, index))
-            if data is None:
+            data = BLOCK_CACHE.get_or_wait((video.uri, video.etag, index))
+            while data is None:
                 data = self._fetch_from(index, last)
             blocks.append(data)
         joined = b"".join(blocks)
@@ -446,18 +477,27 @@ class _RangeReader(io.BufferedIOBase):
     def read1(self, size: int = -1) -> bytes:
         return self.read(size)
 
-    def _fetch_from(self, index: int, last: int) -> bytes:
-        """Fetch block `index` onwards (through `last`, plus read-ahead), cache them, return block `index`."""
+    def _fetch_from(self, index: int, last: int) -> bytes | None:
+        """Fetch block `index` onwards (through `last`, plus read-ahead, up to the first block cached or
+        being fetched by another reader), cache them, return block `index` (None: another reader
+        fetched it meanwhile and it was dropped again; ask again)."""
         video = self._video
         count = last - index + 1
         if self._readahead:
             count = max(count, self._next_fetch)
             self._next_fetch = min(_MAX_FETCH, self._next_fetch * 2)
-        start = index * _RANGE_BLOCK
-        stop = min(video.size, (index + count) * _RANGE_BLOCK)
-        data = video.fetch(start, stop)
-        for i in range(0, len(data), _RANGE_BLOCK):
-            BLOCK_CACHE.put((video.uri, video.etag, index + i // _RANGE_BLOCK), data[i:i + _RANGE_BLOCK])
+        count = min(count, -(-video.size // _RANGE_BLOCK) - index)
+        keys = [(video.uri, video.etag, i) for i in range(index, index + count)]
+        claimed = BLOCK_CACHE.claim(keys)
+        if not claimed:
+            return BLOCK_CACHE.get_or_wait(keys[0])
+        try:
+            start = index * _RANGE_BLOCK
+            data = video.fetch(start, min(video.size, (index + claimed) * _RANGE_BLOCK))
+            for i in range(0, len(data), _RANGE_BLOCK):
+                BLOCK_CACHE.put(keys[i // _RANGE_BLOCK], data[i:i + _RANGE_BLOCK])
+        finally:
+            BLOCK_CACHE.release(keys[:claimed])
         return data[:_RANGE_BLOCK]
 
 
