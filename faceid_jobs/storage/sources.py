@@ -9,8 +9,10 @@ location, identity and fingerprint in clear JSON) is for people and audits.
 
 A mark is written only once a video's analysis is complete (no failed
 chunk), and a location keeps one mark: a changed object gets a new one and
-the old ones are deleted. The marks are plaintext and unauthenticated, like
-the catalog: they name no person, only hashes of where videos are.
+the old ones are deleted. The marks are plaintext and unauthenticated: they
+name no person, only hashes of where videos are; a forged mark can make a
+new video be skipped unread (docs/SECURITY.md says what it can and cannot do;
+`--verify` ignores marks).
 """
 
 from __future__ import annotations
