@@ -37,6 +37,7 @@ class DataKeys:
         self._cache: dict[str, bytes] = {}
         self._lock = threading.Lock()
         self._mac: tuple[str, bytes] | None = None
+        self._pointers: dict[str, str] = {}  # pointer object → the ref it names (`pointed`)
         # The client's record of the newest index version seen (`index/watermark.py`), if any.
         self.watermark = None
         # True only in `keys rotate --reencrypt` itself: the one process that may make data keys under its lease.
@@ -116,6 +117,32 @@ class DataKeys:
             return self.get(ref, name)
 
         return key_for
+
+    def pointed(self, pointer: str, what: str) -> tuple[str, bytes]:
+        """(ref, key) of a store-wide data key named by the plaintext pointer object `pointer`
+        (``{"format": 1, "ref": …}``), made on first use; `keys rotate --reencrypt` re-wraps it
+        rather than replacing it (`crypto/reencrypt.py`).
+
+        Two first users at once each make a key; the pointer is put-if-absent,
+        so one wins and the other deletes its own and uses the winner's.
+
+        Raises:
+            IntegrityError: the pointer is damaged, or the key it names missing.
+        """
+        with self._lock:
+            known = self._pointers.get(pointer)
+        if known is not None:  # a pointer never changes once written
+            return known, self.get(known, pointer)
+        try:
+            ref = _pointer_ref(self.store.get(pointer), pointer, what)
+        except KeyError:
+            ref, _ = self.create()  # cached by create: `get` below costs nothing
+            if not self.store.put_if_absent(pointer, json.dumps({"format": 1, "ref": ref}).encode()):
+                self.store.delete(self.key_of(ref))
+                ref = _pointer_ref(self.store.get(pointer), pointer, what)
+        with self._lock:
+            self._pointers[pointer] = ref
+        return ref, self.get(ref, pointer)
 
     def retire_mac_key(self, ref: str) -> None:
         """Delete the MAC key `ref` once no object names it; this process makes a new one if it needs one again."""
@@ -258,3 +285,13 @@ def _decode(raw: bytes, ref: str) -> WrappedKey:
         return WrappedKey.decode(body["wrapped"])
     except (ValueError, KeyError, TypeError):
         raise IntegrityError(f"data key {ref}: damaged key object") from None
+
+
+def _pointer_ref(raw: bytes, pointer: str, what: str) -> str:
+    try:
+        ref = json.loads(raw)["ref"]
+        if not isinstance(ref, str):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise IntegrityError(f"{pointer}: damaged {what}") from None
+    return ref

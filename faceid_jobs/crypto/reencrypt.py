@@ -24,7 +24,8 @@ old key is deleted:
   then collected (`index/gc`), as their shards' keys are about to go;
 - the audit key (`keys/audit.json`, and any key an audit record names) is
   kept, re-wrapped: audit records hold names only as hashes under it, and the
-  names needed to hash them again are not stored.
+  names needed to hash them again are not stored; so is the sources marks'
+  key (`keys/sources.json`): their MACs are in their names.
 
 Then every data key still wrapped by the old KEK is deleted.
 `FACEID_JOBS_TEST_CRASH_AT` = reencrypt-record (after the first record file),
@@ -62,6 +63,7 @@ from faceid_jobs.storage.layout import (
     parse_label_key,
     parse_record_key,
     parse_video_key,
+    sources_mac_key_pointer,
 )
 from faceid_jobs.testhooks import crash_point
 
@@ -121,6 +123,9 @@ def reencrypt_store(store: Store, keys: DataKeys, old_kek: str, progress: Progre
         if ref in old:
             keys.rewrap(ref)
             result.audit_keys_kept += 1
+    marks_ref = _pointed(store, sources_mac_key_pointer())  # the sources marks' MACs are in their names
+    if marks_ref in old:
+        keys.rewrap(marks_ref)
     for ref in sorted(keys.wrapped_by(old_kek)):
         store.delete(keys.key_of(ref))
         result.old_keys_deleted += 1
@@ -266,15 +271,18 @@ def _kek_of(keys: DataKeys, ref: str) -> str | None:
         return None
 
 
+def _pointed(store: Store, pointer: str) -> str | None:
+    """The ref a key pointer names (`DataKeys.pointed`), None when there is none."""
+    try:
+        ref = json.loads(store.get(pointer)).get("ref")
+    except (KeyError, ValueError, AttributeError):
+        return None
+    return ref if isinstance(ref, str) else None
+
+
 def _audit_refs(store: Store) -> set[str]:
     """The audit hashing key (`keys/audit.json`) and every key an audit record names."""
-    refs = set()
-    try:
-        ref = json.loads(store.get(audit_name_key_pointer())).get("ref")
-        if isinstance(ref, str):
-            refs.add(ref)
-    except (KeyError, ValueError, AttributeError):
-        pass
+    refs = {ref} if (ref := _pointed(store, audit_name_key_pointer())) else set()
     for key in store.list(AUDIT_PREFIX):
         try:
             ref = json.loads(store.get(key)).get("name_key")

@@ -77,31 +77,8 @@ def name_hash(key: bytes, name: str) -> str:
 
 
 def _name_key(keys: DataKeys) -> tuple[str, bytes]:
-    """(ref, key) of the store's audit hashing key, made on first use.
-
-    Two first writers at once each make a key; the pointer is put-if-absent,
-    so one wins and the other deletes its own and uses the winner's.
-    """
-    store, pointer = keys.store, audit_name_key_pointer()
-    try:
-        ref = _pointer_ref(store.get(pointer), pointer)
-    except KeyError:
-        ref, key = keys.create()
-        if store.put_if_absent(pointer, json.dumps({"format": 1, "ref": ref}).encode()):
-            return ref, key
-        store.delete(keys.key_of(ref))
-        ref = _pointer_ref(store.get(pointer), pointer)
-    return ref, keys.get(ref, pointer)
-
-
-def _pointer_ref(raw: bytes, pointer: str) -> str:
-    try:
-        ref = json.loads(raw)["ref"]
-        if not isinstance(ref, str):
-            raise TypeError
-    except (ValueError, KeyError, TypeError):
-        raise IntegrityError(f"{pointer}: damaged audit key pointer") from None
-    return ref
+    """(ref, key) of the store's audit hashing key, made on first use (`DataKeys.pointed`)."""
+    return keys.pointed(audit_name_key_pointer(), "audit key pointer")
 
 
 def write_audit(store: Store, keys: DataKeys, action: str, what: dict[str, Any], *,

@@ -99,7 +99,7 @@ def check_sources(sources: tuple[SourceObject, ...], settings: Settings, analysi
     from faceid_jobs.video.source import uri_hash
 
     ws = ws or workspace_for(settings)
-    marks = list_marks(ws.store)
+    marks = list_marks(ws.store, ws.keys)
     if not marks:
         return ()
     candidates = []
@@ -195,7 +195,7 @@ def _remember_source(ws: Workspace, plan: VideoPlan, settings: Settings) -> None
     from faceid_jobs.storage.sources import record_source
 
     if plan.source is not None and plan.source.size >= 0:
-        record_source(ws.store, plan.source, plan.fingerprint, settings.fingerprint)
+        record_source(ws.store, ws.keys, plan.source, plan.fingerprint, settings.fingerprint)
 
 
 def note_copies(plans: list[VideoPlan], settings: Settings, analysis_id: str, *,

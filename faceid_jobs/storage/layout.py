@@ -10,6 +10,7 @@
     keys/kek.json                                   which KEK the store needs (its id, never the key)
     keys/data/<ref>.json                            one wrapped data key
     keys/audit.json                                 which data key hashes names in audit records
+    keys/sources.json                               which data key authenticates the sources index's marks
     index/shards/<shard_id>.shard                   encrypted FAISS shard
     index/manifests/<version:020d>.json             index version
     index/stale/<UTC time>-<token>.json             record files rewritten in place
@@ -21,10 +22,10 @@
     people/versions/<version:020d>.bin              people found by clustering (identity/people.py)
     journal/forget-<token>.bin                      a forget in progress (sealed: names the person)
     journal/rotation.json                           the lease of a key rotation in progress
-    sources/<uri hash>/<identity hash>/<fingerprint>.json
+    sources/<uri hash>/<identity hash>/<fingerprint>.<mac>.json
         a source object (file or S3 object) seen unchanged since it was
-        fingerprinted: listing `sources/` tells a re-run which videos it need
-        not read (storage/sources.py)
+        fingerprinted, authenticated by the MAC in its name: listing `sources/`
+        tells a re-run which videos it need not read (storage/sources.py)
 
 Names that go into a key (analysis ids, fingerprints, refs, ids) often come
 from the store itself (a catalog entry, a manifest), which someone with write
@@ -92,6 +93,7 @@ __all__ = [
     "shard_key",
     "source_key",
     "source_prefix",
+    "sources_mac_key_pointer",
     "stale_key",
     "versions",
     "video_key",
@@ -248,6 +250,11 @@ def audit_name_key_pointer() -> str:
     return join_key(KEYS_PREFIX, "audit.json")
 
 
+def sources_mac_key_pointer() -> str:
+    """The plaintext pointer naming the data key that authenticates sources marks (a ref, never the key)."""
+    return join_key(KEYS_PREFIX, "sources.json")
+
+
 def data_key(ref: str) -> str:
     return join_key(DATA_KEYS_PREFIX, check_segment(ref, "data key reference") + ".json")
 
@@ -362,19 +369,21 @@ def source_prefix(uri_hash: str) -> str:
     return join_key(SOURCES_PREFIX, check_segment(uri_hash, "source hash")) + "/"
 
 
-def source_key(uri_hash: str, identity_hash: str, fingerprint: str) -> str:
-    """`sources/<uri_hash>/<identity_hash>/<fingerprint>.json`: a source seen with this identity
-    had this content fingerprint."""
+def source_key(uri_hash: str, identity_hash: str, fingerprint: str, mac: str) -> str:
+    """`sources/<uri_hash>/<identity_hash>/<fingerprint>.<mac>.json`: a source seen with this identity
+    had this content fingerprint (the MAC, over the three, is `storage/sources.py`'s)."""
     return join_key(source_prefix(uri_hash), check_segment(identity_hash, "source identity hash"),
-                    check_segment(fingerprint, "fingerprint") + ".json")
+                    f"{check_segment(fingerprint, 'fingerprint')}.{check_segment(mac, 'mark MAC')}.json")
 
 
-def parse_source_key(key: str) -> tuple[str, str, str] | None:
-    """(uri hash, identity hash, fingerprint) of a source mark key, or None."""
+def parse_source_key(key: str) -> tuple[str, str, str, str] | None:
+    """(uri hash, identity hash, fingerprint, mac) of a source mark key, or None (also for a mark
+    of an older format, without a MAC)."""
     parts = key.split("/")
     if len(parts) != 4 or parts[0] + "/" != SOURCES_PREFIX or not parts[3].endswith(".json"):
         return None
-    names = (parts[1], parts[2], parts[3][:-len(".json")])
-    if any(not n or "/" in n or _segment_problem(n) for n in names):
+    fingerprint, dot, mac = parts[3][:-len(".json")].rpartition(".")
+    names = (parts[1], parts[2], fingerprint, mac)
+    if not dot or any(not n or "/" in n or _segment_problem(n) for n in names):
         return None
     return names

@@ -69,3 +69,23 @@ def test_unchanged_file_is_not_read_changed_one_is(setup):
     assert video.stat().st_ino != st.st_ino and video.stat().st_mtime_ns == st.st_mtime_ns
     replaced = _process(folder, store, env)
     assert replaced["videos_unchanged"] == 0 and replaced["chunks"]["skipped"] == 2
+
+
+def test_a_mark_forged_without_the_key_does_not_skip_new_footage(setup, friends_clip):
+    """The attacker can write the store but holds no key: a copy of a genuine mark, renamed for a new
+    video's listed identity (which would have it skipped unread, reported as the old video), is
+    refused in one line (exit 4) naming it."""
+    from faceid_jobs.video.source import local_source, uri_hash
+
+    folder, _video, store, env = setup
+    _process(folder, store, env)
+    new = cut_clip(friends_clip, folder / "b.mp4", 2.0, start_frame=300)
+    [genuine] = (store / "sources").rglob("*.json")
+    listed = local_source(new)
+    forged = store / "sources" / uri_hash(listed.location) / listed.identity_hash("sampled") / genuine.name
+    forged.parent.mkdir(parents=True)
+    forged.write_bytes(genuine.read_bytes())
+    result = run(["process", folder, "--store", store, "--sample-fps", "1", "--chunk-seconds", "1"], env)
+    assert result.returncode == 4, (result.stdout, result.stderr)
+    assert "fails authentication" in result.stderr and forged.relative_to(store).as_posix() in result.stderr
+    assert "Traceback" not in result.stderr

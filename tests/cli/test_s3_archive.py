@@ -34,7 +34,7 @@ CHUNKS = 6 + 1 + 1  # 2-s chunks
 # reads of the store's fixed objects, the same for 3 videos or 100,000 (moto lists 1,000 keys a page).
 FIXED_RERUN_REQUESTS = Counter({
     f"list {FOOTAGE}/clips/": 1,  # the archive
-    "list store sources/": 1,  # the sources index: which videos are unchanged
+    "list store sources/": 1, "GET keys/sources.json": 1,  # the sources index and its MAC key's pointer
     "list store videos/": 2, "list store records/": 2,  # index merge and people discovery
     "list store index/manifests/": 2, "GET index/manifests/<newest>.json": 1, "list store index/stale/": 1,
     "list store journal/forget-": 2,  # pending forgets, refused before and checked by the merge
@@ -131,9 +131,9 @@ def test_s3_archive_is_read_once_then_not_at_all(archive):
     # Each catalog entry is read by the skip check, the index merge and people discovery
     # (both read every entry to find re-analysed videos): the only requests per video.
     assert kinds.pop("catalog GET") == 3 * len(CLIPS)
-    # The data keys that authenticate the entries (one per writing process), the manifest and the
-    # people version: a few per reader, however many videos.
-    assert kinds.pop("data key GET") <= 9
+    # The data keys that authenticate the entries (one per writing process), the sources marks, the
+    # manifest and the people version: a few per reader, however many videos.
+    assert kinds.pop("data key GET") <= 10
     assert kinds == FIXED_RERUN_REQUESTS  # nothing else
 
     verified = _process(env, "--verify")

@@ -56,7 +56,7 @@ def _settled(built, old_key_id: str) -> None:
     assert verified.returncode == 0, verified.stderr
 
 
-def test_reencrypt_keeps_every_answer_and_the_old_key_opens_nothing_current(built, tmp_path):
+def test_reencrypt_keeps_every_answer_and_the_old_key_opens_nothing_current(built, pristine_store, tmp_path):
     from faceid_jobs.crypto.envelope import DataKeys
     from faceid_jobs.crypto.keys import Keyring, load_key_file
     from faceid_jobs.crypto.parquet_crypto import RecordCipher
@@ -89,6 +89,10 @@ def test_reencrypt_keeps_every_answer_and_the_old_key_opens_nothing_current(buil
     assert _answers(built) == before
     _settled(built, old_key_id)
     assert run(["index", "build"], built.env).returncode == 0  # nothing pending, no rollback reported
+    # The sources marks' key was re-wrapped, not replaced: the processed videos are still skipped unread.
+    again = cli_json(["process", pristine_store.root / "videos", "--sample-fps", "2", "--chunk-seconds", "1"],
+                     built.env)
+    assert again["videos"] == again["videos_unchanged"] == 2
 
     # Current objects + every old data key object, opened with the old key, through our own readers.
     mixed = tmp_path / "mixed"
