@@ -135,11 +135,11 @@ def _finished(env, root: Store, faces, how: str) -> None:
 
 def _naming_objects(root: Store) -> list[bytes]:
     """The non-Parquet objects that may name a data key: index shards, manifests and stale marks, gallery,
-    people, catalog entries, journal, audit records and the audit key's marker keys/audit.json."""
+    people, catalog entries, journal, audit records and the store-wide keys' pointers keys/audit.json and
+    keys/sources.json (the sources marks' MAC key)."""
     keys = [k for sub in ("index", "gallery", "people", "videos", "journal", "audit")
             for k in root.list(f"{sub}/")]
-    if root.exists("keys/audit.json"):
-        keys.append("keys/audit.json")
+    keys += [k for k in ("keys/audit.json", "keys/sources.json") if root.exists(k)]
     return [root.get(k) for k in keys]
 
 
