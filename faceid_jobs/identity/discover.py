@@ -5,7 +5,9 @@ Reads record files only (their embeddings), never a video. Each run:
 1. the record files of every catalogued video's current analysis
    (`index.merge.current_sources`) are compared with those the newest people
    version clustered: files no longer current lose their nodes, new ones are
-   read and summarised per track (`clustering.track_nodes`);
+   read and summarised per track (`clustering.track_nodes`). When the store
+   lists exactly the files that version holds, nothing changed and the
+   catalog is not read;
 2. **incremental** (default): the new nodes are linked to each other and to
    up to `_EXEMPLARS` nodes of every known person (spread from the most to
    the least typical), whose people are pinned; Chinese whispers then lets new
@@ -43,7 +45,7 @@ from faceid_jobs.identity.people import (
     person_id,
     track_key,
 )
-from faceid_jobs.index.merge import current_sources
+from faceid_jobs.index.merge import current_sources, record_files
 from faceid_jobs.records.parquet import parquet_to_table
 from faceid_jobs.storage.catalog import list_entries
 from faceid_jobs.workspace import Workspace
@@ -264,7 +266,13 @@ def discover_with(ws: Workspace, embedder: str, params: ClusterParams, *, rebuil
     for _ in range(max(1, attempts)):
         state = load_state(ws)
         full = rebuild or (state.version > 0 and state.embedder_id != embedder)
-        sources = current_sources(ws.store, embedder, ws.keys)
+        listed = record_files(ws.store)
+        if not full and state.version and listed == set(state.sources):
+            # Every record file in the store is one this version holds (`forget` drops the files it
+            # rewrites from it; a new or re-analysed video brings new files): nothing to add or drop,
+            # and the catalog (a read per video) is not needed to tell.
+            return _result(state, False, False, 0, 0, 0, started, params)
+        sources = current_sources(ws.store, embedder, ws.keys, listed=listed)
         if state.embedder_id != embedder:
             state.nodes, state.vectors, state.sources = NODE_SCHEMA.empty_table(), np.zeros((0, 0), np.float16), []
         current = [s in sources for s in state.nodes.column("source").to_pylist()]

@@ -14,7 +14,11 @@ Incremental and optimistic, after Delta Lake / Iceberg:
    wrote and nobody references are left for `index gc`.
 
 When nothing is pending, nothing is stale and no compaction is due, no
-version is published: a re-run changes nothing in the store.
+version is published: a re-run changes nothing in the store. When the base
+indexes exactly the record files the store lists, none marked stale, that is
+known before step 1 reads the catalog (`_covers_exactly`): a nightly re-check
+of an unchanged archive then costs a listing of `records/`, not a catalog
+read per video.
 
 **Stale marks.** A record file rewritten under its own key (`faceid-jobs
 forget --purge-appearances` deletes faces from it) looks current to step 2.
@@ -84,12 +88,18 @@ class MergeResult:
     attempts: int
 
 
-def current_sources(store: Store, embedder_id: str, keys: DataKeys) -> dict[str, str]:
+def record_files(store: Store) -> set[str]:
+    """Every record file key in the store (one listing of `records/`)."""
+    return {key for key in store.list(RECORDS_PREFIX) if parse_record_key(key) is not None}
+
+
+def current_sources(store: Store, embedder_id: str, keys: DataKeys, *,
+                    listed: set[str] | None = None) -> dict[str, str]:
     """Record file key → the video's current URI, for videos embedded by `embedder_id` (entries authenticated).
 
-    One listing of `records/` for the whole archive, not one per video: on S3 a
-    re-check of an unchanged archive then costs a few list pages, not a
-    request per video.
+    One listing of `records/` for the whole archive (`listed`, when the caller
+    has it), not one per video: on S3 a re-check of an unchanged archive then
+    costs a few list pages, not a request per video.
     """
     wanted: dict[tuple[str, str], str] = {}
     for entry in list_entries(store, keys):
@@ -101,7 +111,7 @@ def current_sources(store: Store, embedder_id: str, keys: DataKeys) -> dict[str,
     sources: dict[str, str] = {}
     if not wanted:
         return sources
-    for key in store.list(RECORDS_PREFIX):
+    for key in record_files(store) if listed is None else listed:
         parsed = parse_record_key(key)
         if parsed is not None and (parsed[0], parsed[1]) in wanted:
             sources[key] = wanted[(parsed[0], parsed[1])]
@@ -173,11 +183,15 @@ def merge_index(
         versions = list_versions(store)
         base = load_manifest(store, keys, versions[-1]) if versions else None
         version = (versions[-1] if versions else 0) + 1
-        sources = current_sources(store, embedder_id, keys)
         marks, rewritten = _stale_marks(store, keys)
         forgets, drop = _forget_filter(store, keys, cipher)
         # A base built with another embedder or row selection is rebuilt, not extended.
         compatible = base is not None and base.embedder_id == embedder_id and base.index_by == index_by
+        listed = record_files(store)
+        if base and compatible and not rewritten and _covers_exactly(base, listed, params, max_small):
+            # Nothing to merge, and the catalog (a read per video) is not needed to tell.
+            return MergeResult(base.version, False, 0, len(base.shards), base.vectors, attempt)
+        sources = current_sources(store, embedder_id, keys, listed=listed)
         base_shards = list(base.shards) if compatible else []
         kept = [s for s in base_shards if set(s.sources) <= sources.keys() and not rewritten & set(s.sources)]
         stale = len(base_shards) - len(kept)
@@ -225,6 +239,20 @@ def merge_index(
         log.info("index version %d was published concurrently; merging again", version)
     raise StoreError(f"{store.uri}: could not publish an index version after {attempts} attempts "
                      "(concurrent merges); run the merge again")
+
+
+def _covers_exactly(base: Manifest, listed: set[str], params: IndexParams, max_small: int) -> bool:
+    """Whether `base` indexes exactly the record files in the store and no compaction is due.
+
+    Then every current record file is indexed whatever the catalog says: a
+    record file appears for each new or re-analysed video (a new analysis or
+    fingerprint is a new key), `forget` deletes or rewrites (stale marks)
+    the files it touches, and files of an analysis no longer current stay
+    outside the index, so they would make the sets differ.
+    """
+    covered = {src for shard in base.shards for src in shard.sources} | set(base.empty_sources)
+    small = [s for s in base.shards if s.vectors < params.shard_max // 4]
+    return covered == listed and len(small) <= max_small
 
 
 def _forget_filter(store: Store, keys: DataKeys,
