@@ -102,22 +102,25 @@ def build(*, opts: Opts) -> None:
 @app.command("trust")
 @command(*STORE)
 def trust(*, opts: Opts) -> None:
-    """Trust the store's newest index version again after you deleted or recreated the store.
+    """Trust the store's newest index and gallery versions again after you deleted or recreated the store.
 
-    This client remembers the newest index version it saw of each store and refuses an older
-    one (a rollback). When you wiped or rebuilt the store yourself, run this once: the newest
+    This client remembers the newest index and gallery versions it saw of each store and refuses
+    older ones (a rollback). When you wiped or rebuilt the store yourself, run this once: the newest
     version (checked: its MAC and its link to its parent) becomes what this client trusts.
 
     Example: [bold]rm -r faceid-data && faceid-jobs process ~/footage && faceid-jobs index trust[/bold]
     """
+    from faceid_jobs.identity.gallery import trust_newest_gallery
     from faceid_jobs.index.manifest import trust_newest
 
     ws = _workspace(opts)
     version = trust_newest(ws.store, ws.keys)
+    gallery = trust_newest_gallery(ws)
     if opts.json_out:
-        print_json({"store": ws.store.uri, "trusted_version": version})
+        print_json({"store": ws.store.uri, "trusted_version": version, "trusted_gallery_version": gallery})
     else:
-        out.print(f"{shown(ws.store.uri)}: trusting index version {version if version is not None else '(none)'}")
+        out.print(f"{shown(ws.store.uri)}: trusting index version {version if version is not None else '(none)'}"
+                  f" and gallery version {gallery if gallery is not None else '(none)'}")
 
 
 @app.command("verify")

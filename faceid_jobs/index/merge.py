@@ -45,13 +45,14 @@ import pyarrow as pa
 from faceid_jobs.crypto.envelope import DataKeys
 from faceid_jobs.crypto.mac import open_sealed_json, seal_json
 from faceid_jobs.errors import IntegrityError, StoreError
+from faceid_jobs.index.coverage import source_map
 from faceid_jobs.index.manifest import Manifest, commit_manifest, list_versions, load_manifest, now
 from faceid_jobs.index.shard import IndexParams, ShardRef, build_faiss, write_shard
 from faceid_jobs.records import META_COLUMNS
 from faceid_jobs.records.parquet import parquet_to_table
 from faceid_jobs.storage.base import Store
 from faceid_jobs.storage.catalog import list_entries
-from faceid_jobs.storage.layout import RECORDS_PREFIX, STALE_PREFIX, parse_record_key, stale_key
+from faceid_jobs.storage.layout import RECORDS_PREFIX, STALE_PREFIX, stale_key
 
 __all__ = ["STALE_PREFIX", "MergeResult", "RowSelector", "all_rows", "current_sources", "mark_stale", "merge_index"]
 
@@ -91,21 +92,14 @@ def current_sources(store: Store, embedder_id: str, keys: DataKeys) -> dict[str,
     re-check of an unchanged archive then costs a few list pages, not a
     request per video.
     """
-    wanted: dict[tuple[str, str], str] = {}
-    for entry in list_entries(store, keys):
+    entries = list_entries(store, keys)
+    for entry in entries:
         if entry.embedder_id != embedder_id:
             log.warning("%s: analysed with embedder %s, not %s; not indexed",
                         entry.uri, entry.embedder_id, embedder_id)
-            continue
-        wanted[(entry.analysis_id, entry.fingerprint)] = entry.uri
-    sources: dict[str, str] = {}
-    if not wanted:
-        return sources
-    for key in store.list(RECORDS_PREFIX):
-        parsed = parse_record_key(key)
-        if parsed is not None and (parsed[0], parsed[1]) in wanted:
-            sources[key] = wanted[(parsed[0], parsed[1])]
-    return sources
+    if not any(e.embedder_id == embedder_id for e in entries):
+        return {}
+    return source_map(entries, store.list(RECORDS_PREFIX), embedder_id)
 
 
 def mark_stale(store: Store, keys: DataKeys, sources: Iterable[str], reason: str = "") -> str | None:
