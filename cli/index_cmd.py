@@ -76,6 +76,9 @@ def show(version: Annotated[int | None, typer.Argument(help="Version. \\[default
 def build(*, opts: Opts) -> None:
     """Merge records not yet indexed into a new version (what `process` does at its end).
 
+    Also reads every record file already indexed and indexes again one that differs from the
+    version's recorded hash (a rewrite whose stale mark is gone).
+
     Example: [bold]faceid-jobs process ~/footage --no-index && faceid-jobs index build[/bold]
     """
     from dataclasses import asdict
@@ -89,8 +92,8 @@ def build(*, opts: Opts) -> None:
     ws = open_workspace(settings)
     refuse_pending(ws.store, "index build")
     embedder = embedder_id(settings)
-    with working("merging records into a new index version…"):
-        result = merge(settings, embedder, ws=ws)
+    with working("checking indexed record files and merging into a new index version…"):
+        result = merge(settings, embedder, ws=ws, rehash=True)
     if opts.json_out:
         print_json(asdict(result))
     else:
@@ -126,9 +129,10 @@ def trust(*, opts: Opts) -> None:
 @app.command("verify")
 @command(*STORE)
 def verify(*, opts: Opts) -> None:
-    """Check the whole store: the chain of index versions, this client's high-water mark, every
-    shard of the newest version, every record file it indexes (hash, key binding, rows), every
-    catalog entry and stale mark. Exit code 4 when anything fails, each problem on its own line.
+    """Check the whole store: the chain of index versions (no gap), this client's high-water mark,
+    every shard of the newest version, every record file it indexes (hash, key binding, rows), every
+    catalog entry, label file and stale mark, and that no record file or catalog entry the catalog or
+    the index names is missing. Exit code 4 when anything fails, each problem on its own line.
 
     Example: [bold]faceid-jobs index verify[/bold]
     """
@@ -145,7 +149,7 @@ def verify(*, opts: Opts) -> None:
     else:
         out.print(f"{len(report.versions)} index versions (newest {report.newest}), {report.shards} shards, "
                   f"{report.records} record files, {report.catalog_entries} catalog entries, "
-                  f"{report.stale_marks} stale marks checked")
+                  f"{report.labels} label files, {report.stale_marks} stale marks checked")
     if not report.ok:
         for problem in report.problems[1:]:  # errors: shown even with -q
             err.print(f"[red]problem:[/red] {shown(problem)}", highlight=False, soft_wrap=True)

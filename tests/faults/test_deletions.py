@@ -3,11 +3,14 @@
 Deleting is the one thing they can always do. Before, a deleted record file,
 catalog entry or gallery version made `find` answer with less (or "not
 enrolled") and exit 0; now the catalog, the newest index manifest and this
-client's high-water marks say what must be there.
+client's high-water marks say what must be there. A deleted stale mark made
+`index build` keep indexing a record file's old faces; an explicit build now
+compares every indexed record file with the hash its version recorded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -22,6 +25,14 @@ def _ross_video(built) -> str:
     """Fingerprint of the cut Ross appears in."""
     entries = [json.loads(p.read_bytes())["body"] for p in (built.store / "videos").glob("*.json")]
     return next(e["fingerprint"] for e in entries if e["uri"].endswith("ross.mp4"))
+
+
+def _workspace(built):
+    from faceid_jobs.config import Settings
+    from faceid_jobs.workspace import open_workspace
+
+    return open_workspace(Settings(store=str(built.store), key_file=str(built.root / "key.json"),
+                                   state_dir=str(built.root / "state")))
 
 
 @pytest.mark.parametrize("what", ["record file", "catalog entry", "gallery version"])
@@ -55,3 +66,50 @@ def test_a_deleted_label_file_changes_no_answer(built):
     after = cli_json(["find", "Ross"], built.env)
     assert after["appearances"] == before["appearances"]
     assert after["labels"]["unlabelled_files"] == 1  # labelled on the spot from its record file
+
+
+def test_index_build_reindexes_a_rewrite_whose_stale_mark_was_deleted(built):
+    """The owner's `forget --purge-appearances` rewrote a record file; its stale mark was deleted before
+    any merge read it. `index verify` names the file, and `index build` indexes its new content."""
+    from faceid_jobs.index.manifest import load_manifest
+    from faceid_jobs.records import parquet_to_table, table_to_parquet
+
+    ws = _workspace(built)
+    manifest = load_manifest(ws.store, ws.keys)
+    source = max((s for shard in manifest.shards for s in shard.sources),
+                 key=lambda k: len(ws.store.get(k)))
+    table = parquet_to_table(ws.store.get(source), source, cipher=ws.cipher)
+    assert table.num_rows > 1
+    ws.store.put(source, table_to_parquet(table.slice(0, 1), ws.cipher, key=source))  # no mark
+
+    verified = run(["index", "verify"], built.env)
+    assert verified.returncode == 4 and source in verified.stderr and "differs" in verified.stderr
+    rebuilt = cli_json(["index", "build"], built.env)
+    assert rebuilt["published"] and rebuilt["version"] == manifest.version + 1
+    # Indexed again from its new content: the new version records the new file's hash.
+    new = load_manifest(ws.store, ws.keys)
+    assert new.source_hashes[source] == hashlib.sha256(ws.store.get(source)).hexdigest()
+    assert run(["index", "verify"], built.env).returncode == 0
+
+
+def test_index_verify_names_a_gap_in_the_chain_a_damaged_label_and_a_missing_record(built):
+    from faceid_jobs.index.manifest import republish
+
+    ws = _workspace(built)
+    first = republish(ws.store, ws.keys, "test")
+    republish(ws.store, ws.keys, "test")
+    gap = built.store / "index" / "manifests" / f"{first.version:020d}.json"
+    gap.unlink()
+    label = sorted((built.store / "labels").rglob("chunk-*.parquet"))[0]
+    data = bytearray(label.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    label.write_bytes(bytes(data))
+    record = sorted((built.store / "records").rglob("chunk-*.parquet"))[-1]
+    record.unlink()
+
+    result = run(["index", "verify"], built.env)
+    assert result.returncode == 4 and "Traceback" not in result.stderr
+    for name in (f"index/manifests/{first.version:020d}.json: missing between", str(label.relative_to(built.store)),
+                 f"{record.relative_to(built.store)}: missing, but its video's catalog entry lists the chunk"):
+        assert name in result.stderr, (name, result.stderr)
+
