@@ -171,3 +171,31 @@ def test_an_upload_above_1_mib_never_touches_the_temporary_folder(strict):
     assert r.status_code == 400 and "not a readable image" in r.json()["error"], r.text
     assert seen == [[]], f"upload spooled to {seen}"
     assert sorted(tmp.iterdir()) == before
+
+
+def test_at_most_api_max_decodes_photos_are_decoded_at_once(monkeypatch):
+    """Eight uploads at once (in process: how many decodes overlap cannot be seen from outside the server)."""
+    import io
+    import threading
+    from types import SimpleNamespace
+
+    import faceid_jobs.web.api as api
+
+    active, peak, lock = 0, 0, threading.Lock()
+
+    def slow_decode(data, name, max_pixels):
+        nonlocal active, peak
+        with lock:
+            active += 1
+            peak = max(peak, active)
+        time.sleep(0.05)
+        with lock:
+            active -= 1
+        return data, name
+
+    monkeypatch.setattr(api, "decode_photo", slow_decode)
+    decoder = api._Decoder(1 << 20, 50_000_000, 2)
+    uploads = [SimpleNamespace(filename=f"{i}.png", file=io.BytesIO(b"x" * 10)) for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        assert len(list(pool.map(decoder, uploads))) == 8
+    assert peak == 2
