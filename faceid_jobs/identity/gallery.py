@@ -271,8 +271,8 @@ def load_gallery_version(ws: Workspace, version: int | None = None) -> GalleryVe
         loaded = GalleryVersion(version, body["parent"], body["created_at"], refs, body.get("action", ""))
     except (KeyError, TypeError):
         raise IntegrityError(f"{key}: damaged gallery version") from None
-    if mark is not None and version == newest:
-        mark.advance(version, "")
+    if mark is not None and version == newest and (seen is None or seen.version < version):
+        mark.advance(version, "")  # only when newer: no lock taken on every read of an unchanged gallery
     return loaded
 
 
