@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from faceid_jobs.cli.common import SETTINGS, Opts, command, out, print_json
+from faceid_jobs.cli.common import SETTINGS, Opts, command, out, print_json, shown
 from faceid_jobs.errors import ExitCode, FaceIdError
 
 
@@ -55,29 +55,30 @@ def doctor(*, opts: Opts) -> None:
         head = Table(show_header=False, title="faceid-jobs doctor", title_justify="left")
         head.add_column(style="bold")
         head.add_column()
-        head.add_row("device setting", settings.device)
-        head.add_row("providers available", ", ".join(report["available_providers"]))
-        head.add_row("providers chosen", ", ".join(report.get("providers", [])) or "-")
-        head.add_row("weights dir", report["weights_dir"])
+        head.add_row("device setting", shown(settings.device))
+        head.add_row("providers available", shown(", ".join(report["available_providers"])))
+        head.add_row("providers chosen", shown(", ".join(report.get("providers", [])) or "-"))
+        head.add_row("weights dir", shown(report["weights_dir"]))
         head.add_row("embedding dim", str(report.get("embedding_dim", "-")))
-        head.add_row("store", f"{report['store']['uri']} "
+        head.add_row("store", f"{shown(report['store']['uri'])} "
                      f"({'writable' if report['store']['reachable'] else 'NOT reachable'})")
         head.add_row("video decoding", "OpenCV + FFmpeg" if report["video_decoding"] else "NO FFmpeg backend")
-        head.add_row("key", report["key"]["status"])
-        head.add_row("index", report["index"]["status"])
+        head.add_row("key", shown(report["key"]["status"]))
+        head.add_row("index", shown(report["index"]["status"]))
         head.add_row("api token", "set" if report["api"]["token_set"] else "not set (FACEID_JOBS_API_TOKEN)")
-        head.add_row("versions", ", ".join(f"{k} {v}" for k, v in report["versions"].items()))
+        head.add_row("versions", shown(", ".join(f"{k} {v}" for k, v in report["versions"].items())))
         out.print(head)
         if report["models"]:
             table = Table(title="models", title_justify="left")
             for col in ("role", "file", "sha256", "inputs", "outputs"):
                 table.add_column(col, overflow="fold")
             for m in report["models"]:
-                table.add_row(m["role"], m["file"], m["sha256"][:16] + "…",
-                              "\n".join(m["inputs"]), "\n".join(m["outputs"]))
+                table.add_row(shown(m["role"]), shown(m["file"]), shown(m["sha256"][:16]) + "…",
+                              "\n".join(map(shown, m["inputs"])), "\n".join(map(shown, m["outputs"])))
             out.print(table)
         for p in problems:
-            out.print(f"[red]problem:[/red] {p}", highlight=False, soft_wrap=True)
+            # Problems quote the store (key ids, object names): escaped like any string it controls.
+            out.print(f"[red]problem:[/red] {shown(p)}", highlight=False, soft_wrap=True)
     if problems:
         # The key this store needs is missing or different: exit 4, as every other command would.
         wrong_key = report["key"].get("status", "").startswith("WRONG")

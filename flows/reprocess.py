@@ -15,7 +15,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.states import Failed
@@ -28,6 +28,7 @@ from faceid_jobs.flows.common import (
     fit_threads,
     resolve_settings,
     retry_if_transient,
+    run_logger,
 )
 from faceid_jobs.flows.people import publish_top_people
 from faceid_jobs.pipeline import steps
@@ -122,7 +123,7 @@ def reprocess_archive(
     cfg = fit_threads(resolve_settings(config, settings, store))
     summary = run_archive(sources, cfg, PrefectEngine(retries, retry_delay_seconds), build=build_index,
                           verify=verify, observer=observer,
-                          log=get_run_logger())
+                          log=run_logger())
     summary.orchestrator, summary.flow_run_id = "prefect", str(flow_run.id)
     result = summary.to_json()
     publish_reprocess(result, [dataclasses.asdict(row) for row in summary.rows])
@@ -130,7 +131,7 @@ def reprocess_archive(
         try:
             publish_top_people(cfg)
         except FaceIdError as exc:  # the summary stands; the people step's own failure is in it already
-            get_run_logger().warning("people summary not published: %s", exc)
+            run_logger().warning("people summary not published: %s", exc)
     if not summary.ok:  # with fail_on_bad_files false, unreadable videos alone do not fail the run
         return Failed(message=summary.failure_message(), data=result)
     return result

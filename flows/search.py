@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
@@ -24,6 +24,7 @@ from faceid_jobs.flows.common import (
     describe_failure,
     models_for,
     resolve_settings,
+    run_logger,
     store_task,
     workspace_for,
 )
@@ -103,7 +104,7 @@ def search_photos(
         ``{"flow_run_id", "store", "keys": {"json", "parquet"}, "results": [SearchResult.to_json()…],
         "failures": [{"photo", "error"}…]}``.
     """
-    log = get_run_logger()
+    log = run_logger()
     cfg = resolve_settings(config, {**(settings or {}), "top_k": top_k, "threshold": threshold}, store)
     futures = {photo: embed_photo_task.submit(photo, cfg, face_index) for photo in photos}
     queries, failures = [], []

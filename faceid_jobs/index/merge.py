@@ -22,7 +22,11 @@ Whoever rewrites one calls `mark_stale` afterwards: a small object
 ``index/stale/<time>-<uuid>.json`` naming the record keys. Every merge drops
 the shards holding a marked source, so those records are indexed again from
 their new content, and deletes the marks it read once its version is
-published (a mark written meanwhile stays for the next merge).
+published (a mark written meanwhile stays for the next merge). A mark can be
+deleted by someone with write access to the store; with ``rehash``
+(`faceid-jobs index build`) the merge also compares every covered record
+file with the sha256 the base version recorded and treats a difference as a
+mark.
 
 **Pending forgets.** While a forget is pending (`identity/forget_filter.py`),
 each attempt leaves its person's faces out of the records it indexes, and
@@ -37,6 +41,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,15 +50,17 @@ import pyarrow as pa
 from faceid_jobs.crypto.envelope import DataKeys
 from faceid_jobs.crypto.mac import open_sealed_json, seal_json
 from faceid_jobs.errors import IntegrityError, StoreError
+from faceid_jobs.index.coverage import source_map
 from faceid_jobs.index.manifest import Manifest, commit_manifest, list_versions, load_manifest, now
 from faceid_jobs.index.shard import IndexParams, ShardRef, build_faiss, write_shard
 from faceid_jobs.records import META_COLUMNS
 from faceid_jobs.records.parquet import parquet_to_table
 from faceid_jobs.storage.base import Store
 from faceid_jobs.storage.catalog import list_entries
-from faceid_jobs.storage.layout import RECORDS_PREFIX, STALE_PREFIX, parse_record_key, stale_key
+from faceid_jobs.storage.layout import RECORDS_PREFIX, STALE_PREFIX, stale_key
 
-__all__ = ["STALE_PREFIX", "MergeResult", "RowSelector", "all_rows", "current_sources", "mark_stale", "merge_index"]
+__all__ = ["STALE_PREFIX", "MergeResult", "RowSelector", "all_rows", "changed_sources", "current_sources", "mark_stale",
+           "merge_index"]
 
 log = logging.getLogger(__name__)
 
@@ -91,21 +98,14 @@ def current_sources(store: Store, embedder_id: str, keys: DataKeys) -> dict[str,
     re-check of an unchanged archive then costs a few list pages, not a
     request per video.
     """
-    wanted: dict[tuple[str, str], str] = {}
-    for entry in list_entries(store, keys):
+    entries = list_entries(store, keys)
+    for entry in entries:
         if entry.embedder_id != embedder_id:
             log.warning("%s: analysed with embedder %s, not %s; not indexed",
                         entry.uri, entry.embedder_id, embedder_id)
-            continue
-        wanted[(entry.analysis_id, entry.fingerprint)] = entry.uri
-    sources: dict[str, str] = {}
-    if not wanted:
-        return sources
-    for key in store.list(RECORDS_PREFIX):
-        parsed = parse_record_key(key)
-        if parsed is not None and (parsed[0], parsed[1]) in wanted:
-            sources[key] = wanted[(parsed[0], parsed[1])]
-    return sources
+    if not any(e.embedder_id == embedder_id for e in entries):
+        return {}
+    return source_map(entries, store.list(RECORDS_PREFIX), embedder_id)
 
 
 def mark_stale(store: Store, keys: DataKeys, sources: Iterable[str], reason: str = "") -> str | None:
@@ -151,6 +151,7 @@ def merge_index(
     params: IndexParams | None = None,
     max_small: int = 8,
     attempts: int = 5,
+    rehash: bool = False,
 ) -> MergeResult:
     """Publish a new index version covering every current record file.
 
@@ -164,6 +165,11 @@ def merge_index(
         params: shard index parameters.
         max_small: more small shards than this are compacted into one.
         attempts: tries before giving up on concurrent commits.
+        rehash: read every record file the base version covers and treat
+            one whose sha256 differs from the base's `source_hashes` as
+            rewritten (as if a stale mark named it): a stale mark deleted by
+            someone with write access then changes nothing. Costs a read of
+            every record file; `faceid-jobs index build` does it.
 
     Raises:
         StoreError: the commit kept losing to concurrent merges.
@@ -178,6 +184,8 @@ def merge_index(
         forgets, drop = _forget_filter(store, keys, cipher)
         # A base built with another embedder or row selection is rebuilt, not extended.
         compatible = base is not None and base.embedder_id == embedder_id and base.index_by == index_by
+        if rehash and compatible:
+            rewritten |= changed_sources(store, base, sources.keys())
         base_shards = list(base.shards) if compatible else []
         kept = [s for s in base_shards if set(s.sources) <= sources.keys() and not rewritten & set(s.sources)]
         stale = len(base_shards) - len(kept)
@@ -225,6 +233,25 @@ def merge_index(
         log.info("index version %d was published concurrently; merging again", version)
     raise StoreError(f"{store.uri}: could not publish an index version after {attempts} attempts "
                      "(concurrent merges); run the merge again")
+
+
+def changed_sources(store: Store, base: Manifest, current: Iterable[str], workers: int = 8) -> set[str]:
+    """The record files `base` covers (of `current`) whose sha256 is not the one it recorded."""
+    covered = sorted(base.sources & set(current))
+
+    def differs(key: str) -> bool:
+        try:
+            data = store.get(key)
+        except KeyError:
+            return False  # deleted meanwhile: no longer current, the merge drops it
+        return hashlib.sha256(data).hexdigest() != base.source_hashes.get(key)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        changed = {key for key, bad in zip(covered, pool.map(differs, covered), strict=True) if bad}
+    for key in sorted(changed):
+        log.warning("%s: differs from the record file index version %d holds, with no stale mark naming it; "
+                    "indexed again", key, base.version)
+    return changed
 
 
 def _forget_filter(store: Store, keys: DataKeys,

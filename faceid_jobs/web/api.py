@@ -294,6 +294,10 @@ def create_app(
     token = token if token is not None else settings.api_token
     if auth and not token:
         raise ConfigError("no API token: set FACEID_JOBS_API_TOKEN (or the api_token setting)")
+    if auth and settings.api_enroll_token and hmac.compare_digest(token.encode(), settings.api_enroll_token.encode()):
+        # Then every search client could enroll: the separation of the two tokens would be void.
+        raise ConfigError("FACEID_JOBS_API_ENROLL_TOKEN is the same as FACEID_JOBS_API_TOKEN: give enrollment "
+                          "a token of its own")
     sets = model_sets or [load_models(settings, liveness=True) for _ in range(settings.api_model_sets)]
     pool = ModelPool(sets)
     holder = IndexHolder(settings)

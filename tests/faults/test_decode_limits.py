@@ -20,6 +20,8 @@ import pytest
 from tests.cli.runner import EXE
 from tests.test_images import bomb
 
+pytestmark = pytest.mark.faults
+
 
 def rle_bmp(w: int, h: int) -> bytes:
     """8-bit RLE BMP whose pixel data is only "end of bitmap": the decoder allocates w×h×3 and succeeds."""

@@ -170,3 +170,23 @@ def test_nightly_deployment_lists_bad_files_without_failing():
     deployments = {d.name: d for d in build_deployments(DeploySpec(sources=("x",), settings={"sample_fps": 2}))}
     assert deployments[REPROCESS_NAME].parameters["settings"] == {"fail_on_bad_files": False, "sample_fps": 2}
     assert not load_settings(None, deployments[REPROCESS_NAME].parameters["settings"], environ={}).fail_on_bad_files
+
+
+def test_run_logger_lines_are_made_printable(monkeypatch):
+    """Flow lines quote video and identity names: an ESC sequence or a forged second line stays on one line."""
+    import logging
+
+    import prefect
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    lines: list[str] = []
+    logger = logging.getLogger("faceid-test-run")
+    logger.setLevel(logging.INFO)
+    monkeypatch.setattr(logger, "handlers", [Keep()])
+    monkeypatch.setattr(logger, "propagate", False)
+    monkeypatch.setattr(prefect, "get_run_logger", lambda: logger)
+    common.run_logger().info("processed %s (%d faces)", "evil\x1b[31m.mp4\nerror: forged", 3)
+    assert lines == ["processed evil\\x1b[31m.mp4\\nerror: forged (3 faces)"]
