@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from faceid_jobs.config import Settings
 from faceid_jobs.errors import StoreError
@@ -281,7 +282,9 @@ def discover_with(ws: Workspace, embedder: str, params: ClusterParams, *, rebuil
             state.nodes, state.vectors = NODE_SCHEMA.empty_table(), np.zeros((0, 0), np.float16)
         tables, vecs, _ = _read_new(ws, todo, params, workers)
         new_nodes = sum(t.num_rows for t in tables)
-        nothing = not new_nodes and not dropped and (not state.version or set(todo) <= old_sources)
+        # Nodes carried over by a forget that found no faces to come back, or people left with none: publish.
+        settled = not state.carried and set(state.people) <= _persons(state.nodes)
+        nothing = not new_nodes and not dropped and settled and (not state.version or set(todo) <= old_sources)
         # A first run over footage without faces still publishes (no people, the files read):
         # otherwise every later run would read every record file of the archive again.
         if (nothing and not full and state.version) or (not state.version and not new_nodes and not todo):
@@ -308,8 +311,10 @@ def discover_with(ws: Workspace, embedder: str, params: ClusterParams, *, rebuil
         state.carried = {}  # the rewritten files were read again above
         state.sources = sorted(sources)
         state.params = params.to_json()
-        live = set(state.nodes.column("person").to_pylist())
-        state.people = {p: m for p, m in state.people.items() if p in live or m.name}
+        live = _persons(state.nodes)
+        # A person left without faces goes, named or not: a name kept on no faces would still be refused to
+        # the next person given it (forget clears names of identities that leave the gallery, `clear_names`).
+        state.people = {p: m for p, m in state.people.items() if p in live}
         new = commit_state(ws, state, "rebuild" if full else "discover")
         if new is not None:
             return _result(new, True, full, len(todo), new_nodes, dropped, started, params)
@@ -325,6 +330,11 @@ def _carried(state: PeopleState, table: pa.Table) -> list[str | None]:
             for f, t in zip(table.column("fingerprint").to_pylist(), table.column("track_id").to_pylist(), strict=True)]
 
 
+def _persons(nodes: pa.Table) -> set[str]:
+    """The people holding any of these nodes."""
+    return set(pc.unique(nodes.column("person")).to_pylist())
+
+
 def _node_keys(nodes: pa.Table) -> list[tuple[str, Any]]:
     return list(zip(nodes.column("source").to_pylist(), nodes.column("track_id").to_pylist(),
                     nodes.column("face_id").to_pylist() if "face_id" in nodes.column_names else [None] * nodes.num_rows,
@@ -335,6 +345,6 @@ def _result(state: PeopleState, published: bool, full: bool, files: int, new_nod
             started: float, params: ClusterParams) -> PeopleResult:
     total = int(np.asarray(state.nodes.column("faces").to_numpy(zero_copy_only=False)).sum()) \
         if state.nodes.num_rows else 0
-    return PeopleResult(state.version, published, full, len(set(state.nodes.column("person").to_pylist())),
+    return PeopleResult(state.version, published, full, len(_persons(state.nodes)),
                         state.nodes.num_rows, total, files, new_nodes, dropped,
                         round(time.perf_counter() - started, 3), params.to_json())

@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -38,11 +39,13 @@ __all__ = [
     "PEOPLE_FORMAT",
     "PeopleState",
     "PersonMeta",
+    "clear_names",
     "commit_state",
     "drop_sources",
     "list_people_versions",
     "load_state",
     "person_id",
+    "update_state",
 ]
 
 PEOPLE_FORMAT = 1
@@ -231,25 +234,67 @@ def commit_state(ws: Workspace, state: PeopleState, action: str) -> PeopleState 
     return new
 
 
-def drop_sources(ws: Workspace, record_keys: list[str], attempts: int = 5) -> int:
-    """Remove the nodes of these record files (rewritten or deleted by `forget`); returns nodes removed.
+def update_state(ws: Workspace, action: str, change: Callable[[PeopleState], bool | None],
+                 attempts: int = 5) -> PeopleState | None:
+    """Apply `change` to the newest version and publish the result; on losing to another writer, read
+    the new newest and apply it again. `change` returns False when there is nothing to publish (→ None).
 
-    Their remaining faces (of a rewritten file) are read again by the next discovery and go back to the
-    person their track belonged to (`PeopleState.carried`), so the others keep their ids and names.
+    Raises:
+        StoreError: kept losing to concurrent writers.
     """
-    gone = set(record_keys)
     for _ in range(attempts):
         state = load_state(ws)
+        if change(state) is False:
+            return None
+        new = commit_state(ws, state, action)
+        if new is not None:
+            return new
+    raise StoreError(f"{ws.store.uri}: could not publish a people version (concurrent changes); try again")
+
+
+def drop_sources(ws: Workspace, record_keys: list[str], *, deleted: bool = False, attempts: int = 5) -> int:
+    """Remove the nodes of these record files (rewritten or, `deleted`, deleted by `forget`); returns nodes removed.
+
+    The remaining faces of a rewritten file are read again by the next discovery and go back to the
+    person their track belonged to (`PeopleState.carried`), so the others keep their ids and names.
+    A person left with no faces and none to come back goes (with its name).
+    """
+    gone = set(record_keys)
+    removed: list[int] = []
+
+    def change(state: PeopleState) -> bool:
         if not state.version or not gone & set(state.sources):
-            return 0
+            return False
         keep = np.asarray([s not in gone for s in state.nodes.column("source").to_pylist()], bool)
-        for i in np.flatnonzero(~keep).tolist():
-            row = state.nodes.slice(i, 1).to_pylist()[0]
-            if row["track_id"] is not None:
-                state.carried[track_key(row["fingerprint"], row["track_id"])] = row["person"]
+        if not deleted:
+            for i in np.flatnonzero(~keep).tolist():
+                row = state.nodes.slice(i, 1).to_pylist()[0]
+                if row["track_id"] is not None:
+                    state.carried[track_key(row["fingerprint"], row["track_id"])] = row["person"]
         state.nodes = state.nodes.filter(pa.array(keep))
         state.vectors = state.vectors[keep]
         state.sources = [s for s in state.sources if s not in gone]
-        if commit_state(ws, state, "forget") is not None:
-            return int((~keep).sum())
-    raise StoreError(f"{ws.store.uri}: could not publish a people version (concurrent changes); try again")
+        kept = set(state.nodes.column("person").to_pylist()) | set(state.carried.values())
+        state.people = {p: m for p, m in state.people.items() if p in kept}
+        removed.append(int((~keep).sum()))
+        return True
+
+    return removed[-1] if update_state(ws, "forget", change, attempts) is not None else 0
+
+
+def clear_names(ws: Workspace, names: Iterable[str], attempts: int = 5) -> list[str]:
+    """Take these names off every person holding one (their identities left the gallery); returns their ids.
+
+    Otherwise the people would keep a forgotten name: listed, and refused to a later `people name`.
+    """
+    gone = set(names)
+    held: list[str] = []
+
+    def change(state: PeopleState) -> bool:
+        held[:] = sorted(p for p, m in state.people.items() if m.name in gone)
+        for p in held:
+            state.people[p].name = None
+        return bool(held)
+
+    update_state(ws, "unname", change, attempts)
+    return held

@@ -23,8 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from faceid_jobs.errors import ConfigError, EnrollmentError, StoreError, UnknownPersonError
-from faceid_jobs.identity.people import PeopleState, commit_state, load_state
+from faceid_jobs.errors import ConfigError, EnrollmentError, UnknownPersonError
+from faceid_jobs.identity.people import PeopleState, load_state, update_state
 from faceid_jobs.photo import PhotoFace
 from faceid_jobs.search.appearances import merge_appearances
 from faceid_jobs.storage.catalog import list_entries
@@ -119,16 +119,6 @@ def person_view(ws: Workspace, pid: str, *, gap_s: float = 1.0, state: PeopleSta
     return out
 
 
-def _edit(ws: Workspace, action: str, change: Any, attempts: int = 5) -> PeopleState:
-    for _ in range(attempts):
-        state = load_state(ws)
-        change(state)
-        new = commit_state(ws, state, action)
-        if new is not None:
-            return new
-    raise StoreError(f"{ws.store.uri}: could not publish a people version (concurrent changes); try again")
-
-
 def _known(state: PeopleState, pid: str) -> str:
     resolved = state.resolve(pid.strip().upper())
     state.get(resolved)
@@ -161,7 +151,7 @@ def merge_people(ws: Workspace, ids: list[str]) -> str:
             state.people.pop(p, None)
         out.append(keep)
 
-    _edit(ws, "merge", change)
+    update_state(ws, "merge", change)
     return out[-1]
 
 
@@ -174,7 +164,7 @@ def ignore_person(ws: Workspace, pid: str, ignored: bool = True) -> str:
         state.people[p].ignored = ignored
         out.append(p)
 
-    _edit(ws, "ignore", change)
+    update_state(ws, "ignore", change)
     return out[-1]
 
 
@@ -248,5 +238,5 @@ def name_person(ws: Workspace, pid: str, name: str, embedder_id: str, *, faces: 
     def set_name(s: PeopleState) -> None:
         s.people[_known(s, resolved)].name = name
 
-    _edit(ws, "name", set_name)
+    update_state(ws, "name", set_name)
     return change, cands
