@@ -3,8 +3,8 @@
 A person's numbers come from its nodes (tracks): faces, appearances (the
 tracks, joined per video within `appearance_gap_s` by
 `search.appearances.merge_appearances`), videos, first and last seen (the
-earliest and latest appearance, videos in the order discovery first saw
-them), and the best face (highest quality). An appearance's similarity is
+earliest and latest appearance: videos in the order discovery first saw
+them, those of one run by path, then by time in the video), and the best face (highest quality). An appearance's similarity is
 the cosine of its track summary to the person's mean.
 
 `name_person` enrolls the person's best faces (one per track, quality and
@@ -50,12 +50,13 @@ def _person_json(pid: str, state: PeopleState, rows: np.ndarray, cols: dict[str,
     apps = []
     for s in spans:
         i = rows[s.row]
-        apps.append({"video": uris.get(cols["fingerprint"][i], cols["fingerprint"][i]),
+        video = uris.get(cols["fingerprint"][i], cols["fingerprint"][i])
+        apps.append({"video": video,
                      "start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3),
                      "timestamp_s": round(cols["timestamp_s"][i], 3), "frame": cols["frame_index"][i],
                      "bbox": [round(float(v), 1) for v in cols["bbox"][i]], "face_id": cols["face_id"][i],
                      "similarity": round(min(1.0, float(sims[s.row])), 4),
-                     "_order": (cols["added_version"][i], fps[s.row])})
+                     "_order": (cols["added_version"][i], video)})
     apps.sort(key=lambda a: (a["_order"], a["start_s"]))
     best = rows[int(np.argmax([-1.0 if cols["quality"][i] is None else cols["quality"][i] for i in rows]))]
     for a in apps:
@@ -77,10 +78,13 @@ def _person_json(pid: str, state: PeopleState, rows: np.ndarray, cols: dict[str,
 
 
 def _groups(state: PeopleState) -> tuple[dict[str, np.ndarray], dict[str, list]]:
+    """Person id (ascending) → its node rows (ascending), and the node columns as lists."""
     cols = {c: state.nodes.column(c).to_pylist() for c in state.nodes.column_names}
-    persons = np.asarray(cols.get("person", []))
-    groups = {p: np.flatnonzero(persons == p) for p in sorted(set(persons.tolist()))}
-    return groups, cols
+    persons = np.asarray(cols.get("person", []), dtype=str)
+    # One sort, not one scan of every node per person (16.8k people × 235k nodes at 1M faces).
+    ids, inverse, counts = np.unique(persons, return_inverse=True, return_counts=True)
+    rows = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1]) if len(ids) else []
+    return dict(zip(ids.tolist(), rows, strict=True)), cols
 
 
 def people_view(ws: Workspace, *, min_faces: int = 3, limit: int | None = None, gap_s: float = 1.0,

@@ -89,6 +89,32 @@ def test_discovery_is_incremental_and_ids_are_stable(archive):
     assert list_people_versions(ws.store) == [rebuilt.version]  # older versions deleted
 
 
+def _two_runs(ws, params=P) -> dict:
+    """Two videos discovered in one run, a third added incrementally; the people view after."""
+    rng = np.random.default_rng(5)
+    p = people(("Ross", "Rachel", "Joey", "Monica"), seed=6)
+    # Fingerprints in the opposite order of the paths: first and last seen follow the paths.
+    add_video(ws, "fp-1", [[(v, 1) for v in faces_of(p["Ross"], 4, rng)]
+                           + [(v, 2) for v in faces_of(p["Joey"], 3, rng)]], uri="/videos/b.mp4")
+    add_video(ws, "fp-2", [[(v, 1) for v in faces_of(p["Rachel"], 5, rng)]
+                           + [(v, 2) for v in faces_of(p["Ross"], 3, rng)]], uri="/videos/a.mp4")
+    discover_with(ws, EMBEDDER, params)
+    add_video(ws, "fp-0", [[(v, 4) for v in faces_of(p["Ross"], 3, rng)] + [(v, 5) for v in faces_of(p["Joey"], 2, rng)]
+                           + [(v, 6) for v in faces_of(p["Monica"], 3, rng)]], uri="/videos/0.mp4")
+    discover_with(ws, EMBEDDER, params)
+    view = people_view(ws, min_faces=0)
+    del view["clustering"]["created_at"]
+    return view
+
+
+def test_two_fresh_stores_with_the_same_records_give_the_same_people(make_workspace):
+    first, second = _two_runs(make_workspace()), _two_runs(make_workspace())
+    assert first == second and [x["faces"] for x in first["people"]] == [10, 5, 5, 3]
+    ross = first["people"][0]
+    # The later run's video is seen last even though its path sorts first.
+    assert [ross["first_seen"]["video"], ross["last_seen"]["video"]] == ["/videos/a.mp4", "/videos/0.mp4"]
+
+
 def test_merge_and_ignore_survive_a_rebuild_and_unknown_ids_are_refused(archive):
     ws, _, _ = archive
     discover_with(ws, EMBEDDER, P)
