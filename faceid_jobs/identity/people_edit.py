@@ -4,8 +4,9 @@ A person's numbers come from its nodes (tracks): faces, appearances (the
 tracks, joined per video within `appearance_gap_s` by
 `search.appearances.merge_appearances`), videos, first and last seen (the
 earliest and latest appearance: videos in the order discovery first saw
-them, those of one run by path, then by time in the video), and the best face (highest quality). An appearance's similarity is
-the cosine of its track summary to the person's mean.
+them, those of one run by path, then by time in the video), and the best
+face (highest quality). An appearance's similarity is the cosine of its
+track summary to the person's mean.
 
 `name_person` enrolls the person's best faces (one per track, quality and
 liveness gates as for photos) as a gallery identity with
