@@ -125,6 +125,11 @@ def render_people(p: dict[str, Any]) -> list[str]:
              f"{sc['added_faces']:,} faces added incrementally. From scratch = summarise + k-NN + cluster "
              "(generating the synthetic faces excluded); wall, CPU and peak RSS are the whole process's, "
              "measured from outside.", ""]
+    if "stored_videos" in sc:
+        lines += [f"The incremental run is a whole discovery on a store: the from-scratch result stored as "
+                  f"a people version ({sc['tracks']:,} tracks of {sc['stored_videos']:,} catalogued videos, "
+                  f"{sc['stored_record_files']:,} record files listed), {sc['added_files']} new videos' "
+                  "record files read, clustered against the known people, the next version published.", ""]
     lines.append(md_table(
         ["faces", "tracks", "identities", "people found", "k-NN", "from scratch s", "summarise s", "k-NN s",
          "whispers s",
@@ -134,7 +139,8 @@ def render_people(p: dict[str, Any]) -> list[str]:
           fmt(sc["summarise_s"], 1), fmt(sc["knn_s"], 1), fmt(sc["cluster_s"] - sc["knn_s"], 1),
           f"{sc['identities_split']:,}", f"{sc['people_mixed']:,}",
           fmt(sc["command_wall_s"], 1), fmt(sc["command_cpu_s"], 1), fmt(sc["peak_rss_mib"], 0)]]))
-    lines += ["", md_table(["added faces", "added tracks", "incremental s", "added tracks joining their person"],
+    lines += ["", md_table(["added faces", "added tracks", "incremental s (load, read, cluster, publish)",
+                            "added tracks joining their person"],
                            [[f"{sc['added_faces']:,}", f"{sc['added_tracks']:,}", fmt(sc["incremental_s"]),
                              fmt(sc["added_joined_their_person"], 4)]])]
     lines += render_targets(p.get("targets", []), "Targets of the issue (2 cores):")

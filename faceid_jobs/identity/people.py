@@ -21,7 +21,7 @@ import io
 import json
 import struct
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,7 +84,7 @@ class PersonMeta:
     merged: bool = False  # made by `people merge`: a rebuild keeps its parts together
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(vars(self))  # flat: `asdict`'s deep copy took 0.7 s for 16.8k people
 
 
 @dataclass
@@ -142,40 +142,41 @@ def list_people_versions(store: Any) -> list[int]:
     return versions(store.list(PEOPLE_PREFIX), PEOPLE_PREFIX)
 
 
-def _frames(*parts: bytes) -> bytes:
-    return b"".join(struct.pack("<I", len(p)) + p for p in parts)
+def _frames(*parts: bytes | memoryview) -> list[bytes | memoryview]:
+    """``u32 length ‖ bytes`` per part, as a list of pieces (`seal` encrypts them without joining them)."""
+    return [piece for p in parts for piece in (struct.pack("<I", memoryview(p).nbytes), p)]
 
 
-def _unframe(raw: bytes, count: int, name: str) -> list[bytes]:
-    out, pos = [], 0
+def _unframe(raw: bytes, count: int, name: str) -> list[memoryview]:
+    view, out, pos = memoryview(raw), [], 0
     for _ in range(count):
         if pos + 4 > len(raw):
             raise IntegrityError(f"{name}: damaged people version")
         (size,) = struct.unpack_from("<I", raw, pos)
-        out.append(raw[pos + 4:pos + 4 + size])
+        out.append(view[pos + 4:pos + 4 + size])  # views, not copies (the vectors are most of the bytes)
         pos += 4 + size
     if pos != len(raw):
         raise IntegrityError(f"{name}: damaged people version")
     return out
 
 
-def _encode(state: PeopleState) -> bytes:
+def _encode(state: PeopleState) -> list[bytes | memoryview]:
     sink = io.BytesIO()
     pq.write_table(state.nodes.cast(NODE_SCHEMA), sink, compression="zstd")
-    vectors = np.ascontiguousarray(state.vectors, "<f2")
+    vectors = np.ascontiguousarray(state.vectors, "<f2").reshape(-1).view(np.uint8)
     return _frames(json.dumps(state.body(), sort_keys=True, separators=(",", ":")).encode(), sink.getvalue(),
-                   vectors.tobytes())
+                   memoryview(vectors))
 
 
 def _decode(raw: bytes, name: str, version: int) -> PeopleState:
     body_raw, nodes_raw, vec_raw = _unframe(raw, 3, name)
     try:
-        body = json.loads(body_raw)
+        body = json.loads(bytes(body_raw))
         if body.get("format") != PEOPLE_FORMAT:
             raise IntegrityError(f"{name}: people format {body.get('format')} is not supported")
         if body["version"] != version:
             raise IntegrityError(f"{name}: people version {body['version']} stored as {version} (replayed)")
-        nodes = pq.read_table(io.BytesIO(nodes_raw))
+        nodes = pq.read_table(pa.BufferReader(nodes_raw))
         dim = int(body["dim"])
         vectors = np.frombuffer(vec_raw, "<f2").reshape(-1, dim) if dim else np.zeros((0, 0), np.float16)
         if len(vectors) != nodes.num_rows:

@@ -19,7 +19,9 @@ def _scale_out(**over) -> dict:
     return {"case": "scale", "faces": 999_812, "nodes": 222_301, "identities": 16_680, "people_found": 16_702,
             "ivf": True, "identities_split": 21, "people_mixed": 0, "generate_seconds": 40.2,
             "summarise_seconds": 20.5, "knn_seconds": 95.0, "cluster_seconds": 111.3, "scratch_seconds": 131.8,
-            "max_rss_gb": 2.05, "added_faces": 10_188, "added_nodes": 2_266, "incremental_seconds": 9.4,
+            "max_rss_gb": 2.05, "scratch_rss_gb": 1.9, "store_seconds": 20.0, "stored_videos": 1000,
+            "stored_record_files": 5000, "added_faces": 10_188, "added_files": 10, "added_nodes": 2_266,
+            "incremental_seconds": 9.4,
             "added_joined_their_person": 0.9991, "threads": 2, "threshold": 0.4, "nprobe": 32} | over
 
 

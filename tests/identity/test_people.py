@@ -3,6 +3,8 @@ forget removes the faces, the store holds nothing readable (synthetic store, no 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -115,6 +117,12 @@ def test_two_fresh_stores_with_the_same_records_give_the_same_people(make_worksp
     assert [ross["first_seen"]["video"], ross["last_seen"]["video"]] == ["/videos/a.mp4", "/videos/0.mp4"]
 
 
+def test_searching_the_known_people_as_lists_finds_what_exact_search_finds(make_workspace):
+    # Above exact_max exemplars an incremental run probes the nearest people's exemplars only (nprobe people).
+    exact, lists = _two_runs(make_workspace()), _two_runs(make_workspace(), replace(P, exact_max=2, nprobe=1))
+    assert lists["people"] == exact["people"] and lists["clustering"]["exact_max"] == 2
+
+
 def test_merge_and_ignore_survive_a_rebuild_and_unknown_ids_are_refused(archive):
     ws, _, _ = archive
     discover_with(ws, EMBEDDER, P)
@@ -152,7 +160,7 @@ def _name(ws, pid, name):
 
 @pytest.mark.parametrize("purge", [False, True])
 def test_forget_takes_the_name_off_the_person(archive, purge):
-    ws, p, _ = archive
+    ws, _, _ = archive
     discover_with(ws, EMBEDDER, P)
     ross = next(i for i, x in _ids(ws).items() if x["faces"] == 7)
     _name(ws, ross, "Ross")
