@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -128,7 +129,7 @@ def _friends_in(tmp: Path, thresholds: tuple[float, ...], ks: tuple[int, ...], w
             result = discover_with(ws, configured_embedder(settings), ClusterParams(k=k, threshold=t), rebuild=True)
             faces = faces_by_person(ws)
             if labelled is None:
-                labelled, truth = _labelled_faces(faces, names, portraits)
+                labelled, truth = labelled_faces(faces, names, portraits)
             purity = portrait_purity(faces, names, portraits)
             person = np.asarray([f["person"] for f in faces])
             rows.append({"k": k, "threshold": t, "people": result.people, "people_3_faces": len(purity["people"]),
@@ -152,7 +153,7 @@ def _friends_in(tmp: Path, thresholds: tuple[float, ...], ks: tuple[int, ...], w
             "pair_accuracy_k10": pairs}
 
 
-def _labelled_faces(faces: list[dict], names: list[str], portraits: np.ndarray) -> tuple[np.ndarray, list[str]]:
+def labelled_faces(faces: list[dict], names: list[str], portraits: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """The faces with a clear portrait label that the shot table allows (in the shot, or at its edge)."""
     from tests.friends import EDGE, SHOTS, shot_of
 
@@ -362,9 +363,10 @@ def bench_scale(faces: int, add: int, threads: int, threshold: float, nprobe: in
         del vectors16
         new_files = _store_added(ws, added, added_keys, max(1, videos // 100))
         store_s = time.perf_counter() - t1
-        t1 = time.perf_counter()
+        busy0, cpu0, t1 = _busy(), time.process_time(), time.perf_counter()
         result = discover_with(ws, _EMBEDDER, params, workers=threads)
-        inc = time.perf_counter() - t1
+        inc, inc_cpu = time.perf_counter() - t1, time.process_time() - cpu0
+        others = _others_share(busy0, inc_cpu, inc)
         state = load_state(ws)
     fresh_nodes = state.nodes.filter(pc.equal(state.nodes.column("added_version"), result.version))
     identity_of = dict(zip(added_keys.tolist(), added_ident.tolist(), strict=True))
@@ -382,9 +384,28 @@ def bench_scale(faces: int, add: int, threads: int, threshold: float, nprobe: in
             "store_seconds": round(store_s, 1), "stored_videos": videos,
             "stored_record_files": videos * files_per_video,
             "added_faces": len(added), "added_files": new_files, "added_nodes": result.new_nodes,
-            "incremental_seconds": round(inc, 2), "published_version": result.version,
+            "incremental_seconds": round(inc, 2), "incremental_cpu_seconds": round(inc_cpu, 2),
+            "incremental_others_cpu_share": others, "published_version": result.version,
             "added_joined_their_person": round(float(np.mean(joined)), 4) if joined else 0.0,
             "threads": threads, "threshold": threshold, "nprobe": nprobe}
+
+
+def _busy() -> tuple[int, int] | None:
+    from bench.common import _cpu_times
+
+    try:
+        return _cpu_times()
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _others_share(before: tuple[int, int] | None, own_cpu_s: float, wall_s: float) -> float | None:
+    """Share of all cores other processes kept busy since `before` (the machine is shared)."""
+    after = _busy()
+    if before is None or after is None or wall_s <= 0:
+        return None
+    busy = ((after[0] - before[0]) - (after[1] - before[1])) / os.sysconf("SC_CLK_TCK")
+    return round(max(0.0, busy - own_cpu_s) / (wall_s * (os.cpu_count() or 1)), 3)
 
 
 def _stored_people(root: Path, vectors: np.ndarray, cls: np.ndarray, counts: np.ndarray, params: ClusterParams,

@@ -116,6 +116,10 @@ def render_memory(mm: dict[str, Any]) -> list[str]:
     return lines + render_targets([r["target"] for r in mm["rates"].values()])
 
 
+def _share(x: float | None) -> str:
+    return "–" if x is None else f"{x:.0%}"
+
+
 def render_people(p: dict[str, Any]) -> list[str]:
     """Clustering at scale (against the issue's targets), then the Friends method comparison."""
     sc = p["scale"]
@@ -140,9 +144,13 @@ def render_people(p: dict[str, Any]) -> list[str]:
           f"{sc['identities_split']:,}", f"{sc['people_mixed']:,}",
           fmt(sc["command_wall_s"], 1), fmt(sc["command_cpu_s"], 1), fmt(sc["peak_rss_mib"], 0)]]))
     lines += ["", md_table(["added faces", "added tracks", "incremental s (load, read, cluster, publish)",
-                            "added tracks joining their person"],
+                            "its CPU s", "others' CPU meanwhile", "added tracks joining their person"],
                            [[f"{sc['added_faces']:,}", f"{sc['added_tracks']:,}", fmt(sc["incremental_s"]),
+                             fmt(sc.get("incremental_cpu_s")), _share(sc.get("incremental_others_cpu_share")),
                              fmt(sc["added_joined_their_person"], 4)]])]
+    if sc.get("others_cpu_share") is not None:
+        lines += ["", f"Others' CPU over the whole command: {_share(sc['others_cpu_share'])} of all cores "
+                  "(the machine was shared: above a few per cent the times above were slowed by someone else)."]
     lines += render_targets(p.get("targets", []), "Targets of the issue (2 cores):")
     if any(t["met"] is None for t in p.get("targets", [])):
         lines.append("\n`–`: measured below the size the target names (`--people-faces 1000000` judges it).")

@@ -62,13 +62,13 @@ def drop_file_cache(paths: list[Path]) -> None:
             os.close(fd)
 
 
-def measure(cmd: list[str], env: dict[str, str]) -> tuple[Measured, float | None]:
+def measure(cmd: list[str], env: dict[str, str], timeout: float | None = None) -> tuple[Measured, float | None]:
     """The command's figures and the share of all cores other processes kept busy meanwhile."""
     try:
         t0 = _cpu_times()
     except (OSError, ValueError, IndexError):
         t0 = None
-    m = run_command(cmd, env=env, cwd=REPO)
+    m = run_command(cmd, env=env, cwd=REPO, timeout=timeout)
     if t0 is None or not m.ok:
         return m, None
     total, idle = _cpu_times()
