@@ -217,7 +217,7 @@ def _incremental(state: PeopleState, new_vectors: np.ndarray, params: ClusterPar
     The new nodes are linked to their `k` nearest among the known people's exemplars and the other new
     nodes. Above `exact_max` exemplars the known side is searched as an IVF whose lists are the people
     themselves (their exemplars, probed by their mean vectors; nothing to train): at 1M faces that is
-    about a tenth of the dot products of an exact search. A new node with a `carried` person (its
+    about an eighth of the dot products of an exact search. A new node with a `carried` person (its
     track's faces lost their node to `drop_sources`) is pinned to it.
     """
     n = len(new_vectors)
