@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import subprocess
@@ -37,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import DEFAULT_CLIP, PEOPLE_TEST_TRUTH, SHARED, default_weights_dir
+from bench.common import DEFAULT_CLIP, PEOPLE_TEST_TRUTH, SHARED, cpu_mark, default_weights_dir, others_share
 from faceid_jobs.identity.clustering import ClusterParams, chinese_whispers, components, knn_edges, renumber
 
 MEDIA = SHARED / "media"
@@ -363,10 +362,10 @@ def bench_scale(faces: int, add: int, threads: int, threshold: float, nprobe: in
         del vectors16
         new_files = _store_added(ws, added, added_keys, max(1, videos // 100))
         store_s = time.perf_counter() - t1
-        busy0, cpu0, t1 = _busy(), time.process_time(), time.perf_counter()
+        busy0, cpu0, t1 = cpu_mark(), time.process_time(), time.perf_counter()
         result = discover_with(ws, _EMBEDDER, params, workers=threads)
         inc, inc_cpu = time.perf_counter() - t1, time.process_time() - cpu0
-        others = _others_share(busy0, inc_cpu, inc)
+        others = others_share(busy0, inc_cpu, inc)
         state = load_state(ws)
     fresh_nodes = state.nodes.filter(pc.equal(state.nodes.column("added_version"), result.version))
     identity_of = dict(zip(added_keys.tolist(), added_ident.tolist(), strict=True))
@@ -385,27 +384,10 @@ def bench_scale(faces: int, add: int, threads: int, threshold: float, nprobe: in
             "stored_record_files": videos * files_per_video,
             "added_faces": len(added), "added_files": new_files, "added_nodes": result.new_nodes,
             "incremental_seconds": round(inc, 2), "incremental_cpu_seconds": round(inc_cpu, 2),
-            "incremental_others_cpu_share": others, "published_version": result.version,
+            "incremental_others_cpu_share": None if others is None else round(others, 3),
+            "published_version": result.version,
             "added_joined_their_person": round(float(np.mean(joined)), 4) if joined else 0.0,
             "threads": threads, "threshold": threshold, "nprobe": nprobe}
-
-
-def _busy() -> tuple[int, int] | None:
-    from bench.common import _cpu_times
-
-    try:
-        return _cpu_times()
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _others_share(before: tuple[int, int] | None, own_cpu_s: float, wall_s: float) -> float | None:
-    """Share of all cores other processes kept busy since `before` (the machine is shared)."""
-    after = _busy()
-    if before is None or after is None or wall_s <= 0:
-        return None
-    busy = ((after[0] - before[0]) - (after[1] - before[1])) / os.sysconf("SC_CLK_TCK")
-    return round(max(0.0, busy - own_cpu_s) / (wall_s * (os.cpu_count() or 1)), 3)
 
 
 def _stored_people(root: Path, vectors: np.ndarray, cls: np.ndarray, counts: np.ndarray, params: ClusterParams,
