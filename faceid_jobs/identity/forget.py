@@ -1,7 +1,8 @@
 """Forget an identity or a video: gallery, records, labels, index, with an audit record (I/O via a Store).
 
 - `forget_identity(name)`: the identity leaves the gallery (its embeddings'
-  entry and data key are deleted, `faceid_jobs.identity.gallery.remove`).
+  entry and data key are deleted, `faceid_jobs.identity.gallery.remove`),
+  and the person discovery named so loses the name (`identity.people.clear_names`).
 - with ``purge_appearances``: every stored record file (every analysis, not
   only the current one) is read, its faces labelled with the current
   gallery exactly as `relabel` does, and the faces whose face or track
@@ -41,7 +42,7 @@ from faceid_jobs.identity.gallery import GalleryChange, OnChange, load_gallery, 
 from faceid_jobs.identity.intent import ForgetIntent, clear_intent, crash_point, load_intents, new_intent, save_intent
 from faceid_jobs.identity.labels import delete_labels
 from faceid_jobs.identity.matching import GalleryMatrix
-from faceid_jobs.identity.people import drop_sources
+from faceid_jobs.identity.people import clear_names, drop_sources
 from faceid_jobs.index.merge import mark_stale
 from faceid_jobs.records.parquet import parquet_to_table, table_to_parquet
 from faceid_jobs.storage.catalog import VideoEntry, list_entries
@@ -201,6 +202,7 @@ def run_intent(ws: Workspace, intent: ForgetIntent, *, merge: Callable[[], Any] 
         version, names = change.version, change.names
     else:
         version, names = load_gallery(ws).version, [name]
+        clear_names(ws, [name])  # a run interrupted after the gallery step (remove clears it too)
     result.gallery_version = version
     crash_point("gallery")
     if relabel_after and intent.purge_appearances:
@@ -387,7 +389,7 @@ def forget_video(ws: Workspace, video: str, *, merge: Callable[[], Any] | None =
         _delete_record(ws, key)
     result.record_files_deleted = len(keys)
     result.label_files_deleted = delete_labels(ws, keys)
-    drop_sources(ws, keys)
+    drop_sources(ws, keys, deleted=True)
     ws.store.delete(video_key(entry.fingerprint))
     _finish_index(ws, result, merge, gc_keep)
     result.audit_key = write_audit(ws.store, ws.keys, "forget-video", {

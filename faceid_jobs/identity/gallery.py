@@ -50,6 +50,7 @@ from faceid_jobs.crypto.stream import open_sealed, seal
 from faceid_jobs.errors import ConfigError, IntegrityError, StoreError, UnknownIdentityError
 from faceid_jobs.identity.audit import write_audit
 from faceid_jobs.identity.matching import GalleryMatrix
+from faceid_jobs.identity.people import clear_names
 from faceid_jobs.index.watermark import Watermark
 from faceid_jobs.photo import PhotoFace
 from faceid_jobs.storage.layout import (
@@ -481,6 +482,7 @@ def remove(ws: Workspace, names: Iterable[str], *, prune_history: bool = True, a
         for version in list_gallery_versions(ws.store):
             if version < manifest.version:
                 _delete_version(ws, version)
+    clear_names(ws, wanted)  # a person named so loses the name with the identity
     audit_key = ""
     if audit:
         audit_key = write_audit(ws.store, ws.keys, "remove", {"gallery_version": manifest.version}
