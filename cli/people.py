@@ -31,7 +31,7 @@ def _workspace(opts: Opts) -> tuple[Any, Any]:
     from faceid_jobs.workspace import open_workspace
 
     settings = _settings(opts)
-    return settings, open_workspace(settings, create_key=True)
+    return settings, open_workspace(settings, writer=True)  # never a new key: `keys init` or `process`
 
 
 def _empty(settings: Any) -> bool:
