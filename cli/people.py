@@ -71,7 +71,7 @@ def _html(path: Path, view: dict[str, Any], title: str) -> None:
 def people(
     ctx: typer.Context,
     min_faces: Annotated[int | None, typer.Option("--min-faces", min=0, help="List people with at least this "
-                                                  "many faces [default: people_min_faces, 3].",
+                                                  "many faces \\[default: people_min_faces, 3].",
                                                   show_default=False)] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="List at most this many people.",
                                               show_default=False)] = None,
