@@ -205,6 +205,10 @@ class TestWithModels:
         # The run's own progress lines, and no Prefect: a one-off run starts no Prefect server.
         assert "INFO faceid_jobs.pipeline.process" in verbose.stderr and "prefect" not in verbose.stderr.lower()
         by_file = json.loads(run(["search", portraits["Rachel"], "--json"], env).stdout)
+        # -v: our INFO lines, not FAISS's loader trying its optimised builds (only at -vv).
+        verbose = run(["search", portraits["Rachel"], "--json", "-v"], env)
+        assert verbose.returncode == 0 and "INFO faceid_jobs" in verbose.stderr
+        assert "faiss" not in verbose.stderr.lower()
         by_stdin = run_stdin(["search", "-", "--json"], portraits["Rachel"].read_bytes(), env)
         assert by_stdin.returncode == 0, by_stdin.stderr
         data = json.loads(by_stdin.stdout)
