@@ -5,7 +5,8 @@
 create ``<path>.paused`` and wait (up to 5 minutes) until ``<path>`` exists,
 so a concurrency test can run another command while this one stands at a
 known step. Unset (always, outside the fault tests) they do nothing.
-Steps are named where they are placed (`identity/forget.py`, `crypto/keyadmin.py`).
+Steps are named where they are placed (`identity/forget.py`, `crypto/keyadmin.py`,
+`pipeline/chunk.py`).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
-from prefect.states import Failed
+from prefect.states import Cancelled, Failed
 
 from faceid_jobs.errors import FaceIdError
 from faceid_jobs.flows.artifacts import publish_reprocess
@@ -31,6 +31,7 @@ from faceid_jobs.flows.common import (
     run_logger,
 )
 from faceid_jobs.flows.people import publish_top_people
+from faceid_jobs.pipeline import cancel as cancellation
 from faceid_jobs.pipeline import steps
 from faceid_jobs.pipeline.process import run_archive
 
@@ -118,15 +119,21 @@ def reprocess_archive(
     Returns:
         `ProcessSummary.to_json()`; the run is Failed (with this summary as
         its data) when any source, video or chunk failed (with the setting
-        ``fail_on_bad_files`` false, unreadable videos alone do not fail it).
+        ``fail_on_bad_files`` false, unreadable videos alone do not fail it),
+        Cancelled (with the summary, ``interrupted``) when a caller in this
+        process stopped it (`pipeline/cancel.py`: the CLI on SIGINT/SIGTERM).
     """
     cfg = fit_threads(resolve_settings(config, settings, store))
-    summary = run_archive(sources, cfg, PrefectEngine(retries, retry_delay_seconds), build=build_index,
-                          verify=verify, observer=observer,
-                          log=run_logger())
+    # A caller in this process that stops on SIGINT/SIGTERM (the CLI) keeps SIGTERM through the run.
+    with cancellation.keep_sigterm():
+        summary = run_archive(sources, cfg, PrefectEngine(retries, retry_delay_seconds), build=build_index,
+                              verify=verify, observer=observer,
+                              log=run_logger())
     summary.orchestrator, summary.flow_run_id = "prefect", str(flow_run.id)
     result = summary.to_json()
     publish_reprocess(result, [dataclasses.asdict(row) for row in summary.rows])
+    if summary.interrupted:  # stopped on request: what was stored stays, a re-run resumes
+        return Cancelled(message=f"interrupted: {summary.chunks_done} chunks done, re-run to resume", data=result)
     if cfg.people_discover:
         try:
             publish_top_people(cfg)

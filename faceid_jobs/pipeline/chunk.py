@@ -27,6 +27,7 @@ from faceid_jobs.pipeline.reuse import FrameFaces, ReusePlanner, ReuseRules, fre
 from faceid_jobs.pipeline.tracking import track_faces
 from faceid_jobs.records import ChunkContext, faces_to_table, table_to_parquet
 from faceid_jobs.storage.layout import record_key
+from faceid_jobs.testhooks import crash_point
 from faceid_jobs.types import Faces
 from faceid_jobs.video import Chunk, iter_chunk_frames
 from faceid_jobs.video.rotation import unrotate_faces, unturned_size
@@ -211,6 +212,7 @@ def run_chunk(job: ChunkJob, models: ModelSet, ws: Workspace, settings: Settings
         analysis_id=job.analysis_id,
     )
     ws.store.put(key, table_to_parquet(faces_to_table(result.faces, ctx), ws.cipher, key=key))
+    crash_point("chunk-stored")
     log.debug("%s chunk %d: %d faces in %d frames", job.video_uri, job.chunk.index,
               len(result.faces), result.frames_sampled)
     return ChunkResult(

@@ -145,7 +145,8 @@ def _run(wanted: list[str], settings: Settings, engine: Engine, collect: Summary
     """The steps of `run_archive`, in order; raises `RunCancelled` as soon as the run is asked to stop."""
 
     def halt(exc: BaseException | None = None) -> None:
-        if (cancel is not None and cancel.is_set()) or isinstance(exc, RunCancelled | CancelledError):
+        # `cancellation.cancelled()`: also a stop registered by the caller (a flow's CLI run).
+        if cancellation.cancelled() or isinstance(exc, RunCancelled | CancelledError):
             raise RunCancelled("run cancelled")
 
     found = engine.submit(steps.discover, wanted, settings).result()

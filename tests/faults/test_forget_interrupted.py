@@ -45,6 +45,7 @@ def built(tmp_path_factory, weights_dir, friends_clip, portraits):
     cut_clip(friends_clip, root / "cut.mp4", SECONDS, START)
     env = {"FACEID_JOBS_STORE": str(root / "store"), "FACEID_JOBS_WEIGHTS_DIR": str(weights_dir),
            "FACEID_JOBS_DEVICE": "cpu", "FACEID_JOBS_KEY_FILE": str(root / "key.json")}
+    assert run(["keys", "init"], env).returncode == 0  # enroll never makes a key
     assert (r := run(["enroll", "--from-dir", faces], env)).returncode == 0, r.stderr
     r = run(["process", root / "cut.mp4", "--sample-fps", "2", "--chunk-seconds", "2"], env)
     assert r.returncode == 0, r.stderr

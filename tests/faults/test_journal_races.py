@@ -148,6 +148,7 @@ def test_forget_racing_process_and_index_build(tmp_path, weights_dir, clips, por
     chunks, so they are ones the first pass never read. Afterwards Ross is found nowhere, also not after
     re-indexing every record file: the answers of process, process, forget run one after another."""
     clean = env_for(tmp_path / "clean", weights_dir)
+    assert run(["keys", "init"], clean).returncode == 0
     ok(run(["enroll", "--from-dir", clips["faces"], "--json"], clean))
     for video, args in (("a", ARGS), ("long", LONG)):
         ok(run(["process", clips[video], *args], clean))
@@ -155,6 +156,7 @@ def test_forget_racing_process_and_index_build(tmp_path, weights_dir, clips, por
     expected = _forgotten(clean, clips, portraits)
 
     env = env_for(tmp_path / "raced", weights_dir)
+    assert run(["keys", "init"], env).returncode == 0
     ok(run(["enroll", "--from-dir", clips["faces"], "--json"], env))
     ok(run(["process", clips["a"], *ARGS], env))
     assert hits(env, portraits["Ross"])
