@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from faceid_jobs.crypto.stream import open_sealed, seal
-from faceid_jobs.errors import ConfigError, IntegrityError, StoreError, UnknownIdentityError
+from faceid_jobs.errors import ConfigError, IntegrityError, StoreTransientError, UnknownIdentityError
 from faceid_jobs.identity.audit import write_audit
 from faceid_jobs.identity.matching import GalleryMatrix
 from faceid_jobs.photo import PhotoFace
@@ -333,7 +333,7 @@ def _commit(ws: Workspace, action: str,
         if ws.store.put_if_absent(version_key(version), blob):
             return manifest, base
         log.info("gallery version %d was published concurrently; applying the change again", version)
-    raise StoreError(f"{ws.store.uri}: could not publish a gallery version after {attempts} attempts "
+    raise StoreTransientError(f"{ws.store.uri}: could not publish a gallery version after {attempts} attempts "
                      "(concurrent changes); try again")
 
 

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from faceid_jobs.crypto.stream import open_sealed, seal
-from faceid_jobs.errors import IntegrityError, StoreError, UnknownPersonError
+from faceid_jobs.errors import IntegrityError, StoreTransientError, UnknownPersonError
 from faceid_jobs.storage.layout import PEOPLE_PREFIX, people_version_key, versions
 from faceid_jobs.workspace import Workspace
 
@@ -207,7 +207,7 @@ def load_state(ws: Workspace, version: int | None = None, attempts: int = 3) -> 
             continue  # deleted by a newer commit meanwhile: read the newest again
         raw = open_sealed(blob, ws.keys.sealed_key(key), key, {"kind": _KIND, "version": wanted})
         return _decode(raw, key, wanted)
-    raise StoreError(f"{ws.store.uri}: people versions keep changing; try again")
+    raise StoreTransientError(f"{ws.store.uri}: people versions keep changing; try again")
 
 
 def _delete_version(ws: Workspace, version: int) -> None:
@@ -252,4 +252,4 @@ def drop_sources(ws: Workspace, record_keys: list[str], attempts: int = 5) -> in
         state.sources = [s for s in state.sources if s not in gone]
         if commit_state(ws, state, "forget") is not None:
             return int((~keep).sum())
-    raise StoreError(f"{ws.store.uri}: could not publish a people version (concurrent changes); try again")
+    raise StoreTransientError(f"{ws.store.uri}: could not publish a people version (concurrent changes); try again")

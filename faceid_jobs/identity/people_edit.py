@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from faceid_jobs.errors import ConfigError, EnrollmentError, StoreError, UnknownPersonError
+from faceid_jobs.errors import ConfigError, EnrollmentError, StoreTransientError, UnknownPersonError
 from faceid_jobs.identity.people import PeopleState, commit_state, load_state
 from faceid_jobs.photo import PhotoFace
 from faceid_jobs.search.appearances import merge_appearances
@@ -126,7 +126,7 @@ def _edit(ws: Workspace, action: str, change: Any, attempts: int = 5) -> PeopleS
         new = commit_state(ws, state, action)
         if new is not None:
             return new
-    raise StoreError(f"{ws.store.uri}: could not publish a people version (concurrent changes); try again")
+    raise StoreTransientError(f"{ws.store.uri}: could not publish a people version (concurrent changes); try again")
 
 
 def _known(state: PeopleState, pid: str) -> str:
