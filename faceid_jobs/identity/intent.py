@@ -11,9 +11,10 @@ The intent names the person, so it is a sealed container (`crypto/stream.py`,
 header ``kind = "faceid-forget-intent"``, ``token``, ``key_ref``) under a data
 key of its own; only its key name is in plaintext.
 
-While an intent is pending, commands that read or build the index refuse
-(`refuse_pending`, exit 4) and name ``faceid-jobs forget --resume``, which
-finishes it (so does a re-run of the same forget).
+While an intent is pending, commands that read or build the index, export
+records or show people refuse (`refuse_pending`, exit 4; the HTTP API 503)
+and name ``faceid-jobs forget --resume``, which finishes it (so does a
+re-run of the same forget).
 
 `crash_point` (`faceid_jobs.testhooks`, re-exported here) is a test hook: with ``FACEID_JOBS_TEST_CRASH_AT=<step>`` the
 process ends at once (``os._exit(137)``, like ``kill -9``) at that step.
@@ -44,8 +45,8 @@ INTENT_FORMAT = 1
 _KIND = "faceid-forget-intent"
 
 
-class PendingForgetError(IntegrityError):
-    """A forget was interrupted; its person may still be searchable until it is finished."""
+class PendingForgetError(IntegrityError, http_status=503, api_code="forget_pending"):
+    """A forget was interrupted; its person may still be searchable until it is finished (exit 4; API 503)."""
 
 
 @dataclass
@@ -163,13 +164,14 @@ def load_intents(ws: Workspace) -> list[ForgetIntent]:
     return sorted(out, key=lambda i: (i.started_at, i.token))
 
 
-def refuse_pending(store: Store, command: str) -> None:
-    """Refuse `command` while a forget is unfinished (its person may still be searchable).
+def refuse_pending(store: Store, command: str = "", *, what: str = "") -> None:
+    """Refuse the CLI `command` (e.g. ``search``), or `what` in words (``a search``), while a forget is
+    unfinished: its person may still be searchable.
 
     Raises:
-        PendingForgetError: exit 4, naming the command that finishes it.
+        PendingForgetError: exit 4 (API: 503), naming the command that finishes it.
     """
     pending = pending_intents(store)
     if pending:
         raise PendingForgetError(f"{pending[0]}: a forget was interrupted; run `faceid-jobs forget --resume` "
-                                 f"to finish it before `faceid-jobs {command}`")
+                                 f"to finish it before {what or f'`faceid-jobs {command}`'}")
