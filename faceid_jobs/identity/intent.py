@@ -23,6 +23,7 @@ process ends at once (``os._exit(137)``, like ``kill -9``) at that step.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -32,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from faceid_jobs.crypto.stream import ContainerHeader, open_sealed, seal
-from faceid_jobs.errors import IntegrityError
+from faceid_jobs.errors import FaceIdError, IntegrityError
 from faceid_jobs.storage.base import Store
 from faceid_jobs.storage.layout import FORGET_JOURNAL_PREFIX, forget_journal_key, parse_forget_journal_key
 from faceid_jobs.testhooks import CRASH_ENV, crash_point
@@ -109,7 +110,12 @@ def save_intent(ws: Workspace, intent: ForgetIntent) -> None:
     body = {k: v for k, v in asdict(intent).items() if k != "key_ref"} | {"format": INTENT_FORMAT}
     ref, dek = ws.keys.create()
     raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-    ws.store.put(intent.key, seal(raw, dek, {"kind": _KIND, "token": intent.token, "key_ref": ref}))
+    try:
+        ws.store.put(intent.key, seal(raw, dek, {"kind": _KIND, "token": intent.token, "key_ref": ref}))
+    except FaceIdError:
+        with contextlib.suppress(FaceIdError):  # e.g. a full disk: the new key protects nothing
+            ws.store.delete(ws.keys.key_of(ref))
+        raise
     previous, intent.key_ref = intent.key_ref, ref
     if previous:
         ws.store.delete(ws.keys.key_of(previous))
