@@ -138,6 +138,7 @@ def status(*, opts: Opts) -> None:
     Example: [bold]faceid-jobs keys status --json[/bold]
     """
     from faceid_jobs.crypto.keyadmin import key_status
+    from faceid_jobs.crypto.lease import RotationLease
     from faceid_jobs.storage import open_store
 
     settings = opts.settings()
@@ -146,10 +147,7 @@ def status(*, opts: Opts) -> None:
         print_json(info)
         return
     out.print(f"key_id={info['key_id']}", highlight=False)
-    rotation = info["rotation"]
-    if rotation:
-        out.print(f"rotation in progress: {rotation['old_kek']} -> {rotation['new_kek']} since "
-                  f"{rotation['started_at']}; finish it with `faceid-jobs keys rotate"
-                  f"{' --reencrypt' if rotation.get('reencrypt') else ''}`", highlight=False)
+    if info["rotation"]:
+        out.print(RotationLease(**info["rotation"]).describe(), highlight=False)
     for kek, count in sorted(info["data_keys"].items()):
         out.print(f"{count} data keys wrapped by {kek}", highlight=False)
