@@ -29,6 +29,17 @@ def copy_to_s3(root: Path, bucket: str) -> str:
     return uri
 
 
+def new_bucket(name: str) -> str:
+    """Create a fresh bucket on the loopback S3 server (the env the `s3_server` fixture sets); its name."""
+    import uuid
+
+    from faceid_jobs.storage.s3 import make_client
+
+    bucket = f"{name}-{uuid.uuid4().hex[:12]}"
+    make_client().create_bucket(Bucket=bucket)
+    return bucket
+
+
 def objects(store: Store, prefix: str, suffix: str = "") -> list[str]:
     """Keys under `prefix` ending with `suffix`, sorted."""
     return [k for k in store.list(prefix) if k.endswith(suffix)]

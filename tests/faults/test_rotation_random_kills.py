@@ -18,7 +18,6 @@ import random
 import shutil
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,7 @@ from faceid_jobs.storage.base import Store
 from faceid_jobs.storage.layout import rotation_lease_key
 from tests.cli.runner import EXE
 from tests.faults.conftest import cli_json, store_env
-from tests.faults.stores import copy_to_s3, orphan_keys
+from tests.faults.stores import copy_to_s3, new_bucket, orphan_keys
 from tests.faults.test_reencrypt import _answers
 
 pytestmark = [pytest.mark.faults, pytest.mark.models, pytest.mark.slow]
@@ -135,11 +134,7 @@ def _clean_env(built, pristine, tmp_path_factory) -> dict[str, str]:
                     ignore=shutil.ignore_patterns(*(("state", "store") if on_s3 else ("state",))))
     env = store_env(root, Path(built.env["FACEID_JOBS_WEIGHTS_DIR"]))
     if on_s3:
-        from faceid_jobs.storage.s3 import make_client
-
-        bucket = f"clean-rotation-{uuid.uuid4().hex[:12]}"
-        make_client().create_bucket(Bucket=bucket)
-        env["FACEID_JOBS_STORE"] = copy_to_s3(pristine.store, bucket)
+        env["FACEID_JOBS_STORE"] = copy_to_s3(pristine.store, new_bucket("clean-rotation"))
     return env
 
 
