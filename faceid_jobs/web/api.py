@@ -6,7 +6,10 @@ each request borrows one of `api_model_sets` loaded model sets for the time
 of its model calls (FastAPI runs these sync endpoints in a thread pool). The
 index is opened once and swapped for a newer version when one is published
 (checked at most every `api_index_refresh_s`; requests keep using the old
-one while the new one loads).
+one while the new one loads). While a forget is pending (one interrupted
+before it finished, `identity/intent.py`; looked for as often), searches
+and people answer 503, code ``forget_pending``, naming
+``faceid-jobs forget --resume``.
 
 Every endpoint but ``GET /health`` (and the docs at ``/docs``) needs
 ``Authorization: Bearer <token>``; the token is checked before the request
