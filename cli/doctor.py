@@ -11,7 +11,8 @@ from faceid_jobs.errors import ExitCode, FaceIdError
 
 @command(*SETTINGS)
 def doctor(*, opts: Opts) -> None:
-    """Check the set-up: providers, models (sha256, shapes), video decoding, store, key, index, API.
+    """Check the set-up: providers, models (sha256, shapes), video decoding, store, key, index, API,
+    and operations left unfinished (a key rotation, a forget) with the command that finishes each.
 
     Exits non-zero when a model cannot be loaded, the store is not writable or the
     key or index cannot be read. Never prints key material or the API token.
@@ -65,6 +66,8 @@ def doctor(*, opts: Opts) -> None:
         head.add_row("video decoding", "OpenCV + FFmpeg" if report["video_decoding"] else "NO FFmpeg backend")
         head.add_row("key", shown(report["key"]["status"]))
         head.add_row("index", shown(report["index"]["status"]))
+        for line in report["pending"]:
+            head.add_row("[red]unfinished[/red]", shown(line))
         head.add_row("api token", "set" if report["api"]["token_set"] else "not set (FACEID_JOBS_API_TOKEN)")
         head.add_row("versions", shown(", ".join(f"{k} {v}" for k, v in report["versions"].items())))
         out.print(head)
@@ -108,12 +111,16 @@ def _more_checks(settings, problems: list[str]) -> dict:
     if not ffmpeg:
         problems.append("OpenCV has no FFmpeg backend: videos cannot be decoded")
     found = {"video_decoding": ffmpeg, "key": {"status": "-"}, "index": {"status": "-", "version": None},
-             "versions": versions, "api": {"token_set": bool(settings.api_token)}}
+             "versions": versions, "api": {"token_set": bool(settings.api_token)}, "pending": []}
     try:
         store_ = open_store(settings.store)
         newest = (list_versions(store_) or [None])[-1]
     except FaceIdError:
         return found  # the store check above reported it
+    try:
+        found["pending"] = _unfinished(store_)
+    except FaceIdError as exc:
+        problems.append(str(exc))
     index: dict = found["index"]
     fresh = not (settings.kms_key_id or settings.resolved_key_file().exists()) and not _env_key()
     needed = None
@@ -142,6 +149,22 @@ def _more_checks(settings, problems: list[str]) -> dict:
     elif index["version"] is None and not fresh:
         index = {"status": f"version {newest} (cannot be read)", "version": newest}
     return found | {"key": key, "index": index}
+
+
+def _unfinished(store) -> list[str]:
+    """One line per operation left half done (a key rotation, a forget) with the command that finishes it.
+
+    Raises:
+        FaceIdError: the store cannot be listed or the lease is damaged.
+    """
+    from faceid_jobs.crypto.lease import read_lease
+    from faceid_jobs.identity.intent import pending_intents
+
+    lease = read_lease(store)
+    lines = [f"key {lease.describe()}"] if lease else []
+    lines += [f"{key}: a forget was interrupted; finish it with `faceid-jobs forget --resume`"
+              for key in pending_intents(store)]
+    return lines
 
 
 def _key_failure(exc: FaceIdError, needed: str | None, problems: list[str], readable: dict | None = None) -> dict:

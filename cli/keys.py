@@ -138,6 +138,7 @@ def status(*, opts: Opts) -> None:
     Example: [bold]faceid-jobs keys status --json[/bold]
     """
     from faceid_jobs.crypto.keyadmin import key_status
+    from faceid_jobs.crypto.lease import RotationLease
     from faceid_jobs.storage import open_store
 
     settings = opts.settings()
@@ -147,10 +148,7 @@ def status(*, opts: Opts) -> None:
         return
     # Key ids come from the store (keys/data, journal/rotation.json): anyone who can write it chose them.
     out.print(f"key_id={shown(info['key_id'])}", highlight=False)
-    rotation = info["rotation"]
-    if rotation:
-        out.print(f"rotation in progress: {shown(rotation['old_kek'])} -> {shown(rotation['new_kek'])} since "
-                  f"{shown(rotation['started_at'])}; finish it with `faceid-jobs keys rotate"
-                  f"{' --reencrypt' if rotation.get('reencrypt') else ''}`", highlight=False)
+    if info["rotation"]:
+        out.print(shown(RotationLease(**info["rotation"]).describe()), highlight=False)
     for kek, count in sorted(info["data_keys"].items()):
         out.print(f"{shown(count)} data keys wrapped by {shown(kek)}", highlight=False)

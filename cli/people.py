@@ -28,10 +28,14 @@ def _settings(opts: Opts) -> Any:
 
 
 def _workspace(opts: Opts) -> tuple[Any, Any]:
+    from faceid_jobs.identity.intent import refuse_pending
+    from faceid_jobs.storage import open_store
     from faceid_jobs.workspace import open_workspace
 
     settings = _settings(opts)
-    return settings, open_workspace(settings, writer=True)  # never a new key: `keys init` or `process`
+    store = open_store(settings.store)
+    refuse_pending(store, "people")  # a forget left half done: its person may still be among the people
+    return settings, open_workspace(settings, store=store, writer=True)  # never a new key: `keys init` or `process`
 
 
 def _empty(settings: Any) -> bool:

@@ -58,10 +58,12 @@ def search_index_task(queries: list[Query], settings: Settings,
                       index_version: int | None = None) -> list[dict[str, Any]]:
     """Open the index version once (shards fetched and decrypted in memory), match every query."""
     from faceid_jobs.errors import IndexMissingError
+    from faceid_jobs.identity.intent import refuse_pending
     from faceid_jobs.index import list_versions, open_index
     from faceid_jobs.search.query import search_index
 
     ws = workspace_for(settings)
+    refuse_pending(ws.store, what="the search-photos flow")  # not retried: only the forget's finisher cures it
     if index_version is None and not list_versions(ws.store):
         raise IndexMissingError(
             f"{ws.store.uri}: no index yet (run `faceid-jobs process` on some footage first)")

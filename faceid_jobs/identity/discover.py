@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from faceid_jobs.config import Settings
-from faceid_jobs.errors import StoreError
+from faceid_jobs.errors import StoreTransientError
 from faceid_jobs.identity.clustering import (
     ClusterParams,
     chinese_whispers,
@@ -303,7 +303,7 @@ def discover_people(ws: Workspace, settings: Settings, *, rebuild: bool = False,
         attempts: tries when another writer publishes a version meanwhile.
 
     Raises:
-        StoreError: kept losing to concurrent writers.
+        StoreTransientError: kept losing to concurrent writers.
     """
     return discover_with(ws, configured_embedder(settings, ws), cluster_params(settings), rebuild=rebuild,
                          workers=workers, attempts=attempts)
@@ -371,7 +371,7 @@ def discover_with(ws: Workspace, embedder: str, params: ClusterParams, *, rebuil
         new = commit_state(ws, state, "rebuild" if full else "discover")
         if new is not None:
             return _result(new, True, full, len(todo), new_nodes, dropped, started, params)
-    raise StoreError(f"{ws.store.uri}: could not publish a people version after {attempts} attempts "
+    raise StoreTransientError(f"{ws.store.uri}: could not publish a people version after {attempts} attempts "
                      "(concurrent discoveries); run it again")
 
 

@@ -14,9 +14,10 @@
   (`faceid_jobs.index.merge.mark_stale`) and the index is merged into a new
   version without those faces. Older index versions still hold them until
   `index gc` (or ``gc=True``) deletes them.
-- `forget_video(uri)`: the video's catalog entry, every record file of it
-  (all analyses) with their data keys, and their label files are deleted;
-  the merge then drops its shards.
+- `forget_video(uri)`: every record file of the video (all analyses) with
+  their data keys, and their label files are deleted; the merge then drops
+  its shards, and the catalog entry goes last (a re-run finishes an
+  interrupted one).
 
 Each writes an audit record (`faceid_jobs.identity.audit`): who, when, what was done
 and how much, never embeddings or images.
@@ -375,7 +376,13 @@ def find_video(ws: Workspace, video: str, fingerprint_mode: str = "sampled") -> 
 
 def forget_video(ws: Workspace, video: str, *, merge: Callable[[], Any] | None = None,
                  gc_keep: int | None = None, fingerprint_mode: str = "sampled") -> ForgetResult:
-    """Delete everything stored about one video: catalog entry, records (all analyses), labels; re-merge.
+    """Delete everything stored about one video: records (all analyses), labels, then re-merge; the
+    catalog entry goes last.
+
+    The catalog entry is what a re-run finds the video by, so it outlives every
+    other step: a forget interrupted anywhere (a crash, ``kill -9``) is finished
+    by running it again, never answered "unknown video" while the index still
+    holds the video's faces.
 
     Raises:
         UnknownVideoError: the video is not in the catalog.
@@ -387,13 +394,15 @@ def forget_video(ws: Workspace, video: str, *, merge: Callable[[], Any] | None =
         with contextlib.suppress(KeyError, FaceIdError):  # unreadable: deleted all the same
             result.faces_deleted += parquet_to_table(ws.store.get(key), key, ["face_id"], cipher=ws.cipher).num_rows
         _delete_record(ws, key)
+        crash_point("video-record")
     result.record_files_deleted = len(keys)
     result.label_files_deleted = delete_labels(ws, keys)
     drop_sources(ws, keys, deleted=True)
-    ws.store.delete(video_key(entry.fingerprint))
-    _finish_index(ws, result, merge, gc_keep)
+    _finish_index(ws, result, merge, gc_keep)  # its records are gone: the merge drops their shards
+    crash_point("video-merged")
     result.audit_key = write_audit(ws.store, ws.keys, "forget-video", {
         "video": entry.uri, "fingerprint": entry.fingerprint, "record_files_deleted": len(keys),
         "faces_deleted": result.faces_deleted, "index_version": (result.index or {}).get("version"),
     })
+    ws.store.delete(video_key(entry.fingerprint))
     return result

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from faceid_jobs.crypto.stream import open_sealed, seal
-from faceid_jobs.errors import ConfigError, IntegrityError, StoreError, UnknownIdentityError
+from faceid_jobs.errors import ConfigError, IntegrityError, StoreTransientError, UnknownIdentityError
 from faceid_jobs.identity.audit import write_audit
 from faceid_jobs.identity.matching import GalleryMatrix
 from faceid_jobs.identity.people import clear_names
@@ -368,7 +368,7 @@ def _commit(ws: Workspace, action: str,
                 mark.advance(version, "")
             return manifest, base
         log.info("gallery version %d was published concurrently; applying the change again", version)
-    raise StoreError(f"{ws.store.uri}: could not publish a gallery version after {attempts} attempts "
+    raise StoreTransientError(f"{ws.store.uri}: could not publish a gallery version after {attempts} attempts "
                      "(concurrent changes); try again")
 
 

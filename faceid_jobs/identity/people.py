@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from faceid_jobs.crypto.stream import open_sealed, seal
-from faceid_jobs.errors import IntegrityError, StoreError, UnknownPersonError
+from faceid_jobs.errors import IntegrityError, StoreTransientError, UnknownPersonError
 from faceid_jobs.storage.layout import PEOPLE_PREFIX, people_version_key, versions
 from faceid_jobs.workspace import Workspace
 
@@ -211,7 +211,7 @@ def load_state(ws: Workspace, version: int | None = None, attempts: int = 3) -> 
             continue  # deleted by a newer commit meanwhile: read the newest again
         raw = open_sealed(blob, ws.keys.sealed_key(key), key, {"kind": _KIND, "version": wanted})
         return _decode(raw, key, wanted)
-    raise StoreError(f"{ws.store.uri}: people versions keep changing; try again")
+    raise StoreTransientError(f"{ws.store.uri}: people versions keep changing; try again")
 
 
 def _delete_version(ws: Workspace, version: int) -> None:
@@ -241,7 +241,7 @@ def update_state(ws: Workspace, action: str, change: Callable[[PeopleState], boo
     the new newest and apply it again. `change` returns False when there is nothing to publish (→ None).
 
     Raises:
-        StoreError: kept losing to concurrent writers.
+        StoreTransientError: kept losing to concurrent writers.
     """
     for _ in range(attempts):
         state = load_state(ws)
@@ -250,7 +250,7 @@ def update_state(ws: Workspace, action: str, change: Callable[[PeopleState], boo
         new = commit_state(ws, state, action)
         if new is not None:
             return new
-    raise StoreError(f"{ws.store.uri}: could not publish a people version (concurrent changes); try again")
+    raise StoreTransientError(f"{ws.store.uri}: could not publish a people version (concurrent changes); try again")
 
 
 def drop_sources(ws: Workspace, record_keys: list[str], *, deleted: bool = False, attempts: int = 5) -> int:

@@ -49,7 +49,7 @@ import pyarrow as pa
 
 from faceid_jobs.crypto.envelope import DataKeys
 from faceid_jobs.crypto.mac import open_sealed_json, seal_json
-from faceid_jobs.errors import IntegrityError, StoreError
+from faceid_jobs.errors import IntegrityError, StoreTransientError
 from faceid_jobs.index.coverage import source_map
 from faceid_jobs.index.manifest import Manifest, commit_manifest, list_versions, load_manifest, now
 from faceid_jobs.index.shard import IndexParams, ShardRef, build_faiss, write_shard
@@ -172,7 +172,7 @@ def merge_index(
             every record file; `faceid-jobs index build` does it.
 
     Raises:
-        StoreError: the commit kept losing to concurrent merges.
+        StoreTransientError: the commit kept losing to concurrent merges.
     """
     params = params or IndexParams()
     for attempt in range(1, attempts + 1):
@@ -231,7 +231,7 @@ def merge_index(
                 store.delete(mark)
             return MergeResult(version, True, len(new), len(kept), manifest.vectors, attempt)
         log.info("index version %d was published concurrently; merging again", version)
-    raise StoreError(f"{store.uri}: could not publish an index version after {attempts} attempts "
+    raise StoreTransientError(f"{store.uri}: could not publish an index version after {attempts} attempts "
                      "(concurrent merges); run the merge again")
 
 

@@ -130,7 +130,7 @@ def test_bad_files_alone_complete_the_flow_when_they_may(flow_settings, tmp_path
 
 
 def test_a_transient_store_error_is_retried(clips, flow_settings, tmp_path, monkeypatch):
-    from faceid_jobs.errors import StoreError
+    from faceid_jobs.errors import StoreTransientError
     from faceid_jobs.storage.local import LocalStore
 
     real_put = LocalStore.put
@@ -140,7 +140,7 @@ def test_a_transient_store_error_is_retried(clips, flow_settings, tmp_path, monk
         if key.endswith("chunk-000001.parquet"):
             puts[key] += 1
             if puts[key] == 1:
-                raise StoreError(f"{self.uri}/{key}: cannot write (Input/output error)")
+                raise StoreTransientError(f"{self.uri}/{key}: cannot write (SlowDown)")
         return real_put(self, key, data)
 
     monkeypatch.setattr(LocalStore, "put", flaky_put)

@@ -303,3 +303,46 @@ def _without_schema(stdout: str) -> dict:
     import json
 
     return {k: v for k, v in json.loads(stdout).items() if k != "schema"}
+
+
+# ---------------------------------------------------------------- a pending forget (changes the store: last)
+
+
+def test_a_pending_forget_is_refused_by_the_api_cli_and_library(server, client, indexed_cut, weights_dir,
+                                                                portraits, models, tmp_path):
+    """While a forget's intent is in the store (one interrupted before it finished), the API answers its
+    searches and people 503 with one line naming `faceid-jobs forget --resume`; `search`, `export` and
+    `people` exit 4 naming it, and so does the library's `search_photo`. Once it is gone, searches answer."""
+    from faceid_jobs.identity.intent import PendingForgetError, clear_intent, new_intent, save_intent
+    from faceid_jobs.models import embedder_id
+    from faceid_jobs.search.photo_search import search_photo
+    from faceid_jobs.workspace import open_workspace
+
+    ws = open_workspace(indexed_cut.settings)
+    intent = new_intent("Ross", embedder_id(indexed_cut.settings), indexed_cut.settings.identity_threshold, True)
+    save_intent(ws, intent)
+    env = indexed_cut.env(weights_dir)
+    try:
+        deadline = time.monotonic() + 20
+        while (r := client.post("/search", files=_photo(portraits["Ross"]))).status_code == 200:
+            assert time.monotonic() < deadline, "the API kept searching with a forget pending"
+            time.sleep(0.3)
+        for answer in (r, client.get("/people"), client.get("/people/P000001")):
+            assert answer.status_code == 503 and answer.json()["code"] == "forget_pending", answer.text
+            message = answer.json()["error"]
+            assert "\n" not in message and message.startswith(intent.key) and \
+                "faceid-jobs forget --resume" in message, message
+        for args in (["search", portraits["Ross"]], ["export", "--plaintext", tmp_path / "out"], ["people"]):
+            refused = run(args, env)
+            assert refused.returncode == 4, (args, refused.stdout, refused.stderr)
+            assert "faceid-jobs forget --resume" in refused.stderr and "Traceback" not in refused.stderr
+        assert not (tmp_path / "out").exists()
+        with pytest.raises(PendingForgetError, match="faceid-jobs forget --resume"):
+            search_photo(portraits["Ross"], indexed_cut.settings, models=models)
+    finally:
+        clear_intent(ws, intent)
+    deadline = time.monotonic() + 20
+    while (r := client.post("/search", files=_photo(portraits["Ross"]))).status_code == 503:
+        assert time.monotonic() < deadline, "the API kept refusing once the forget was finished"
+        time.sleep(0.3)
+    assert r.status_code == 200 and r.json()["hits"], r.text
