@@ -63,7 +63,11 @@ def people_discovery(
     Returns:
         ``{"flow_run_id", "store", "people": PeopleResult.to_json(), "listed": people listed}``.
     """
+    from faceid_jobs.identity.intent import refuse_pending
+
     cfg = resolve_settings(config, settings, store)
+    # A forget left half done: its person's faces may still be in records the discovery would read.
+    refuse_pending(workspace_for(cfg).store, what="the people-discovery flow")
     result = discover_people_task(cfg, embedder_id(cfg), rebuild)
     view = publish_top_people(cfg)
     run_logger().info("people version %d: %d people, %d new tracks, %.1f s", result["version"],

@@ -192,3 +192,26 @@ def test_people_discovery_flow_rebuilds_and_publishes_the_top_people(first_run, 
     # Same records, same settings: a rebuild finds the same people under the same ids.
     assert [(r["id"], r["faces"]) for r in rows] == [(r["id"], r["faces"]) for r in before]
     assert result["listed"] == len(rows)
+def test_people_discovery_flow_refuses_while_a_forget_is_pending(first_run, store_copy, flow_settings):
+    """A forget interrupted before it finished: the flow fails with one line naming the command that
+    finishes it, and publishes no people version."""
+    from faceid_jobs.flows.common import settings_overrides
+    from faceid_jobs.flows.people import people_discovery
+    from faceid_jobs.identity.intent import new_intent, save_intent
+    from faceid_jobs.models import embedder_id
+    from faceid_jobs.storage.layout import PEOPLE_PREFIX
+    from faceid_jobs.workspace import open_workspace
+
+    settings = flow_settings.replace(store=str(store_copy))
+    ws = open_workspace(settings)
+    before = sorted(ws.store.list(PEOPLE_PREFIX))
+    intent = new_intent("Rachel", embedder_id(settings), settings.identity_threshold, True)
+    save_intent(ws, intent)
+    state = people_discovery(store=str(store_copy), settings=settings_overrides(flow_settings), rebuild=True,
+                             return_state=True)
+    assert state.is_failed()
+    error = state.result(raise_on_failure=False)
+    assert "faceid-jobs forget --resume" in str(error) and intent.key in str(error), error
+    assert sorted(ws.store.list(PEOPLE_PREFIX)) == before
+
+
