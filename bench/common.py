@@ -194,6 +194,23 @@ def _cpu_times() -> tuple[int, int]:
     return sum(values[:8]), idle
 
 
+def cpu_mark() -> tuple[int, int] | None:
+    """All cores' (total, idle) clock ticks now, for `others_share` (None where /proc/stat is missing)."""
+    try:
+        return _cpu_times()
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def others_share(before: tuple[int, int] | None, own_cpu_s: float, wall_s: float) -> float | None:
+    """Share of all cores that processes other than ours kept busy since `before` (a `cpu_mark`)."""
+    after = cpu_mark()
+    if before is None or after is None or wall_s <= 0:
+        return None
+    busy = ((after[0] - before[0]) - (after[1] - before[1])) / os.sysconf("SC_CLK_TCK")
+    return max(0.0, busy - own_cpu_s) / (wall_s * (os.cpu_count() or 1))
+
+
 def cpu_busy(seconds: float = 0.5) -> float | None:
     """Share of all cores busy over `seconds` (None where /proc/stat is missing)."""
     try:

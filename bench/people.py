@@ -14,8 +14,11 @@ allows it (`portrait_labels`), runs discovery per threshold × k (people of ≥ 
 `portrait_purity`, pair accuracy of the people ids), then the methods above on the same track summaries and
 ``avg-link-faces@t``: plain average linkage of the faces themselves, no tracks (the baseline to beat).
 ``scale`` generates synthetic face-like tracks a chunk at a time (as discovery reads record files), clusters
-them from scratch, then adds ``--add`` faces incrementally; it counts identities split and people mixed over
-every node.
+them from scratch (in memory), stores that result as a people version in a temporary store (1,000 catalogued
+videos of 5 record files; the old record files are empty stand-ins, an incremental run only lists them), then
+writes ``--add`` faces as record files of new videos and times the incremental discovery end to end
+(`discover_with`: load the version, read the new files, cluster, publish the next version); it counts
+identities split and people mixed over every node, and the added tracks that joined their identity's person.
 Prints one JSON object per case.
 """
 
@@ -33,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import DEFAULT_CLIP, PEOPLE_TEST_TRUTH, SHARED, default_weights_dir
+from bench.common import DEFAULT_CLIP, PEOPLE_TEST_TRUTH, SHARED, cpu_mark, default_weights_dir, others_share
 from faceid_jobs.identity.clustering import ClusterParams, chinese_whispers, components, knn_edges, renumber
 
 MEDIA = SHARED / "media"
@@ -125,7 +128,7 @@ def _friends_in(tmp: Path, thresholds: tuple[float, ...], ks: tuple[int, ...], w
             result = discover_with(ws, configured_embedder(settings), ClusterParams(k=k, threshold=t), rebuild=True)
             faces = faces_by_person(ws)
             if labelled is None:
-                labelled, truth = _labelled_faces(faces, names, portraits)
+                labelled, truth = labelled_faces(faces, names, portraits)
             purity = portrait_purity(faces, names, portraits)
             person = np.asarray([f["person"] for f in faces])
             rows.append({"k": k, "threshold": t, "people": result.people, "people_3_faces": len(purity["people"]),
@@ -149,7 +152,7 @@ def _friends_in(tmp: Path, thresholds: tuple[float, ...], ks: tuple[int, ...], w
             "pair_accuracy_k10": pairs}
 
 
-def _labelled_faces(faces: list[dict], names: list[str], portraits: np.ndarray) -> tuple[np.ndarray, list[str]]:
+def labelled_faces(faces: list[dict], names: list[str], portraits: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """The faces with a clear portrait label that the shot table allows (in the shot, or at its edge)."""
     from tests.friends import EDGE, SHOTS, shot_of
 
@@ -298,65 +301,148 @@ def _synthetic_tracks(faces: int, add: int, seed: int = 11, chunk: int = 65536):
         yield _faces_of(centres, identity[lo:hi], sigma, rng), track[lo:hi], identity[lo:hi], new
 
 
-def bench_scale(faces: int, add: int, threads: int, threshold: float, nprobe: int = ClusterParams().nprobe) -> dict:
-    """Synthetic faces in tracks of 1–8: summarise and cluster `faces` from scratch, then add `add` more
-    incrementally (known people pinned). Times exclude generating the synthetic faces."""
+_EMBEDDER = "bench-synthetic"
+_ANALYSIS = "bench"
+
+
+def bench_scale(faces: int, add: int, threads: int, threshold: float, nprobe: int = ClusterParams().nprobe,
+                faces_per_video: int = 1000, files_per_video: int = 5) -> dict:
+    """Synthetic faces in tracks of 1–8: summarise and cluster `faces` from scratch (in memory), store the
+    result as a people version (one video per `faces_per_video` faces), then add `add` more faces as record
+    files of new videos (one per 100 old ones) and time the
+    incremental discovery a user runs (`discover_with`: load, read the new files, cluster, publish). Times
+    exclude generating the synthetic faces and writing the store."""
     import faiss
-    import pyarrow as pa
+    import pyarrow.compute as pc
 
     from faceid_jobs.identity.clustering import track_nodes
-    from faceid_jobs.identity.discover import _incremental
-    from faceid_jobs.identity.people import PeopleState, person_id
+    from faceid_jobs.identity.discover import discover_with
+    from faceid_jobs.identity.people import load_state, person_id
 
     faiss.omp_set_num_threads(threads)
     params = ClusterParams(threshold=threshold, nprobe=nprobe)
-    old_nodes, old_truth, new_nodes, new_truth = [], [], [], []
+    videos = max(1, faces // faces_per_video)
+    old_nodes, old_truth, old_counts, new_faces, new_keys, new_ident = [], [], [], [], [], []
     summarise = generate = 0.0
-    n_old = n_new = 0
     t = time.perf_counter()
     for vectors, keys, ident, is_new in _synthetic_tracks(faces, add):
         t1 = time.perf_counter()
         generate += t1 - t
-        for flag, nodes, truth in ((False, old_nodes, old_truth), (True, new_nodes, new_truth)):
-            sel = is_new[keys] == flag
-            if sel.any():
-                uk, v = track_nodes(vectors[sel], keys[sel])
-                nodes.append(v)
-                truth.append(ident[sel][np.searchsorted(keys[sel], uk)])
-        n_new += int(is_new[keys].sum())
-        n_old += int((~is_new[keys]).sum())
+        fresh = is_new[keys]
+        if (~fresh).any():
+            uk, v = track_nodes(vectors[~fresh], keys[~fresh])
+            old_nodes.append(v)
+            old_truth.append(ident[~fresh][np.searchsorted(keys[~fresh], uk)])
+            old_counts.append(np.unique(keys[~fresh], return_counts=True)[1])
+        new_faces.append(vectors[fresh])
+        new_keys.append(keys[fresh])
+        new_ident.append(ident[fresh])
         t = time.perf_counter()
         summarise += t - t1
-    nodes, truth = np.concatenate(old_nodes), np.concatenate(old_truth)
+    nodes, truth, counts = np.concatenate(old_nodes), np.concatenate(old_truth), np.concatenate(old_counts)
     del old_nodes
     t0 = time.perf_counter()
     src, dst, sim = knn_edges(nodes, params)
     t_knn = time.perf_counter() - t0
     cls = renumber(chinese_whispers(len(nodes), src, dst, sim, seed=0))
     seconds = time.perf_counter() - t0
+    del src, dst, sim
+    scratch_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     pairs = {(int(c), int(i)) for c, i in zip(cls.tolist(), truth.tolist(), strict=True)}
     classes_per_identity = np.bincount(np.asarray([i for _, i in pairs]))
     identities_per_class = np.bincount(np.asarray([c for c, _ in pairs]))
-    state = PeopleState(version=1, next_id=int(cls.max()) + 2, vectors=nodes.astype(np.float16))
-    state.nodes = pa.table({"person": [person_id(int(c) + 1) for c in cls]})
-    added = np.concatenate(new_nodes)
-    t1 = time.perf_counter()
-    got = _incremental(state, added, params)
-    inc = time.perf_counter() - t1
-    known = {person_id(int(c) + 1): int(i) for c, i in pairs}
-    new_truth_all = np.concatenate(new_truth)
-    joined_right = np.mean([known.get(p) == int(i) for p, i in zip(got, new_truth_all.tolist(), strict=True)])
-    return {"case": "scale", "faces": n_old, "nodes": len(nodes), "identities": len(np.unique(truth)),
-            "people_found": int(cls.max()) + 1, "ivf": len(nodes) > params.exact_max,
+    n_nodes = len(nodes)
+    vectors16 = nodes.astype(np.float16)
+    del nodes
+    added = np.concatenate(new_faces)
+    added_keys, added_ident = np.concatenate(new_keys), np.concatenate(new_ident)
+    with tempfile.TemporaryDirectory(prefix="people-scale-") as tmp:
+        t1 = time.perf_counter()
+        ws = _stored_people(Path(tmp), vectors16, cls, counts, params, videos, files_per_video)
+        del vectors16
+        new_files = _store_added(ws, added, added_keys, max(1, videos // 100))
+        store_s = time.perf_counter() - t1
+        busy0, cpu0, t1 = cpu_mark(), time.process_time(), time.perf_counter()
+        result = discover_with(ws, _EMBEDDER, params, workers=threads)
+        inc, inc_cpu = time.perf_counter() - t1, time.process_time() - cpu0
+        others = others_share(busy0, inc_cpu, inc)
+        state = load_state(ws)
+    fresh_nodes = state.nodes.filter(pc.equal(state.nodes.column("added_version"), result.version))
+    identity_of = dict(zip(added_keys.tolist(), added_ident.tolist(), strict=True))
+    known = {person_id(c + 1): i for c, i in pairs}
+    joined = [known.get(p) == identity_of[k] for p, k in zip(fresh_nodes.column("person").to_pylist(),
+                                                              fresh_nodes.column("track_id").to_pylist(), strict=True)]
+    return {"case": "scale", "faces": int(counts.sum()), "nodes": n_nodes, "identities": len(np.unique(truth)),
+            "people_found": int(cls.max()) + 1, "ivf": n_nodes > params.exact_max,
             "identities_split": int((classes_per_identity > 1).sum()),
             "people_mixed": int((identities_per_class > 1).sum()),
             "generate_seconds": round(generate, 1), "summarise_seconds": round(summarise, 1),
             "knn_seconds": round(t_knn, 1), "cluster_seconds": round(seconds, 1),
-            "scratch_seconds": round(summarise + seconds, 1),
+            "scratch_seconds": round(summarise + seconds, 1), "scratch_rss_gb": round(scratch_rss, 2),
             "max_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
-            "added_faces": n_new, "added_nodes": len(added), "incremental_seconds": round(inc, 2),
-            "added_joined_their_person": round(float(joined_right), 4), "threads": threads,
-            "threshold": threshold, "nprobe": nprobe}
+            "store_seconds": round(store_s, 1), "stored_videos": videos,
+            "stored_record_files": videos * files_per_video,
+            "added_faces": len(added), "added_files": new_files, "added_nodes": result.new_nodes,
+            "incremental_seconds": round(inc, 2), "incremental_cpu_seconds": round(inc_cpu, 2),
+            "incremental_others_cpu_share": None if others is None else round(others, 3),
+            "published_version": result.version,
+            "added_joined_their_person": round(float(np.mean(joined)), 4) if joined else 0.0,
+            "threads": threads, "threshold": threshold, "nprobe": nprobe}
+
+
+def _stored_people(root: Path, vectors: np.ndarray, cls: np.ndarray, counts: np.ndarray, params: ClusterParams,
+                   videos: int, files_per_video: int):
+    """A store holding the from-scratch result as people version 1, as discovery would have published it:
+    `videos` catalogued videos of `files_per_video` record files each, the tracks spread over them in order.
+    The record files are empty stand-ins: an incremental run lists them but reads only new ones."""
+    import pyarrow as pa
+
+    from faceid_jobs.config import Settings
+    from faceid_jobs.identity.people import NODE_SCHEMA, PeopleState, PersonMeta, commit_state, person_id
+    from faceid_jobs.storage import LocalStore, VideoEntry, save_entry
+    from faceid_jobs.storage.layout import record_key
+    from faceid_jobs.workspace import open_workspace
+
+    ws = open_workspace(Settings(key_file=str(root / "key.json")), create_key=True, store=LocalStore(root / "store"))
+    n, files = len(cls), videos * files_per_video
+    fps = [f"{v:016x}" for v in range(videos)]
+    keys = [record_key(_ANALYSIS, fps[f // files_per_video], f % files_per_video) for f in range(files)]
+    for key in keys:
+        ws.store.put(key, b"")
+    for v, fp in enumerate(fps):
+        save_entry(ws.store, VideoEntry(fp, f"/archive/{v:05d}.mp4", 25.0, 25 * 600, 1280, 720, _ANALYSIS, _EMBEDDER,
+                                        files_per_video), ws.keys)
+    file_of = np.arange(n, dtype=np.int64) * files // n
+    start = (np.arange(n) - np.searchsorted(file_of, file_of)) * 0.5 + file_of % files_per_video * 120.0
+    nodes = pa.table({
+        "source": pa.array(np.asarray(keys, object)[file_of], pa.string()),
+        "fingerprint": pa.array(np.asarray(fps, object)[file_of // files_per_video], pa.string()),
+        "track_id": pa.array(np.arange(n), pa.int64()),
+        "person": pa.array([person_id(int(c) + 1) for c in cls.tolist()], pa.string()),
+        "faces": pa.array(counts, pa.int32()), "start_s": start, "end_s": start + counts * 0.25,
+        "face_id": pa.array([f"{i:032x}" for i in range(n)], pa.string()),
+        "frame_index": pa.array((start * 25).astype(np.int64)), "timestamp_s": start,
+        "bbox": pa.FixedSizeListArray.from_arrays(pa.array(np.tile([10.0, 20.0, 110.0, 140.0], n), pa.float32()), 4),
+        "quality": pa.array(np.full(n, 0.8, np.float32)), "liveness": pa.array(np.full(n, 0.9, np.float32)),
+        "added_version": pa.array(np.ones(n, np.int64)),
+    }).cast(NODE_SCHEMA)
+    people = {person_id(c + 1): PersonMeta(created_version=1) for c in range(int(cls.max()) + 1)}
+    commit_state(ws, PeopleState(embedder_id=_EMBEDDER, dim=vectors.shape[1], next_id=int(cls.max()) + 2,
+                                 people=people, sources=sorted(keys), params=params.to_json(), nodes=nodes,
+                                 vectors=vectors), "discover")
+    return ws
+
+
+def _store_added(ws, faces: np.ndarray, keys: np.ndarray, videos: int) -> int:
+    """The added faces as record files of `videos` new videos (whole tracks each, one file per video)."""
+    from tests.synthetic_store import add_video
+
+    tracks = np.unique(keys)
+    for v, part in enumerate(np.array_split(tracks, videos)):
+        sel = np.isin(keys, part)
+        add_video(ws, f"added{v:04d}", [list(zip(faces[sel], keys[sel].tolist(), strict=True))],
+                  analysis=_ANALYSIS, embedder=_EMBEDDER, uri=f"/archive/added/{v:04d}.mp4")
+    return videos
 
 
 def main() -> None:

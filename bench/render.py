@@ -116,6 +116,10 @@ def render_memory(mm: dict[str, Any]) -> list[str]:
     return lines + render_targets([r["target"] for r in mm["rates"].values()])
 
 
+def _share(x: float | None) -> str:
+    return "–" if x is None else f"{x:.0%}"
+
+
 def render_people(p: dict[str, Any]) -> list[str]:
     """Clustering at scale (against the issue's targets), then the Friends method comparison."""
     sc = p["scale"]
@@ -125,6 +129,11 @@ def render_people(p: dict[str, Any]) -> list[str]:
              f"{sc['added_faces']:,} faces added incrementally. From scratch = summarise + k-NN + cluster "
              "(generating the synthetic faces excluded); wall, CPU and peak RSS are the whole process's, "
              "measured from outside.", ""]
+    if "stored_videos" in sc:
+        lines += [f"The incremental run is a whole discovery on a store: the from-scratch result stored as "
+                  f"a people version ({sc['tracks']:,} tracks of {sc['stored_videos']:,} catalogued videos, "
+                  f"{sc['stored_record_files']:,} record files listed), {sc['added_files']} new videos' "
+                  "record files read, clustered against the known people, the next version published.", ""]
     lines.append(md_table(
         ["faces", "tracks", "identities", "people found", "k-NN", "from scratch s", "summarise s", "k-NN s",
          "whispers s",
@@ -134,9 +143,14 @@ def render_people(p: dict[str, Any]) -> list[str]:
           fmt(sc["summarise_s"], 1), fmt(sc["knn_s"], 1), fmt(sc["cluster_s"] - sc["knn_s"], 1),
           f"{sc['identities_split']:,}", f"{sc['people_mixed']:,}",
           fmt(sc["command_wall_s"], 1), fmt(sc["command_cpu_s"], 1), fmt(sc["peak_rss_mib"], 0)]]))
-    lines += ["", md_table(["added faces", "added tracks", "incremental s", "added tracks joining their person"],
+    lines += ["", md_table(["added faces", "added tracks", "incremental s (load, read, cluster, publish)",
+                            "its CPU s", "others' CPU meanwhile", "added tracks joining their person"],
                            [[f"{sc['added_faces']:,}", f"{sc['added_tracks']:,}", fmt(sc["incremental_s"]),
+                             fmt(sc.get("incremental_cpu_s")), _share(sc.get("incremental_others_cpu_share")),
                              fmt(sc["added_joined_their_person"], 4)]])]
+    if sc.get("others_cpu_share") is not None:
+        lines += ["", f"Others' CPU over the whole command: {_share(sc['others_cpu_share'])} of all cores "
+                  "(the machine was shared: above a few per cent the times above were slowed by someone else)."]
     lines += render_targets(p.get("targets", []), "Targets of the issue (2 cores):")
     if any(t["met"] is None for t in p.get("targets", [])):
         lines.append("\n`–`: measured below the size the target names (`--people-faces 1000000` judges it).")

@@ -51,7 +51,7 @@ def annotate(
     with progress:
         result = annotate_video(source, output, models, matrix, settings.identity_threshold,
                                 live_threshold=settings.live_threshold, max_seconds=max_seconds,
-                                detect_every=detect_every,
+                                detect_every=detect_every, max_pixels=settings.max_video_pixels,
                                 progress=lambda done, total: progress.update(task, completed=done, total=total))
     if opts.json_out:
         print_json(result.to_json())

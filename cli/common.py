@@ -25,6 +25,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from faceid_jobs.cli.stop import Stop
 from faceid_jobs.config import DEVICES, Settings, load_settings
 from faceid_jobs.errors import FaceIdError
 from faceid_jobs.text import printable
@@ -97,7 +98,8 @@ _OPTIONS: dict[str, Any] = {
         "--quiet", "-q", help="Print only results and errors.", rich_help_panel="Output")],
     "verbose": Annotated[int, typer.Option(
         "--verbose", "-v", count=True, help="More log output (-vv: debug), including FFmpeg, OpenCV, "
-        "Prefect and FAISS messages.", rich_help_panel="Output", show_default=False)],
+        "Prefect and FAISS messages (FAISS's loader lines only at -vv).", rich_help_panel="Output",
+        show_default=False)],
 }
 _DEFAULTS = {"json_out": False, "quiet": False, "verbose": 0}
 
@@ -145,7 +147,8 @@ def command(*shared: str, json_output: bool = True) -> Callable[[Callable[..., A
     """Decorate a command: add the `shared` options (names of `Opts` fields), `--json`, `-q`, `-v`.
 
     The function takes its own options and `opts: Opts`. Library errors become one line on stderr
-    (or one JSON object on stdout with `--json`) and the error's exit code.
+    (or one JSON object on stdout with `--json`) and the error's exit code; SIGINT/SIGTERM
+    "interrupted" and 130/143 (`cli/stop.py`).
 
     Example: ``@command(*STORE)`` then ``def find(name: ..., opts: Opts) -> None``.
     """
@@ -161,14 +164,16 @@ def command(*shared: str, json_output: bool = True) -> Callable[[Callable[..., A
             opts = Opts(**{n: kwargs.pop(n) for n in names})
             current = opts
             setup_output(opts)
-            try:
-                return fn(*args, opts=opts, **kwargs)
-            except FaceIdError as exc:
-                fail(str(exc), int(exc.exit_code), _kind(exc))
-            except KeyboardInterrupt:
-                fail("interrupted", 130, "interrupted")
-            finally:
-                _remove_handler()  # a test runner calling commands in-process swaps stderr
+            # SIGINT/SIGTERM unwind the command (temp files go with it): "interrupted", exit 130/143.
+            with Stop().installed() as stop:
+                try:
+                    return fn(*args, opts=opts, **kwargs)
+                except FaceIdError as exc:
+                    fail(str(exc), int(exc.exit_code), _kind(exc))
+                except KeyboardInterrupt:
+                    fail("interrupted", stop.exit_code, "interrupted")
+                finally:
+                    _remove_handler()  # a test runner calling commands in-process swaps stderr
 
         return splice_params(fn, wrapper, "opts", added, at_end=True)
 
@@ -260,6 +265,8 @@ def setup_output(opts: Opts) -> None:
     noisy = level if opts.verbose else max(level, logging.WARNING)
     for name in _NOISY:
         logging.getLogger(name).setLevel(noisy)
+    # FAISS's loader tries its optimised builds first and logs each miss at INFO: only at -vv.
+    logging.getLogger("faiss").setLevel(level if opts.verbose > 1 else max(level, logging.WARNING))
     if not opts.verbose:
         # A broken video is reported once by us; FFmpeg's and OpenCV's own lines about it are noise.
         os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")

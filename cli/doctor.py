@@ -5,13 +5,14 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from faceid_jobs.cli.common import SETTINGS, Opts, command, out, print_json
+from faceid_jobs.cli.common import SETTINGS, Opts, command, out, print_json, shown
 from faceid_jobs.errors import ExitCode, FaceIdError
 
 
 @command(*SETTINGS)
 def doctor(*, opts: Opts) -> None:
-    """Check the set-up: providers, models (sha256, shapes), video decoding, store, key, index, API.
+    """Check the set-up: providers, models (sha256, shapes), video decoding, store, key, index, API,
+    and operations left unfinished (a key rotation, a forget) with the command that finishes each.
 
     Exits non-zero when a model cannot be loaded, the store is not writable or the
     key or index cannot be read. Never prints key material or the API token.
@@ -55,29 +56,32 @@ def doctor(*, opts: Opts) -> None:
         head = Table(show_header=False, title="faceid-jobs doctor", title_justify="left")
         head.add_column(style="bold")
         head.add_column()
-        head.add_row("device setting", settings.device)
-        head.add_row("providers available", ", ".join(report["available_providers"]))
-        head.add_row("providers chosen", ", ".join(report.get("providers", [])) or "-")
-        head.add_row("weights dir", report["weights_dir"])
+        head.add_row("device setting", shown(settings.device))
+        head.add_row("providers available", shown(", ".join(report["available_providers"])))
+        head.add_row("providers chosen", shown(", ".join(report.get("providers", [])) or "-"))
+        head.add_row("weights dir", shown(report["weights_dir"]))
         head.add_row("embedding dim", str(report.get("embedding_dim", "-")))
-        head.add_row("store", f"{report['store']['uri']} "
+        head.add_row("store", f"{shown(report['store']['uri'])} "
                      f"({'writable' if report['store']['reachable'] else 'NOT reachable'})")
         head.add_row("video decoding", "OpenCV + FFmpeg" if report["video_decoding"] else "NO FFmpeg backend")
-        head.add_row("key", report["key"]["status"])
-        head.add_row("index", report["index"]["status"])
+        head.add_row("key", shown(report["key"]["status"]))
+        head.add_row("index", shown(report["index"]["status"]))
+        for line in report["pending"]:
+            head.add_row("[red]unfinished[/red]", shown(line))
         head.add_row("api token", "set" if report["api"]["token_set"] else "not set (FACEID_JOBS_API_TOKEN)")
-        head.add_row("versions", ", ".join(f"{k} {v}" for k, v in report["versions"].items()))
+        head.add_row("versions", shown(", ".join(f"{k} {v}" for k, v in report["versions"].items())))
         out.print(head)
         if report["models"]:
             table = Table(title="models", title_justify="left")
             for col in ("role", "file", "sha256", "inputs", "outputs"):
                 table.add_column(col, overflow="fold")
             for m in report["models"]:
-                table.add_row(m["role"], m["file"], m["sha256"][:16] + "…",
-                              "\n".join(m["inputs"]), "\n".join(m["outputs"]))
+                table.add_row(shown(m["role"]), shown(m["file"]), shown(m["sha256"][:16]) + "…",
+                              "\n".join(map(shown, m["inputs"])), "\n".join(map(shown, m["outputs"])))
             out.print(table)
         for p in problems:
-            out.print(f"[red]problem:[/red] {p}", highlight=False, soft_wrap=True)
+            # Problems quote the store (key ids, object names): escaped like any string it controls.
+            out.print(f"[red]problem:[/red] {shown(p)}", highlight=False, soft_wrap=True)
     if problems:
         # The key this store needs is missing or different: exit 4, as every other command would.
         wrong_key = report["key"].get("status", "").startswith("WRONG")
@@ -107,12 +111,16 @@ def _more_checks(settings, problems: list[str]) -> dict:
     if not ffmpeg:
         problems.append("OpenCV has no FFmpeg backend: videos cannot be decoded")
     found = {"video_decoding": ffmpeg, "key": {"status": "-"}, "index": {"status": "-", "version": None},
-             "versions": versions, "api": {"token_set": bool(settings.api_token)}}
+             "versions": versions, "api": {"token_set": bool(settings.api_token)}, "pending": []}
     try:
         store_ = open_store(settings.store)
         newest = (list_versions(store_) or [None])[-1]
     except FaceIdError:
         return found  # the store check above reported it
+    try:
+        found["pending"] = _unfinished(store_)
+    except FaceIdError as exc:
+        problems.append(str(exc))
     index: dict = found["index"]
     fresh = not (settings.kms_key_id or settings.resolved_key_file().exists()) and not _env_key()
     needed = None
@@ -141,6 +149,22 @@ def _more_checks(settings, problems: list[str]) -> dict:
     elif index["version"] is None and not fresh:
         index = {"status": f"version {newest} (cannot be read)", "version": newest}
     return found | {"key": key, "index": index}
+
+
+def _unfinished(store) -> list[str]:
+    """One line per operation left half done (a key rotation, a forget) with the command that finishes it.
+
+    Raises:
+        FaceIdError: the store cannot be listed or the lease is damaged.
+    """
+    from faceid_jobs.crypto.lease import read_lease
+    from faceid_jobs.identity.intent import pending_intents
+
+    lease = read_lease(store)
+    lines = [f"key {lease.describe()}"] if lease else []
+    lines += [f"{key}: a forget was interrupted; finish it with `faceid-jobs forget --resume`"
+              for key in pending_intents(store)]
+    return lines
 
 
 def _key_failure(exc: FaceIdError, needed: str | None, problems: list[str], readable: dict | None = None) -> dict:

@@ -72,6 +72,8 @@ def enroll(
             raise ConfigError("give NAME and at least one PHOTO (or --from-dir DIR)")
         wanted = {check_name(name): list(photos)}
     settings = opts.settings()
+    # Before the models load: a missing key is refused at once (only `keys init` or `process` makes one).
+    ws = open_workspace(settings, writer=True)
     models = load_models(settings, liveness=not no_liveness_check)
 
     def on_photo(who: str, face: Any) -> None:
@@ -90,7 +92,6 @@ def enroll(
     result: dict[str, Any] = {"gallery_version": None, "enrolled": [], "failures": [asdict(f) for f in failures],
                               "event_emitted": False}
     if accepted:
-        ws = open_workspace(settings, create_key=True)  # a new key file is announced by the library's log
         events = gallery_events(ws)
         change = enroll_gallery(ws, accepted, models.ids["embedder"], replace_existing=replace,
                                 details={"liveness_checked": not no_liveness_check, "via": "cli"},

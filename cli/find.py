@@ -31,7 +31,8 @@ def find(
 ) -> None:
     """List the appearances of an enrolled identity: video, from, to, best moment, similarity.
 
-    Reads the labels `process` and `relabel` stored (no model, no video is opened). Faces labelled with
+    Reads the labels `process` and `relabel` stored (no model, no video is opened; a record file not
+    labelled yet is labelled from its stored faces). Faces labelled with
     the name, and the other faces of their tracks, count; appearances of one video closer than
     appearance_gap_s are joined. Exits 1 when there is none, 2 when the name is not enrolled.
 
@@ -44,7 +45,7 @@ def find(
     settings = opts.settings()
     ws = open_workspace(settings)
     refuse_pending(ws.store, "find")
-    result = find_identity(ws, name, gap_s=settings.appearance_gap_s)
+    result = find_identity(ws, name, gap_s=settings.appearance_gap_s, threshold=settings.identity_threshold)
     if opts.json_out:
         print_json(result.to_json())
     else:
@@ -60,6 +61,6 @@ def find(
         out.print(table)
     if result.stale_files or result.unlabelled_files:
         note(f"{result.stale_files} record files carry labels of an older gallery version and "
-             f"{result.unlabelled_files} none yet: run `faceid-jobs relabel`", "note")
+             f"{result.unlabelled_files} none yet (labelled just now): run `faceid-jobs relabel`", "note")
     if not result.appearances:
         raise typer.Exit(int(ExitCode.FAILURES))

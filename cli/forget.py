@@ -70,7 +70,7 @@ def forget(
             print_json({"resumed": [r.to_json() for r in done]})
             return
         for result in done:
-            out.print(f"finished forgetting {result.identity}: gallery version {result.gallery_version}, "
+            out.print(f"finished forgetting {shown(result.identity)}: gallery version {result.gallery_version}, "
                       f"{result.record_files_rewritten} record files rewritten", highlight=False)
         if not done:
             out.print("no interrupted forget", highlight=False)
@@ -83,7 +83,7 @@ def forget(
         from faceid_jobs.cli.enroll import gallery_events
 
         events = gallery_events(ws)
-        with working(f"forgetting {name}…"):
+        with working(f"forgetting {shown(name)}…"):
             result = forget_identity(ws, name, embedder_id=embedder, threshold=settings.identity_threshold,
                                      purge_appearances=purge_appearances,
                                      merge=merge if purge_appearances or pending else None,

@@ -76,6 +76,9 @@ def show(version: Annotated[int | None, typer.Argument(help="Version. \\[default
 def build(*, opts: Opts) -> None:
     """Merge records not yet indexed into a new version (what `process` does at its end).
 
+    Also reads every record file already indexed and indexes again one that differs from the
+    version's recorded hash (a rewrite whose stale mark is gone).
+
     Example: [bold]faceid-jobs process ~/footage --no-index && faceid-jobs index build[/bold]
     """
     from dataclasses import asdict
@@ -89,8 +92,8 @@ def build(*, opts: Opts) -> None:
     ws = open_workspace(settings)
     refuse_pending(ws.store, "index build")
     embedder = embedder_id(settings)
-    with working("merging records into a new index version…"):
-        result = merge(settings, embedder, ws=ws)
+    with working("checking indexed record files and merging into a new index version…"):
+        result = merge(settings, embedder, ws=ws, rehash=True)
     if opts.json_out:
         print_json(asdict(result))
     else:
@@ -102,30 +105,34 @@ def build(*, opts: Opts) -> None:
 @app.command("trust")
 @command(*STORE)
 def trust(*, opts: Opts) -> None:
-    """Trust the store's newest index version again after you deleted or recreated the store.
+    """Trust the store's newest index and gallery versions again after you deleted or recreated the store.
 
-    This client remembers the newest index version it saw of each store and refuses an older
-    one (a rollback). When you wiped or rebuilt the store yourself, run this once: the newest
+    This client remembers the newest index and gallery versions it saw of each store and refuses
+    older ones (a rollback). When you wiped or rebuilt the store yourself, run this once: the newest
     version (checked: its MAC and its link to its parent) becomes what this client trusts.
 
     Example: [bold]rm -r faceid-data && faceid-jobs process ~/footage && faceid-jobs index trust[/bold]
     """
+    from faceid_jobs.identity.gallery import trust_newest_gallery
     from faceid_jobs.index.manifest import trust_newest
 
     ws = _workspace(opts)
     version = trust_newest(ws.store, ws.keys)
+    gallery = trust_newest_gallery(ws)
     if opts.json_out:
-        print_json({"store": ws.store.uri, "trusted_version": version})
+        print_json({"store": ws.store.uri, "trusted_version": version, "trusted_gallery_version": gallery})
     else:
-        out.print(f"{shown(ws.store.uri)}: trusting index version {version if version is not None else '(none)'}")
+        out.print(f"{shown(ws.store.uri)}: trusting index version {version if version is not None else '(none)'}"
+                  f" and gallery version {gallery if gallery is not None else '(none)'}")
 
 
 @app.command("verify")
 @command(*STORE)
 def verify(*, opts: Opts) -> None:
-    """Check the whole store: the chain of index versions, this client's high-water mark, every
-    shard of the newest version, every record file it indexes (hash, key binding, rows), every
-    catalog entry and stale mark. Exit code 4 when anything fails, each problem on its own line.
+    """Check the whole store: the chain of index versions (no gap), this client's high-water mark,
+    every shard of the newest version, every record file it indexes (hash, key binding, rows), every
+    catalog entry, label file and stale mark, and that no record file or catalog entry the catalog or
+    the index names is missing. Exit code 4 when anything fails, each problem on its own line.
 
     Example: [bold]faceid-jobs index verify[/bold]
     """
@@ -142,7 +149,7 @@ def verify(*, opts: Opts) -> None:
     else:
         out.print(f"{len(report.versions)} index versions (newest {report.newest}), {report.shards} shards, "
                   f"{report.records} record files, {report.catalog_entries} catalog entries, "
-                  f"{report.stale_marks} stale marks checked")
+                  f"{report.labels} label files, {report.stale_marks} stale marks checked")
     if not report.ok:
         for problem in report.problems[1:]:  # errors: shown even with -q
             err.print(f"[red]problem:[/red] {shown(problem)}", highlight=False, soft_wrap=True)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from faceid_jobs.cli.common import STORE, Opts, command, err, out, print_json, show_progress, working
+from faceid_jobs.cli.common import STORE, Opts, command, err, out, print_json, show_progress, shown, working
 
 app = typer.Typer(help="Create, show and rotate the encryption key.", no_args_is_help=True)
 
@@ -138,6 +138,7 @@ def status(*, opts: Opts) -> None:
     Example: [bold]faceid-jobs keys status --json[/bold]
     """
     from faceid_jobs.crypto.keyadmin import key_status
+    from faceid_jobs.crypto.lease import RotationLease
     from faceid_jobs.storage import open_store
 
     settings = opts.settings()
@@ -145,11 +146,9 @@ def status(*, opts: Opts) -> None:
     if opts.json_out:
         print_json(info)
         return
-    out.print(f"key_id={info['key_id']}", highlight=False)
-    rotation = info["rotation"]
-    if rotation:
-        out.print(f"rotation in progress: {rotation['old_kek']} -> {rotation['new_kek']} since "
-                  f"{rotation['started_at']}; finish it with `faceid-jobs keys rotate"
-                  f"{' --reencrypt' if rotation.get('reencrypt') else ''}`", highlight=False)
+    # Key ids come from the store (keys/data, journal/rotation.json): anyone who can write it chose them.
+    out.print(f"key_id={shown(info['key_id'])}", highlight=False)
+    if info["rotation"]:
+        out.print(shown(RotationLease(**info["rotation"]).describe()), highlight=False)
     for kek, count in sorted(info["data_keys"].items()):
-        out.print(f"{count} data keys wrapped by {kek}", highlight=False)
+        out.print(f"{shown(count)} data keys wrapped by {shown(kek)}", highlight=False)

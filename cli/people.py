@@ -28,10 +28,14 @@ def _settings(opts: Opts) -> Any:
 
 
 def _workspace(opts: Opts) -> tuple[Any, Any]:
+    from faceid_jobs.identity.intent import refuse_pending
+    from faceid_jobs.storage import open_store
     from faceid_jobs.workspace import open_workspace
 
     settings = _settings(opts)
-    return settings, open_workspace(settings, create_key=True)
+    store = open_store(settings.store)
+    refuse_pending(store, "people")  # a forget left half done: its person may still be among the people
+    return settings, open_workspace(settings, store=store, writer=True)  # never a new key: `keys init` or `process`
 
 
 def _empty(settings: Any) -> bool:
@@ -71,7 +75,7 @@ def _html(path: Path, view: dict[str, Any], title: str) -> None:
 def people(
     ctx: typer.Context,
     min_faces: Annotated[int | None, typer.Option("--min-faces", min=0, help="List people with at least this "
-                                                  "many faces [default: people_min_faces, 3].",
+                                                  "many faces \\[default: people_min_faces, 3].",
                                                   show_default=False)] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="List at most this many people.",
                                               show_default=False)] = None,

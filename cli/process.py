@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import threading
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -36,6 +31,7 @@ from faceid_jobs.cli.common import (
     show_progress,
     shown,
 )
+from faceid_jobs.cli.stop import current_stop
 from faceid_jobs.errors import ConfigError, ExitCode
 from faceid_jobs.pipeline.process import ProcessObserver
 
@@ -95,31 +91,25 @@ def process(
 
     ws = open_workspace(settings, create_key=True)  # a new key file is announced by the library's log
     refuse_pending(ws.store, "process")
-    stop = _Stop()
-    with _RichObserver(enabled=show_progress(opts)) as observer:
+    stop = current_stop()
+    # The first SIGINT/SIGTERM sets stop's event: the run stops new work, drops running chunks and
+    # returns what it stored (a Prefect run then ends Cancelled); a second exits at once.
+    with _RichObserver(enabled=show_progress(opts)) as observer, stop.cancelling() as cancel:
         if prefect or prefect_configured():
             from faceid_jobs.flows.runner import run_reprocess
 
-            # The flow's tasks see the stop through the process's registry (thread runner);
-            # Prefect's own loop only stops on KeyboardInterrupt, raised by the handler.
-            with stop.installed(interrupt=True):
-                try:
-                    summary = run_reprocess(list(sources), settings, options, console_level=prefect_level(opts),
-                                            observer=observer)
-                except KeyboardInterrupt:
-                    summary = None
+            summary = run_reprocess(list(sources), settings, options, console_level=prefect_level(opts),
+                                    observer=observer)
         else:
             from faceid_jobs.pipeline.process import run_local
 
-            with stop.installed(interrupt=False):
-                summary = run_local(list(sources), settings, options, observer=observer,
-                                    cancel=stop.event).to_json()
-    if summary is None or summary.get("interrupted"):
-        done = observer.done if summary is None else summary["chunks"]["done"]
-        if opts.json_out and summary is not None:
-            print_json(summary)  # "interrupted": true, the chunks stored so far
-        err.print(f"interrupted: {done} chunks done, re-run to resume", highlight=False, soft_wrap=True)
-        raise typer.Exit(128 + stop.signum)
+            summary = run_local(list(sources), settings, options, observer=observer, cancel=cancel).to_json()
+    if summary.get("interrupted") or cancel.is_set():
+        message = f"interrupted: {summary['chunks']['done']} chunks done, re-run to resume"
+        if opts.json_out:  # the chunks stored so far, and the error object's fields
+            print_json({**summary, "error": message, "code": "interrupted", "exit": stop.exit_code})
+        err.print(message, highlight=False, soft_wrap=True)
+        raise typer.Exit(stop.exit_code)
     if opts.json_out:
         print_json(summary)
     else:
@@ -160,38 +150,6 @@ def _check_before_run(sources: list[str], settings) -> None:
 
     for role in ("detector", "embedder"):
         resolve_model_path(settings, role)
-
-
-class _Stop:
-    """What SIGINT/SIGTERM do during a run: the first sets `event` (the run stops new work and
-    cancels running chunks), a second exits at once."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.signum = int(signal.SIGINT)
-
-    @contextlib.contextmanager
-    def installed(self, *, interrupt: bool) -> Iterator[None]:
-        """Handle both signals while the block runs; `interrupt` also raises KeyboardInterrupt
-        in the main thread (for a loop that only stops that way: Prefect's)."""
-
-        def handle(signum: int, frame: object) -> None:
-            if self.event.is_set():
-                os._exit(128 + signum)
-            self.signum = signum
-            self.event.set()
-            if interrupt:
-                raise KeyboardInterrupt
-
-        from faceid_jobs.pipeline import cancel
-
-        previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            with cancel.watching(self.event):
-                yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
 
 def _print_summary(summary: dict, store_uri: str) -> None:
@@ -242,7 +200,6 @@ class _RichObserver(ProcessObserver):
         )
         self.videos: TaskID | None = None
         self.current: TaskID | None = None
-        self.done = 0  # chunks analysed and stored by this run
 
     def __enter__(self) -> _RichObserver:
         self.progress.__enter__()
@@ -259,8 +216,6 @@ class _RichObserver(ProcessObserver):
         self.current = self.progress.add_task(f"  {shown(name[:40])}", total=plan.info.frame_count)
 
     def chunk_finished(self, plan, frames: int, result) -> None:
-        if result is not None and result.status == "done":
-            self.done += 1
         if self.current is not None:
             self.progress.advance(self.current, frames)
 

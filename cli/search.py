@@ -63,13 +63,11 @@ def search(
     [bold]cat ross.jpg | faceid-jobs search -[/bold],
     [bold]faceid-jobs search ross.jpg --html ross.html[/bold] (open it in any browser, offline).
     """
-    from faceid_jobs.identity.intent import refuse_pending
     from faceid_jobs.search.photo_search import search_photo
     from faceid_jobs.storage import open_store
 
     settings = opts.settings(top_k=top_k, threshold=threshold, min_liveness=min_liveness)
     store = open_store(settings.store)
-    refuse_pending(store, "search")
     image = read_photo_arg(photo, settings.max_image_pixels)
     result = search_photo(photo_label(photo), settings, image=image, face_index=face_index,
                           index_version=index_version, require_live=require_live, store=store)

@@ -11,12 +11,10 @@ frame rate and size (mp4v), so a file's output has its frame count and fps.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,8 +23,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from faceid_jobs.errors import ConfigError
+from faceid_jobs.config import Settings
+from faceid_jobs.errors import ConfigError, VideoTooLargeError
+from faceid_jobs.fileio import atomic_path
 from faceid_jobs.identity.matching import GalleryMatrix
+from faceid_jobs.video.probe import check_frame_size
 
 __all__ = ["AnnotateResult", "FaceLabel", "annotate_video", "draw_faces", "open_source"]
 
@@ -92,11 +93,12 @@ def draw_faces(frame: np.ndarray, faces: list[FaceLabel], live_threshold: float 
     return out
 
 
-def open_source(source: str) -> tuple[cv2.VideoCapture, bool]:
+def open_source(source: str, max_pixels: int = Settings.max_video_pixels) -> tuple[cv2.VideoCapture, bool]:
     """Open a file, a camera index or a stream URL; (capture, is_file).
 
     Raises:
         ConfigError: the source cannot be opened.
+        VideoTooLargeError: its frames are larger than `max_pixels` (none is decoded).
     """
     is_camera = source.isdigit()
     is_file = not is_camera and "://" not in source
@@ -106,6 +108,11 @@ def open_source(source: str) -> tuple[cv2.VideoCapture, bool]:
     if not cap.isOpened():
         cap.release()
         raise ConfigError(f"{source}: cannot open the video source")
+    try:
+        check_frame_size(cap, source, max_pixels)
+    except VideoTooLargeError:
+        cap.release()
+        raise
     return cap, is_file
 
 
@@ -132,6 +139,7 @@ def annotate_video(
     max_seconds: float | None = None,
     detect_every: int = 1,
     progress: Callable[[int, int | None], None] | None = None,
+    max_pixels: int = Settings.max_video_pixels,
 ) -> AnnotateResult:
     """Write `source` annotated to `output` (mp4v); see the module docstring.
 
@@ -145,16 +153,17 @@ def annotate_video(
         max_seconds: stop after this many seconds of video (streams, cameras).
         detect_every: analyse every n-th frame, drawing the last boxes in between.
         progress: called with (frames written, total frames or None) after each frame.
+        max_pixels: `max_video_pixels`: larger frames are refused before decoding.
 
     Raises:
         ConfigError: the source cannot be opened or the output cannot be written.
+        VideoTooLargeError: the source's frames are larger than `max_pixels`.
     """
     if detect_every < 1:
         raise ConfigError(f"--detect-every must be >= 1, got {detect_every}")
     started = time.perf_counter()
-    cap, is_file = open_source(source)
+    cap, is_file = open_source(source, max_pixels)
     out_path = Path(output).expanduser()
-    tmp = out_path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{out_path.name}")
     writer = None
     frames = faces = identified = 0
     try:
@@ -167,34 +176,35 @@ def annotate_video(
             total = min(total, limit)
         current: list[FaceLabel] = []
         size = (0, 0)
-        while limit is None or frames < limit:
-            ok, image = cap.read()
-            if not ok or image is None:
-                break
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        # The video shows faces: 0600 whatever the umask, never through a planted link (fileio).
+        with atomic_path(out_path) as tmp:
+            while limit is None or frames < limit:
+                ok, image = cap.read()
+                if not ok or image is None:
+                    break
+                if writer is None:
+                    size = (image.shape[1], image.shape[0])
+                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+                    if not writer.isOpened():
+                        raise ConfigError(f"{out_path}: cannot write a video there")
+                if frames % detect_every == 0:
+                    current = _labels(image, models, matrix, threshold)
+                    faces += len(current)
+                    identified += sum(1 for f in current if f.name)
+                writer.write(draw_faces(image, current, live_threshold))
+                frames += 1
+                if progress:
+                    progress(frames, total)
             if writer is None:
-                size = (image.shape[1], image.shape[0])
-                out_path.parent.mkdir(parents=True, exist_ok=True)
-                writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-                if not writer.isOpened():
-                    raise ConfigError(f"{out_path}: cannot write a video there")
-            if frames % detect_every == 0:
-                current = _labels(image, models, matrix, threshold)
-                faces += len(current)
-                identified += sum(1 for f in current if f.name)
-            writer.write(draw_faces(image, current, live_threshold))
-            frames += 1
-            if progress:
-                progress(frames, total)
-        if writer is None:
-            raise ConfigError(f"{source}: no frame could be read")
-        writer.release()
-        writer = None
-        os.replace(tmp, out_path)
+                raise ConfigError(f"{source}: no frame could be read")
+            writer.release()
+            writer = None
+    except OSError as exc:
+        raise ConfigError(f"{out_path}: cannot write a video there ({exc.strerror or exc})") from None
     finally:
         cap.release()
         if writer is not None:
             writer.release()
-        with contextlib.suppress(OSError):
-            tmp.unlink()
     return AnnotateResult(source, str(out_path), frames, round(fps, 3), size[0], size[1], faces, identified,
                           round(time.perf_counter() - started, 3))

@@ -296,7 +296,7 @@ class Settings:
         if self.rotate != "0":
             # Left out at 0, whose rows are those of earlier versions; "auto" carries
             # the version of pipeline/orient.py's rule.
-            relevant["rotate"] = "auto/1" if self.rotate == "auto" else self.rotate
+            relevant["rotate"] = "auto/2" if self.rotate == "auto" else self.rotate
         blob = json.dumps(relevant, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -28,6 +28,8 @@ __all__ = [
     "RunCancelled",
     "SpoofError",
     "StoreError",
+    "StoreTransientError",
+    "StoreUnwritableError",
     "UnknownIdentityError",
     "UnknownPersonError",
     "UnknownVideoError",
@@ -133,6 +135,11 @@ class StoreError(FaceIdError, exit_code=ExitCode.FAILURES, http_status=503, api_
 class StoreUnwritableError(StoreError):
     """The store cannot be written and no wait will change that: disk full, quota,
     read-only filesystem, permission. Never retried."""
+
+
+class StoreTransientError(StoreError):
+    """The store did not answer in time or asked to slow down: a dropped or refused connection,
+    a timeout, S3 throttling or a 5xx, or writers that kept racing. The only store error retried."""
 
 
 class IntegrityError(FaceIdError, exit_code=ExitCode.INTEGRITY, http_status=500, api_code="integrity"):

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["TEMP_PREFIX", "atomic_create", "atomic_write", "atomic_writer", "fsync_dir"]
+__all__ = ["TEMP_PREFIX", "atomic_create", "atomic_path", "atomic_write", "atomic_writer", "fsync_dir"]
 
 # Readers that list folders (LocalStore) skip names with this prefix.
 TEMP_PREFIX = ".tmp-"
@@ -31,10 +31,10 @@ def _temp_name() -> str:
     return f"{TEMP_PREFIX}{uuid.uuid4().hex}"
 
 
-def _open_temp(folder: Path, mode: int) -> tuple[BinaryIO, Path]:
+def _open_temp(folder: Path, mode: int, suffix: str = "") -> tuple[BinaryIO, Path]:
     """A new, empty temp file in `folder` with exactly `mode`; never an existing name."""
     for _ in range(_ATTEMPTS):
-        tmp = folder / _temp_name()
+        tmp = folder / (_temp_name() + suffix)
         try:
             fd = os.open(tmp, _FLAGS, mode)
         except FileExistsError:
@@ -87,6 +87,33 @@ def atomic_writer(path: str | os.PathLike[str], mode: int = 0o600) -> Iterator[B
             tmp.unlink()
         raise
     fsync_dir(folder)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], mode: int = 0o600) -> Iterator[Path]:
+    """A temp file's name, for a writer that opens files by name itself (OpenCV's VideoWriter).
+
+    The temp file exists, empty and with exactly `mode`, before the writer
+    opens it (which truncates it and keeps the mode); it has the target's
+    suffix (writers pick the container by it). When the block ends without
+    an exception it is fsynced and renamed over the target; otherwise removed.
+
+    Raises:
+        OSError: the folder is missing or cannot be written.
+    """
+    target = Path(path)
+    f, tmp = _open_temp(target.parent, mode, target.suffix)
+    f.close()
+    try:
+        yield tmp
+        with open(tmp, "rb") as done:
+            os.fsync(done.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(target.parent)
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -> None:

@@ -2,8 +2,9 @@
 
 Everything biometric (record files, index shards) is encrypted; the
 keyring comes from AWS KMS (`kms_key_id`), `FACEID_JOBS_KEY`, or a key file.
-Writers may create the key file on first use (`create_key=True`) of an
-empty store, readers never do. A store that holds data names the key it
+Only `keys init` or the first `process` on an empty store
+(`create_key=True`) creates a key file; other writers (`writer=True`: enroll,
+people) need one, readers never make one. A store that holds data names the key it
 needs (`crypto/marker.py`): any command run without that key, or with
 another, is refused with one line naming it (exit 4), never given a new key.
 """
@@ -23,7 +24,7 @@ from faceid_jobs.errors import ConfigError
 from faceid_jobs.index.watermark import Watermark
 from faceid_jobs.storage.base import Store, open_store
 
-__all__ = ["KEY_ENV", "Workspace", "load_keyring", "open_workspace"]
+__all__ = ["KEY_ENV", "Workspace", "checked_keyring", "load_keyring", "open_workspace"]
 
 log = logging.getLogger(__name__)
 
@@ -63,27 +64,46 @@ def load_keyring(settings: Settings, *, create: bool = False) -> tuple[Keyring, 
     return Keyring(keks), None
 
 
-def open_workspace(settings: Settings, *, create_key: bool = False, store: Store | None = None) -> Workspace:
+def open_workspace(settings: Settings, *, create_key: bool = False, writer: bool = False,
+                   store: Store | None = None) -> Workspace:
     """Open the configured store with its keyring.
 
-    `create_key`: a writer's open: an empty store may get a new key file
-    (when none exists), and the store's key marker is written if missing.
+    `writer`: the store's key marker is written if missing. `create_key` (a
+    `process` run; implies `writer`): an empty store may also get a new key
+    file when none exists.
 
     Raises:
         KeyMismatchError: the store holds data under a key this machine lacks.
-        ConfigError: no key configured (a reader, or a writer on a store with data).
+        ConfigError: no key configured (a reader or writer, or `process` on a store with data).
     """
     target = store or open_store(settings.store)
-    needed, marked = required_key(target)
-    try:
-        keyring, created = load_keyring(settings, create=create_key and needed is None)
-    except ConfigError:
-        if needed is not None and not _key_configured(settings):
-            check_key(target, needed, [], f": no {settings.resolved_key_file()}")
-        raise
-    check_key(target, needed, keyring.key_ids)
-    if create_key and not marked:
+    keyring, created, needed, marked = checked_keyring(settings, target, create=create_key)
+    if (writer or create_key) and not marked:
         write_marker(target, needed or keyring.primary.key_id)
     keys = DataKeys(target, keyring)
     keys.watermark = Watermark(settings.resolved_state_dir(), target.uri)
     return Workspace(target, keys, RecordCipher(keys), created)
+
+
+def checked_keyring(settings: Settings, store: Store, *,
+                    create: bool = False) -> tuple[Keyring, str | None, str | None, bool]:
+    """The configured keyring, refused unless it holds the key the store's data needs.
+
+    Returns:
+        (keyring, path of a key file created just now (only with `create`, on
+        a store without data) or None, the KEK id the store needs or None,
+        whether the store's marker names it).
+
+    Raises:
+        KeyMismatchError: the store needs a key the keyring lacks (or no key is configured).
+        ConfigError: no key configured and the store needs none yet.
+    """
+    needed, marked = required_key(store)
+    try:
+        keyring, created = load_keyring(settings, create=create and needed is None)
+    except ConfigError:
+        if needed is not None and not _key_configured(settings):
+            check_key(store, needed, [], f": no {settings.resolved_key_file()}")
+        raise
+    check_key(store, needed, keyring.key_ids)
+    return keyring, created, needed, marked

@@ -9,6 +9,7 @@ nothing here imports numpy, onnxruntime or OpenCV.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from faceid_jobs.pipeline import steps
 from faceid_jobs.pipeline.engines import RetryPolicy
 from faceid_jobs.pipeline.steps import models_for, video_file, workspace_for
 from faceid_jobs.pipeline.summary import TRANSIENT_ERRORS, describe_failure, is_transient
+from faceid_jobs.text import printable
 
 if TYPE_CHECKING:
     from prefect.task_runners import TaskRunner
@@ -38,6 +40,7 @@ __all__ = [
     "models_for",
     "resolve_settings",
     "retry_if_transient",
+    "run_logger",
     "settings_overrides",
     "store_task",
     "video_file",
@@ -201,3 +204,20 @@ def dask_job_variables(dask_address: str | None = None, dask_local: int = 0) -> 
 
 
 cores = steps.cores
+
+
+class _PrintableLog(logging.LoggerAdapter):
+    """A logger whose lines are formatted here and made printable (one line, control characters as escapes)."""
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if self.isEnabledFor(level):
+            text = str(msg) % args if args else str(msg)
+            self.logger.log(level, printable(text), **kwargs)
+
+
+def run_logger() -> logging.LoggerAdapter[Any]:
+    """The Prefect run logger, with every line made printable: lines quote video names, URIs and
+    identity names that files and the store control, and the Prefect UI and log files show them raw."""
+    from prefect import get_run_logger
+
+    return _PrintableLog(get_run_logger(), {})

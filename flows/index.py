@@ -12,12 +12,19 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.runtime import flow_run
 
 from faceid_jobs.config import Settings
 from faceid_jobs.flows.artifacts import publish_index
-from faceid_jobs.flows.common import default_task_runner, embedder_id, resolve_settings, store_task, workspace_for
+from faceid_jobs.flows.common import (
+    default_task_runner,
+    embedder_id,
+    resolve_settings,
+    run_logger,
+    store_task,
+    workspace_for,
+)
 
 if TYPE_CHECKING:
     from faceid_jobs.index import MergeResult
@@ -48,7 +55,7 @@ def rebuild_index(
     Returns:
         ``{"flow_run_id", "store", "published", "index": MergeResult as a dict}``.
     """
-    log = get_run_logger()
+    log = run_logger()
     cfg = resolve_settings(config, settings, store)
     result = merge_index_task(cfg, embedder_id(cfg))
     if result.published:

@@ -11,12 +11,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.runtime import flow_run
 
 from faceid_jobs.config import Settings
 from faceid_jobs.flows.artifacts import publish_people
-from faceid_jobs.flows.common import default_task_runner, embedder_id, resolve_settings, store_task, workspace_for
+from faceid_jobs.flows.common import (
+    default_task_runner,
+    embedder_id,
+    resolve_settings,
+    run_logger,
+    store_task,
+    workspace_for,
+)
 
 __all__ = ["TOP_PEOPLE", "discover_people_task", "people_discovery", "publish_top_people"]
 
@@ -56,9 +63,13 @@ def people_discovery(
     Returns:
         ``{"flow_run_id", "store", "people": PeopleResult.to_json(), "listed": people listed}``.
     """
+    from faceid_jobs.identity.intent import refuse_pending
+
     cfg = resolve_settings(config, settings, store)
+    # A forget left half done: its person's faces may still be in records the discovery would read.
+    refuse_pending(workspace_for(cfg).store, what="the people-discovery flow")
     result = discover_people_task(cfg, embedder_id(cfg), rebuild)
     view = publish_top_people(cfg)
-    get_run_logger().info("people version %d: %d people, %d new tracks, %.1f s", result["version"],
+    run_logger().info("people version %d: %d people, %d new tracks, %.1f s", result["version"],
                           result["people"], result["new_nodes"], result["seconds"])
     return {"flow_run_id": str(flow_run.id), "store": cfg.store, "people": result, "listed": len(view["people"])}

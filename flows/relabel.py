@@ -11,11 +11,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.runtime import flow_run
 
 from faceid_jobs.config import Settings
-from faceid_jobs.flows.common import default_task_runner, embedder_id, resolve_settings, store_task, workspace_for
+from faceid_jobs.flows.common import (
+    default_task_runner,
+    embedder_id,
+    resolve_settings,
+    run_logger,
+    store_task,
+    workspace_for,
+)
 
 if TYPE_CHECKING:
     from faceid_jobs.identity.labels import RelabelResult
@@ -47,7 +54,7 @@ def relabel(
     Returns:
         ``{"flow_run_id", "store", "labels": RelabelResult.to_json()}``.
     """
-    log = get_run_logger()
+    log = run_logger()
     cfg = resolve_settings(config, settings, store)
     result = label_faces_task(cfg, embedder_id(cfg), not all_files)
     log.info("gallery version %d: %d record files labelled (%d already were), %d of %d faces labelled, "

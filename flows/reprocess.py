@@ -15,10 +15,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
-from prefect.states import Failed
+from prefect.states import Cancelled, Failed
 
 from faceid_jobs.errors import FaceIdError
 from faceid_jobs.flows.artifacts import publish_reprocess
@@ -28,8 +28,10 @@ from faceid_jobs.flows.common import (
     fit_threads,
     resolve_settings,
     retry_if_transient,
+    run_logger,
 )
 from faceid_jobs.flows.people import publish_top_people
+from faceid_jobs.pipeline import cancel as cancellation
 from faceid_jobs.pipeline import steps
 from faceid_jobs.pipeline.process import run_archive
 
@@ -117,20 +119,26 @@ def reprocess_archive(
     Returns:
         `ProcessSummary.to_json()`; the run is Failed (with this summary as
         its data) when any source, video or chunk failed (with the setting
-        ``fail_on_bad_files`` false, unreadable videos alone do not fail it).
+        ``fail_on_bad_files`` false, unreadable videos alone do not fail it),
+        Cancelled (with the summary, ``interrupted``) when a caller in this
+        process stopped it (`pipeline/cancel.py`: the CLI on SIGINT/SIGTERM).
     """
     cfg = fit_threads(resolve_settings(config, settings, store))
-    summary = run_archive(sources, cfg, PrefectEngine(retries, retry_delay_seconds), build=build_index,
-                          verify=verify, observer=observer,
-                          log=get_run_logger())
+    # A caller in this process that stops on SIGINT/SIGTERM (the CLI) keeps SIGTERM through the run.
+    with cancellation.keep_sigterm():
+        summary = run_archive(sources, cfg, PrefectEngine(retries, retry_delay_seconds), build=build_index,
+                              verify=verify, observer=observer,
+                              log=run_logger())
     summary.orchestrator, summary.flow_run_id = "prefect", str(flow_run.id)
     result = summary.to_json()
     publish_reprocess(result, [dataclasses.asdict(row) for row in summary.rows])
+    if summary.interrupted:  # stopped on request: what was stored stays, a re-run resumes
+        return Cancelled(message=f"interrupted: {summary.chunks_done} chunks done, re-run to resume", data=result)
     if cfg.people_discover:
         try:
             publish_top_people(cfg)
         except FaceIdError as exc:  # the summary stands; the people step's own failure is in it already
-            get_run_logger().warning("people summary not published: %s", exc)
+            run_logger().warning("people summary not published: %s", exc)
     if not summary.ok:  # with fail_on_bad_files false, unreadable videos alone do not fail the run
         return Failed(message=summary.failure_message(), data=result)
     return result

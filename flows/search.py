@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
@@ -24,6 +24,7 @@ from faceid_jobs.flows.common import (
     describe_failure,
     models_for,
     resolve_settings,
+    run_logger,
     store_task,
     workspace_for,
 )
@@ -57,10 +58,12 @@ def search_index_task(queries: list[Query], settings: Settings,
                       index_version: int | None = None) -> list[dict[str, Any]]:
     """Open the index version once (shards fetched and decrypted in memory), match every query."""
     from faceid_jobs.errors import IndexMissingError
+    from faceid_jobs.identity.intent import refuse_pending
     from faceid_jobs.index import list_versions, open_index
     from faceid_jobs.search.query import search_index
 
     ws = workspace_for(settings)
+    refuse_pending(ws.store, what="the search-photos flow")  # not retried: only the forget's finisher cures it
     if index_version is None and not list_versions(ws.store):
         raise IndexMissingError(
             f"{ws.store.uri}: no index yet (run `faceid-jobs process` on some footage first)")
@@ -103,7 +106,7 @@ def search_photos(
         ``{"flow_run_id", "store", "keys": {"json", "parquet"}, "results": [SearchResult.to_json()…],
         "failures": [{"photo", "error"}…]}``.
     """
-    log = get_run_logger()
+    log = run_logger()
     cfg = resolve_settings(config, {**(settings or {}), "top_k": top_k, "threshold": threshold}, store)
     futures = {photo: embed_photo_task.submit(photo, cfg, face_index) for photo in photos}
     queries, failures = [], []

@@ -39,9 +39,10 @@ def photo(name: str) -> PhotoFace:
 
 
 def add_video(ws, fp: str, chunks: list[list[tuple[np.ndarray, int | None]]], *, analysis: str = "an",
-              embedder: str = EMBEDDER) -> list[str]:
-    """Store a video: per chunk, its faces as (embedding, track id); one face per frame, frames
-    numbered across chunks. Returns the record keys."""
+              embedder: str = EMBEDDER, uri: str | None = None) -> list[str]:
+    """Store a video (at `uri`, default ``/videos/FP.mp4``): per chunk, its faces as (embedding, track id);
+    one face per frame, frames numbered across chunks. Returns the record keys."""
+    uri = uri or f"/videos/{fp}.mp4"
     keys, frame = [], 0
     for c, rows in enumerate(chunks):
         m = len(rows)
@@ -61,10 +62,10 @@ def add_video(ws, fp: str, chunks: list[list[tuple[np.ndarray, int | None]]], *,
             **faces_kw,
         )
         frame += m
-        ctx = ChunkContext(f"/videos/{fp}.mp4", fp, c, FPS, "det", embedder, None, analysis)
+        ctx = ChunkContext(uri, fp, c, FPS, "det", embedder, None, analysis)
         key = record_key(analysis, fp, c)
         ws.store.put(key, table_to_parquet(faces_to_table(faces, ctx), ws.cipher, key=key))
         keys.append(key)
-    save_entry(ws.store, VideoEntry(fp, f"/videos/{fp}.mp4", FPS, max(frame, 1), 64, 48, analysis, embedder,
+    save_entry(ws.store, VideoEntry(fp, uri, FPS, max(frame, 1), 64, 48, analysis, embedder,
                                     len(chunks)), ws.keys)
     return keys

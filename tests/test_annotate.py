@@ -3,6 +3,8 @@ models run in tests/cli/test_enrollment_cli.py)."""
 
 from __future__ import annotations
 
+import os
+import stat
 from types import SimpleNamespace
 
 import cv2
@@ -10,7 +12,7 @@ import numpy as np
 import pytest
 
 from faceid_jobs.annotate import FaceLabel, annotate_video, draw_faces, open_source
-from faceid_jobs.errors import ConfigError
+from faceid_jobs.errors import ConfigError, VideoTooLargeError
 from faceid_jobs.identity.matching import GalleryMatrix
 from faceid_jobs.types import Faces
 
@@ -79,5 +81,17 @@ def test_annotate_keeps_frame_count_size_and_fps(tmp_path):
     assert ok and frame.shape == (80, 96, 3)
     cap.release()
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["ann.mp4"]  # no temp file left
+    assert stat.S_IMODE(os.stat(result.output).st_mode) == 0o600  # it shows faces, whatever the umask
     short = annotate_video(str(source), tmp_path / "short.mp4", models, matrix, 0.4, max_seconds=0.4)
     assert short.frames == 5
+
+
+def test_frames_above_max_video_pixels_are_refused_before_decoding(tmp_path):
+    source = _video(tmp_path / "in.mp4")  # 96×80
+    with pytest.raises(VideoTooLargeError, match="max_video_pixels"):
+        open_source(str(source), max_pixels=96 * 80 - 1)
+    models = SimpleNamespace(detector=_Detector(), embedder=_Embedder(), liveness=None)
+    matrix = GalleryMatrix.from_identities([("Ross", np.array([[1.0, 0.0]], np.float32))])
+    with pytest.raises(VideoTooLargeError):
+        annotate_video(str(source), tmp_path / "ann.mp4", models, matrix, 0.4, max_pixels=1000)
+    assert not list(tmp_path.glob("*ann*"))

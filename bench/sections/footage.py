@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO, _cpu_times, log, ratio_stats, stats, video_facts
+from bench.common import REPO, cpu_mark, log, others_share, ratio_stats, stats, video_facts
 from bench.sections.context import CACHE, Context
 from bench.timing import Measured, run_command
 
@@ -62,18 +62,11 @@ def drop_file_cache(paths: list[Path]) -> None:
             os.close(fd)
 
 
-def measure(cmd: list[str], env: dict[str, str]) -> tuple[Measured, float | None]:
+def measure(cmd: list[str], env: dict[str, str], timeout: float | None = None) -> tuple[Measured, float | None]:
     """The command's figures and the share of all cores other processes kept busy meanwhile."""
-    try:
-        t0 = _cpu_times()
-    except (OSError, ValueError, IndexError):
-        t0 = None
-    m = run_command(cmd, env=env, cwd=REPO)
-    if t0 is None or not m.ok:
-        return m, None
-    total, idle = _cpu_times()
-    busy = ((total - t0[0]) - (idle - t0[1])) / os.sysconf("SC_CLK_TCK")
-    return m, max(0.0, busy - m.cpu_s) / (m.wall_s * (os.cpu_count() or 1))
+    t0 = cpu_mark()
+    m = run_command(cmd, env=env, cwd=REPO, timeout=timeout)
+    return m, others_share(t0, m.cpu_s, m.wall_s) if m.ok else None
 
 
 def _inflow(name: str, m: Measured) -> dict[str, Any]:

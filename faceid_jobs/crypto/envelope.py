@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from faceid_jobs.crypto.keys import Kek, Keyring, KmsKek, WrappedKey
-from faceid_jobs.errors import ConfigError, IntegrityError, KeyMismatchError
+from faceid_jobs.errors import ConfigError, FaceIdError, IntegrityError, KeyMismatchError
 from faceid_jobs.storage.base import Store
 from faceid_jobs.storage.layout import DATA_KEYS_PREFIX, data_key, parse_data_key
+from faceid_jobs.testhooks import crash_point
 
 if TYPE_CHECKING:
     from faceid_jobs.crypto.stream import ContainerHeader
@@ -52,13 +53,27 @@ class DataKeys:
 
         During a key rotation (`faceid_jobs.crypto.lease`) it is wrapped under
         the new KEK, so the rotation never leaves it behind under the old one.
+        The lease and key marker are read again after the put: a rotation that
+        began (or ended) while this writer stood between its first read and
+        the put may have re-wrapped the store without this key, so the key is
+        wrapped again under the KEK now due, or deleted when this process lacks it.
 
         Raises:
             ConfigError: a rotation is in progress and this process lacks its new key.
+            KeyMismatchError: the store's key was rotated and this process lacks the new one.
         """
-        dek, wrapped = self.keyring.new_data_key(self._kek_for_new_keys())
+        kek = self._kek_for_new_keys()
+        dek, wrapped = self.keyring.new_data_key(kek)
         ref = uuid.uuid4().hex
+        crash_point("data-key-put")
         self.store.put(self.key_of(ref), _encode(wrapped))
+        try:
+            due = self._kek_for_new_keys() or self.keyring.primary
+        except FaceIdError:
+            self.store.delete(self.key_of(ref))  # under a KEK the rotation retires: never used
+            raise
+        if due.key_id != wrapped.kek_id:
+            self.store.put(self.key_of(ref), _encode(WrappedKey(due.key_id, due.wrap(dek))))
         with self._lock:
             self._cache[ref] = dek
         return ref, dek

@@ -28,13 +28,13 @@ from faceid_jobs.config import Settings
 from faceid_jobs.crypto.envelope import DataKeys, stored_kek_ids
 from faceid_jobs.crypto.keys import Kek, Keyring, KmsKek, LocalKek, create_key_file, load_key_file
 from faceid_jobs.crypto.lease import acquire_lease, read_lease, release_lease
-from faceid_jobs.crypto.marker import write_marker
+from faceid_jobs.crypto.marker import required_key, write_marker
 from faceid_jobs.crypto.reencrypt import Progress, reencrypt_store
 from faceid_jobs.errors import ConfigError
 from faceid_jobs.index.manifest import republish
 from faceid_jobs.storage.base import Store
 from faceid_jobs.testhooks import crash_point
-from faceid_jobs.workspace import KEY_ENV
+from faceid_jobs.workspace import KEY_ENV, checked_keyring
 
 __all__ = ["RotationResult", "init_key", "key_status", "rotate_key"]
 
@@ -72,6 +72,7 @@ def rotate_key(settings: Settings, store: Store, *, to_kms: str | None = None, r
         raise ConfigError(f"the key comes from {KEY_ENV}: rotate by setting a new key file or "
                           "KMS key and unsetting it")
     started = time.monotonic()
+    _refuse_other_key(settings, store)
     path = settings.resolved_key_file()
     next_path = path.with_name(path.name + ".next")
     old, new = _rotation_keys(settings, store, to_kms)
@@ -113,6 +114,20 @@ def rotate_key(settings: Settings, store: Store, *, to_kms: str | None = None, r
     release_lease(store)
     return RotationResult(old.key_id, new.key_id, rewrapped + late, already - late, version, retired,
                           **extra, seconds=round(time.monotonic() - started, 3))  # type: ignore[arg-type]
+
+
+def _refuse_other_key(settings: Settings, store: Store) -> None:
+    """Refuse, before the lease or a new key file, to rotate a store whose data is under a key
+    this machine lacks: rotating from another key would point the marker at data keys it never wrapped.
+
+    Raises:
+        KeyMismatchError: the store needs a key not configured here (exit 4).
+    """
+    lease = read_lease(store)
+    needed, _ = required_key(store)
+    if lease is not None and needed in (lease.old_kek, lease.new_kek):
+        return  # resuming: `_rotation_keys` finds the lease's own two keys, or says which is missing
+    checked_keyring(settings, store)
 
 
 def _key_id_of(path: Path) -> str | None:

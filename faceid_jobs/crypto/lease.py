@@ -34,6 +34,11 @@ class RotationLease:
     started_at: str
     reencrypt: bool = False
 
+    def describe(self) -> str:
+        """One line: the rotation in progress and the command that finishes it (`keys status`, `doctor`)."""
+        return (f"rotation in progress: {self.old_kek} -> {self.new_kek} since {self.started_at}; finish it "
+                f"with `faceid-jobs keys rotate{' --reencrypt' if self.reencrypt else ''}`")
+
 
 def read_lease(store: Store) -> RotationLease | None:
     """The rotation in progress, or None.

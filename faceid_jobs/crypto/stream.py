@@ -109,14 +109,26 @@ class SegmentWriter:
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._closed:
             raise ValueError("write to a closed container")
-        self._buf += data
+        view = memoryview(data).cast("B")
         size = self.header.segment_size
         # Keep at least one byte back: the last segment must carry the last flag.
-        while len(self._buf) > size:
-            self._emit(bytes(self._buf[:size]), last=False)
-            del self._buf[:size]
+        if len(self._buf) + len(view) <= size:
+            self._buf += view
+            return
+        pos = 0
+        if self._buf:  # top the pending bytes up to a segment: more follows, so it is not the last
+            pos = size - len(self._buf)
+            self._buf += view[:pos]
+            self._emit(bytes(self._buf), last=False)
+            self._buf.clear()
+        # Whole segments straight from the caller's buffer: no copy of a large write (a people version's
+        # vectors are hundreds of MB).
+        while len(view) - pos > size:
+            self._emit(view[pos:pos + size], last=False)
+            pos += size
+        self._buf += view[pos:]
 
-    def _emit(self, plain: bytes, last: bool) -> None:
+    def _emit(self, plain: bytes | memoryview, last: bool) -> None:
         nonce = _nonce(self.header.nonce_prefix, self._index, last)
         self._sink.write(self._aead.encrypt(nonce, plain, _ad(self._hash, self._index)))
         self._index += 1
@@ -192,13 +204,16 @@ def read_container(
         index += 1
 
 
-def seal(data: bytes, key: bytes, fields: dict[str, Any], segment_size: int = DEFAULT_SEGMENT) -> bytes:
-    """Encrypt a whole byte string into a container (small objects)."""
+def seal(data: bytes | memoryview | list[bytes | memoryview], key: bytes, fields: dict[str, Any],
+         segment_size: int = DEFAULT_SEGMENT) -> bytes:
+    """Encrypt a whole byte string (or the concatenation of a list of them, never built) into a container
+    held in memory."""
     import io
 
     buf = io.BytesIO()
     writer = SegmentWriter(buf, key, fields, segment_size)
-    writer.write(data)
+    for part in data if isinstance(data, list) else [data]:
+        writer.write(part)
     writer.close()
     return buf.getvalue()
 

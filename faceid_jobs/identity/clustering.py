@@ -41,7 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ClusterParams", "chinese_whispers", "cluster", "components", "knn_edges", "renumber", "track_nodes"]
+__all__ = ["ClusterParams", "chinese_whispers", "cluster", "components", "knn_edges", "knn_edges_in_lists", "renumber",
+           "track_nodes"]
 
 _BLOCKS = 4
 _KMEANS_ITER = 10
@@ -112,7 +113,8 @@ def _plan(n: int, q: int, params: ClusterParams) -> int:
     ``q·nprobe·n/L`` (probing), against ``q·n`` for exact search. L is 4·√n: fewer, larger lists
     cost less to train but lose more neighbours (measured on face-like vectors, `bench/people.py scale`:
     186 lists over 23.5k tracks lost 0.18 % of the edges and split one identity, 613 lost 0.005 %).
-    An incremental run's new tracks against a large archive are thus searched exactly. `nprobe` 32, not 16:
+    (An incremental run searches the known people's exemplars with the people as the lists instead,
+    `knn_edges_in_lists`: no training at all.) `nprobe` 32, not 16:
     probing is a small part of the cost and at 1M faces (235k tracks) 16 split 34 of 16,814 identities, 32
     split 8 (none mixed either way).
 
@@ -157,9 +159,40 @@ def knn_edges(vectors: np.ndarray, params: ClusterParams, queries: np.ndarray | 
         index.nprobe = params.nprobe
     index.add(base)
     sims, idx = index.search(q, k)
-    src = np.repeat(np.arange(len(q), dtype=np.int64), k)
+    return _edges(sims, idx, params.threshold, own)
+
+
+def knn_edges_in_lists(vectors: np.ndarray, lists: np.ndarray, centroids: np.ndarray, queries: np.ndarray,
+                       params: ClusterParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`knn_edges` of `queries` over `vectors` already grouped: an IVF whose lists are given, not trained.
+
+    Vector i is in list ``lists[i]``, list j is probed by ``centroids[j]`` (unit); each query searches
+    the `nprobe` lists whose centroids are nearest. For the known people of an incremental discovery
+    (lists = people, centroids = their mean vectors) the nearest nodes are in the nearest people.
+    """
+    import faiss
+    from faiss.contrib.ivf_tools import add_preassigned
+
+    base = np.ascontiguousarray(vectors, np.float32)
+    q = np.ascontiguousarray(queries, np.float32)
+    n, dim = base.shape
+    if not n or not len(q):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    quantizer = faiss.IndexFlatIP(dim)
+    quantizer.add(np.ascontiguousarray(centroids, np.float32))
+    index = faiss.IndexIVFFlat(quantizer, dim, len(centroids), faiss.METRIC_INNER_PRODUCT)
+    add_preassigned(index, base, np.ascontiguousarray(lists, np.int64))
+    index.nprobe = min(params.nprobe, len(centroids))
+    sims, idx = index.search(q, min(n, params.k))
+    return _edges(sims, idx, params.threshold, own=False)
+
+
+def _edges(sims: np.ndarray, idx: np.ndarray, threshold: float, own: bool
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """FAISS results (queries × k) as edges at ≥ threshold; `own`: the queries are the vectors (no self-edges)."""
+    src = np.repeat(np.arange(len(idx), dtype=np.int64), idx.shape[1])
     dst, sim = idx.ravel().astype(np.int64), sims.ravel()
-    keep = (dst >= 0) & (sim >= params.threshold)
+    keep = (dst >= 0) & (sim >= threshold)
     if own:
         keep &= dst != src
     return src[keep], dst[keep], sim[keep].astype(np.float32)

@@ -1,7 +1,8 @@
 """Forget an identity or a video: gallery, records, labels, index, with an audit record (I/O via a Store).
 
 - `forget_identity(name)`: the identity leaves the gallery (its embeddings'
-  entry and data key are deleted, `faceid_jobs.identity.gallery.remove`).
+  entry and data key are deleted, `faceid_jobs.identity.gallery.remove`),
+  and the person discovery named so loses the name (`identity.people.clear_names`).
 - with ``purge_appearances``: every stored record file (every analysis, not
   only the current one) is read, its faces labelled with the current
   gallery exactly as `relabel` does, and the faces whose face or track
@@ -13,9 +14,10 @@
   (`faceid_jobs.index.merge.mark_stale`) and the index is merged into a new
   version without those faces. Older index versions still hold them until
   `index gc` (or ``gc=True``) deletes them.
-- `forget_video(uri)`: the video's catalog entry, every record file of it
-  (all analyses) with their data keys, and their label files are deleted;
-  the merge then drops its shards.
+- `forget_video(uri)`: every record file of the video (all analyses) with
+  their data keys, and their label files are deleted; the merge then drops
+  its shards, and the catalog entry goes last (a re-run finishes an
+  interrupted one).
 
 Each writes an audit record (`faceid_jobs.identity.audit`): who, when, what was done
 and how much, never embeddings or images.
@@ -41,7 +43,7 @@ from faceid_jobs.identity.gallery import GalleryChange, OnChange, load_gallery, 
 from faceid_jobs.identity.intent import ForgetIntent, clear_intent, crash_point, load_intents, new_intent, save_intent
 from faceid_jobs.identity.labels import delete_labels
 from faceid_jobs.identity.matching import GalleryMatrix
-from faceid_jobs.identity.people import drop_sources
+from faceid_jobs.identity.people import clear_names, drop_sources
 from faceid_jobs.index.merge import mark_stale
 from faceid_jobs.records.parquet import parquet_to_table, table_to_parquet
 from faceid_jobs.storage.catalog import VideoEntry, list_entries
@@ -201,6 +203,7 @@ def run_intent(ws: Workspace, intent: ForgetIntent, *, merge: Callable[[], Any] 
         version, names = change.version, change.names
     else:
         version, names = load_gallery(ws).version, [name]
+        clear_names(ws, [name])  # a run interrupted after the gallery step (remove clears it too)
     result.gallery_version = version
     crash_point("gallery")
     if relabel_after and intent.purge_appearances:
@@ -373,7 +376,13 @@ def find_video(ws: Workspace, video: str, fingerprint_mode: str = "sampled") -> 
 
 def forget_video(ws: Workspace, video: str, *, merge: Callable[[], Any] | None = None,
                  gc_keep: int | None = None, fingerprint_mode: str = "sampled") -> ForgetResult:
-    """Delete everything stored about one video: catalog entry, records (all analyses), labels; re-merge.
+    """Delete everything stored about one video: records (all analyses), labels, then re-merge; the
+    catalog entry goes last.
+
+    The catalog entry is what a re-run finds the video by, so it outlives every
+    other step: a forget interrupted anywhere (a crash, ``kill -9``) is finished
+    by running it again, never answered "unknown video" while the index still
+    holds the video's faces.
 
     Raises:
         UnknownVideoError: the video is not in the catalog.
@@ -385,13 +394,15 @@ def forget_video(ws: Workspace, video: str, *, merge: Callable[[], Any] | None =
         with contextlib.suppress(KeyError, FaceIdError):  # unreadable: deleted all the same
             result.faces_deleted += parquet_to_table(ws.store.get(key), key, ["face_id"], cipher=ws.cipher).num_rows
         _delete_record(ws, key)
+        crash_point("video-record")
     result.record_files_deleted = len(keys)
     result.label_files_deleted = delete_labels(ws, keys)
-    drop_sources(ws, keys)
-    ws.store.delete(video_key(entry.fingerprint))
-    _finish_index(ws, result, merge, gc_keep)
+    drop_sources(ws, keys, deleted=True)
+    _finish_index(ws, result, merge, gc_keep)  # its records are gone: the merge drops their shards
+    crash_point("video-merged")
     result.audit_key = write_audit(ws.store, ws.keys, "forget-video", {
         "video": entry.uri, "fingerprint": entry.fingerprint, "record_files_deleted": len(keys),
         "faces_deleted": result.faces_deleted, "index_version": (result.index or {}).get("version"),
     })
+    ws.store.delete(video_key(entry.fingerprint))
     return result

@@ -20,6 +20,10 @@ the entries the new version no longer references are deleted with their data
 keys, so a removed identity's embeddings cannot be read back from any copy;
 a removal also deletes the older versions, which still name it.
 
+A reader refuses a gallery whose newest version is below the newest this
+client has seen (`index/watermark.py`, ``sibling("gallery")``): deleting
+the newest versions (say, the one a removal published) is a rollback, exit 4.
+
 Policy lives here, not in the callers: `enroll` and `remove` write the audit
 record of the change themselves (`faceid_jobs.identity.audit`), whoever calls
 them (CLI or HTTP API), and then call the caller's `on_change` with the
@@ -43,9 +47,11 @@ from typing import Any
 import numpy as np
 
 from faceid_jobs.crypto.stream import open_sealed, seal
-from faceid_jobs.errors import ConfigError, IntegrityError, StoreError, UnknownIdentityError
+from faceid_jobs.errors import ConfigError, IntegrityError, StoreTransientError, UnknownIdentityError
 from faceid_jobs.identity.audit import write_audit
 from faceid_jobs.identity.matching import GalleryMatrix
+from faceid_jobs.identity.people import clear_names
+from faceid_jobs.index.watermark import Watermark
 from faceid_jobs.photo import PhotoFace
 from faceid_jobs.storage.layout import (
     GALLERY_ENTRIES_PREFIX,
@@ -73,6 +79,7 @@ __all__ = [
     "load_gallery_version",
     "notify",
     "remove",
+    "trust_newest_gallery",
 ]
 
 log = logging.getLogger(__name__)
@@ -241,11 +248,18 @@ def load_gallery_version(ws: Workspace, version: int | None = None) -> GalleryVe
         IntegrityError: tampered, replayed or undecryptable version.
         UnknownIdentityError: `version` does not exist.
     """
+    listed = list_gallery_versions(ws.store)
+    newest = listed[-1] if listed else 0
+    mark = _mark(ws)
+    seen = mark.read() if mark is not None else None
+    if seen is not None and newest < seen.version:
+        raise IntegrityError(f"{ws.store.uri}: gallery rolled back from v{seen.version} to v{newest} (newer "
+                             "gallery versions were deleted; if you deleted or recreated this store yourself: "
+                             "`faceid-jobs index trust`)")
     if version is None:
-        versions = list_gallery_versions(ws.store)
-        if not versions:
+        if not listed:
             return None
-        version = versions[-1]
+        version = newest
     key = version_key(version)
     try:
         body = _open(ws, key, {"kind": _VERSION_KIND, "version": version})
@@ -255,9 +269,28 @@ def load_gallery_version(ws: Workspace, version: int | None = None) -> GalleryVe
         raise IntegrityError(f"{key}: gallery version {body.get('version')} stored as {version} (replayed)")
     try:
         refs = {n: IdentityRef(**r) for n, r in body["identities"].items()}
-        return GalleryVersion(version, body["parent"], body["created_at"], refs, body.get("action", ""))
+        loaded = GalleryVersion(version, body["parent"], body["created_at"], refs, body.get("action", ""))
     except (KeyError, TypeError):
         raise IntegrityError(f"{key}: damaged gallery version") from None
+    if mark is not None and version == newest and (seen is None or seen.version < version):
+        mark.advance(version, "")  # only when newer: no lock taken on every read of an unchanged gallery
+    return loaded
+
+
+def _mark(ws: Workspace) -> Watermark | None:
+    """This client's high-water mark of the store's gallery (None: a workspace without state dir)."""
+    return ws.keys.watermark.sibling("gallery") if ws.keys.watermark is not None else None
+
+
+def trust_newest_gallery(ws: Workspace) -> int | None:
+    """Make the newest authenticated gallery version this client's mark, even below it (`index trust`)."""
+    mark = _mark(ws)
+    if mark is not None:
+        mark.reset(None)
+    newest = load_gallery_version(ws)
+    if mark is not None and newest is not None:
+        mark.reset(newest.version)
+    return newest.version if newest else None
 
 
 def _load_entry(ws: Workspace, ref: IdentityRef) -> Identity:
@@ -331,9 +364,11 @@ def _commit(ws: Workspace, action: str,
         manifest = GalleryVersion(version, base.version if base else None, _now(), refs, action)
         blob = _seal(ws, manifest.body(), {"kind": _VERSION_KIND, "version": version})
         if ws.store.put_if_absent(version_key(version), blob):
+            if (mark := _mark(ws)) is not None:
+                mark.advance(version, "")
             return manifest, base
         log.info("gallery version %d was published concurrently; applying the change again", version)
-    raise StoreError(f"{ws.store.uri}: could not publish a gallery version after {attempts} attempts "
+    raise StoreTransientError(f"{ws.store.uri}: could not publish a gallery version after {attempts} attempts "
                      "(concurrent changes); try again")
 
 
@@ -447,6 +482,7 @@ def remove(ws: Workspace, names: Iterable[str], *, prune_history: bool = True, a
         for version in list_gallery_versions(ws.store):
             if version < manifest.version:
                 _delete_version(ws, version)
+    clear_names(ws, wanted)  # a person named so loses the name with the identity
     audit_key = ""
     if audit:
         audit_key = write_audit(ws.store, ws.keys, "remove", {"gallery_version": manifest.version}

@@ -11,9 +11,10 @@ The intent names the person, so it is a sealed container (`crypto/stream.py`,
 header ``kind = "faceid-forget-intent"``, ``token``, ``key_ref``) under a data
 key of its own; only its key name is in plaintext.
 
-While an intent is pending, commands that read or build the index refuse
-(`refuse_pending`, exit 4) and name ``faceid-jobs forget --resume``, which
-finishes it (so does a re-run of the same forget).
+While an intent is pending, commands that read or build the index, export
+records or show people refuse (`refuse_pending`, exit 4; the HTTP API 503)
+and name ``faceid-jobs forget --resume``, which finishes it (so does a
+re-run of the same forget).
 
 `crash_point` (`faceid_jobs.testhooks`, re-exported here) is a test hook: with ``FACEID_JOBS_TEST_CRASH_AT=<step>`` the
 process ends at once (``os._exit(137)``, like ``kill -9``) at that step.
@@ -22,6 +23,7 @@ process ends at once (``os._exit(137)``, like ``kill -9``) at that step.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -31,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from faceid_jobs.crypto.stream import ContainerHeader, open_sealed, seal
-from faceid_jobs.errors import IntegrityError
+from faceid_jobs.errors import FaceIdError, IntegrityError
 from faceid_jobs.storage.base import Store
 from faceid_jobs.storage.layout import FORGET_JOURNAL_PREFIX, forget_journal_key, parse_forget_journal_key
 from faceid_jobs.testhooks import CRASH_ENV, crash_point
@@ -44,8 +46,8 @@ INTENT_FORMAT = 1
 _KIND = "faceid-forget-intent"
 
 
-class PendingForgetError(IntegrityError):
-    """A forget was interrupted; its person may still be searchable until it is finished."""
+class PendingForgetError(IntegrityError, http_status=503, api_code="forget_pending"):
+    """A forget was interrupted; its person may still be searchable until it is finished (exit 4; API 503)."""
 
 
 @dataclass
@@ -108,7 +110,12 @@ def save_intent(ws: Workspace, intent: ForgetIntent) -> None:
     body = {k: v for k, v in asdict(intent).items() if k != "key_ref"} | {"format": INTENT_FORMAT}
     ref, dek = ws.keys.create()
     raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-    ws.store.put(intent.key, seal(raw, dek, {"kind": _KIND, "token": intent.token, "key_ref": ref}))
+    try:
+        ws.store.put(intent.key, seal(raw, dek, {"kind": _KIND, "token": intent.token, "key_ref": ref}))
+    except FaceIdError:
+        with contextlib.suppress(FaceIdError):  # e.g. a full disk: the new key protects nothing
+            ws.store.delete(ws.keys.key_of(ref))
+        raise
     previous, intent.key_ref = intent.key_ref, ref
     if previous:
         ws.store.delete(ws.keys.key_of(previous))
@@ -163,13 +170,14 @@ def load_intents(ws: Workspace) -> list[ForgetIntent]:
     return sorted(out, key=lambda i: (i.started_at, i.token))
 
 
-def refuse_pending(store: Store, command: str) -> None:
-    """Refuse `command` while a forget is unfinished (its person may still be searchable).
+def refuse_pending(store: Store, command: str = "", *, what: str = "") -> None:
+    """Refuse the CLI `command` (e.g. ``search``), or `what` in words (``a search``), while a forget is
+    unfinished: its person may still be searchable.
 
     Raises:
-        PendingForgetError: exit 4, naming the command that finishes it.
+        PendingForgetError: exit 4 (API: 503), naming the command that finishes it.
     """
     pending = pending_intents(store)
     if pending:
         raise PendingForgetError(f"{pending[0]}: a forget was interrupted; run `faceid-jobs forget --resume` "
-                                 f"to finish it before `faceid-jobs {command}`")
+                                 f"to finish it before {what or f'`faceid-jobs {command}`'}")

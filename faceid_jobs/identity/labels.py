@@ -24,6 +24,11 @@ deleted. `process` labels its new record files the same way.
 current gallery version, or else of the newest older version (reported as
 `stale_files`), and merges the faces labelled with the name (face or track)
 into appearances (`faceid_jobs.search.appearances.merge_appearances`).
+A record file without any label file (not labelled yet, or its label file
+deleted by someone with write access to the store) is labelled on the spot
+from its embeddings (`unlabelled_files`): a deletion never hides a face.
+Missing record files and catalog entries are refused first
+(`faceid_jobs.index.coverage`).
 """
 
 from __future__ import annotations
@@ -39,10 +44,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from faceid_jobs.config import Settings
 from faceid_jobs.crypto.parquet_crypto import key_refs
 from faceid_jobs.errors import IntegrityError
 from faceid_jobs.identity.gallery import Gallery, UnknownIdentityError, load_gallery, load_gallery_version
 from faceid_jobs.identity.matching import GalleryMatrix, track_identities
+from faceid_jobs.index.coverage import checked_sources
 from faceid_jobs.index.merge import current_sources
 from faceid_jobs.records.parquet import ENCRYPTED_MAGIC, bind, check_binding, parquet_to_table
 from faceid_jobs.search.appearances import merge_appearances
@@ -321,35 +328,45 @@ class FindResult:
 
 
 def find_identity(ws: Workspace, name: str, *, gap_s: float = 1.0, gallery_version: int | None = None,
-                  embedder_id: str | None = None, workers: int = 4) -> FindResult:
+                  embedder_id: str | None = None, threshold: float = Settings.identity_threshold,
+                  workers: int = 4) -> FindResult:
     """Where an enrolled identity appears, from the stored labels.
 
     Appearances are sorted by video, then start time. Faces labelled with
-    the name, and faces of tracks labelled with it, count.
+    the name, and faces of tracks labelled with it, count. The record files
+    read are checked against the catalog and the index first
+    (`index.coverage.checked_sources`); a record file with no label file at
+    all (not labelled yet, or its label file deleted) is labelled here from
+    its stored embeddings with the gallery and `threshold`, as `relabel`
+    would, so a missing label file never hides an appearance.
 
     Raises:
         UnknownIdentityError: the name is not enrolled in the current gallery.
+        IntegrityError: a record file, label file, catalog entry or gallery
+            version is missing, damaged or moved.
     """
     manifest = load_gallery_version(ws, gallery_version)
     version = manifest.version if manifest else 0
     if manifest is None or name not in manifest.identities:
         raise UnknownIdentityError(f"{name}: not enrolled (see `faceid-jobs identities list`)")
     embedder = embedder_id or manifest.identities[name].embedder_id
-    sources = current_sources(ws.store, embedder, ws.keys)
+    sources = checked_sources(ws.store, ws.keys, embedder)
     existing = _existing_labels(ws)
     chosen: dict[str, str] = {}
-    stale = unlabelled = 0
+    unlabelled: list[str] = []
+    stale = 0
     for record in sorted(sources):
         versions = [v for v in existing.get(record, {}) if v <= version]
         if not versions:
-            unlabelled += 1
+            unlabelled.append(record)
             continue
         best = max(versions)
         stale += best < version
         chosen[record] = existing[record][best]
+    label_now = _labeller(ws, version, embedder, threshold) if unlabelled else None
 
     def rows_of(record: str) -> list[dict[str, Any]]:
-        table = read_labels(ws, chosen[record])
+        table = read_labels(ws, chosen[record]) if record in chosen else label_now(record)
         if not table.num_rows:
             return []
         mask = pc.or_kleene(pc.equal(table.column("identity"), name),
@@ -362,11 +379,25 @@ def find_identity(ws: Workspace, name: str, *, gap_s: float = 1.0, gallery_versi
         return picked
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        rows = [r for part in pool.map(rows_of, list(chosen)) for r in part]
+        rows = [r for part in pool.map(rows_of, [*chosen, *unlabelled]) for r in part]
     if stale:
         log.warning("%d of %d record files are labelled with an older gallery version; run `faceid-jobs relabel`",
                     stale, len(sources))
-    return FindResult(name, version, tuple(_merge(rows, name, gap_s)), len(sources), stale, unlabelled)
+    return FindResult(name, version, tuple(_merge(rows, name, gap_s)), len(sources), stale, len(unlabelled))
+
+
+def _labeller(ws: Workspace, version: int, embedder_id: str, threshold: float) -> Callable[[str], pa.Table]:
+    """Labels of one record file computed now, with gallery `version` (what `relabel` would store)."""
+    matrix = load_gallery(ws, version).matrix(embedder_id)
+
+    def label_now(key: str) -> pa.Table:
+        try:
+            data = ws.store.get(key)
+        except KeyError:
+            raise IntegrityError(f"{key}: record file deleted while it was read") from None
+        return label_table(parquet_to_table(data, key, _RECORD_COLUMNS, cipher=ws.cipher), matrix, threshold)
+
+    return label_now
 
 
 def _merge(rows: list[dict[str, Any]], name: str, gap_s: float) -> list[Appearance]:

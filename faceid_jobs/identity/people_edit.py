@@ -3,9 +3,10 @@
 A person's numbers come from its nodes (tracks): faces, appearances (the
 tracks, joined per video within `appearance_gap_s` by
 `search.appearances.merge_appearances`), videos, first and last seen (the
-earliest and latest appearance, videos in the order discovery first saw
-them), and the best face (highest quality). An appearance's similarity is
-the cosine of its track summary to the person's mean.
+earliest and latest appearance: videos in the order discovery first saw
+them, those of one run by path, then by time in the video), and the best
+face (highest quality). An appearance's similarity is the cosine of its
+track summary to the person's mean.
 
 `name_person` enrolls the person's best faces (one per track, quality and
 liveness gates as for photos) as a gallery identity with
@@ -23,8 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from faceid_jobs.errors import ConfigError, EnrollmentError, StoreError, UnknownPersonError
-from faceid_jobs.identity.people import PeopleState, commit_state, load_state
+from faceid_jobs.errors import ConfigError, EnrollmentError, UnknownPersonError
+from faceid_jobs.identity.people import PeopleState, load_state, update_state
 from faceid_jobs.photo import PhotoFace
 from faceid_jobs.search.appearances import merge_appearances
 from faceid_jobs.storage.catalog import list_entries
@@ -50,12 +51,13 @@ def _person_json(pid: str, state: PeopleState, rows: np.ndarray, cols: dict[str,
     apps = []
     for s in spans:
         i = rows[s.row]
-        apps.append({"video": uris.get(cols["fingerprint"][i], cols["fingerprint"][i]),
+        video = uris.get(cols["fingerprint"][i], cols["fingerprint"][i])
+        apps.append({"video": video,
                      "start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3),
                      "timestamp_s": round(cols["timestamp_s"][i], 3), "frame": cols["frame_index"][i],
                      "bbox": [round(float(v), 1) for v in cols["bbox"][i]], "face_id": cols["face_id"][i],
                      "similarity": round(min(1.0, float(sims[s.row])), 4),
-                     "_order": (cols["added_version"][i], fps[s.row])})
+                     "_order": (cols["added_version"][i], video)})
     apps.sort(key=lambda a: (a["_order"], a["start_s"]))
     best = rows[int(np.argmax([-1.0 if cols["quality"][i] is None else cols["quality"][i] for i in rows]))]
     for a in apps:
@@ -77,10 +79,13 @@ def _person_json(pid: str, state: PeopleState, rows: np.ndarray, cols: dict[str,
 
 
 def _groups(state: PeopleState) -> tuple[dict[str, np.ndarray], dict[str, list]]:
+    """Person id (ascending) → its node rows (ascending), and the node columns as lists."""
     cols = {c: state.nodes.column(c).to_pylist() for c in state.nodes.column_names}
-    persons = np.asarray(cols.get("person", []))
-    groups = {p: np.flatnonzero(persons == p) for p in sorted(set(persons.tolist()))}
-    return groups, cols
+    persons = np.asarray(cols.get("person", []), dtype=str)
+    # One sort, not one scan of every node per person (16.8k people × 235k nodes at 1M faces).
+    ids, inverse, counts = np.unique(persons, return_inverse=True, return_counts=True)
+    rows = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1]) if len(ids) else []
+    return dict(zip(ids.tolist(), rows, strict=True)), cols
 
 
 def people_view(ws: Workspace, *, min_faces: int = 3, limit: int | None = None, gap_s: float = 1.0,
@@ -119,16 +124,6 @@ def person_view(ws: Workspace, pid: str, *, gap_s: float = 1.0, state: PeopleSta
     return out
 
 
-def _edit(ws: Workspace, action: str, change: Any, attempts: int = 5) -> PeopleState:
-    for _ in range(attempts):
-        state = load_state(ws)
-        change(state)
-        new = commit_state(ws, state, action)
-        if new is not None:
-            return new
-    raise StoreError(f"{ws.store.uri}: could not publish a people version (concurrent changes); try again")
-
-
 def _known(state: PeopleState, pid: str) -> str:
     resolved = state.resolve(pid.strip().upper())
     state.get(resolved)
@@ -161,7 +156,7 @@ def merge_people(ws: Workspace, ids: list[str]) -> str:
             state.people.pop(p, None)
         out.append(keep)
 
-    _edit(ws, "merge", change)
+    update_state(ws, "merge", change)
     return out[-1]
 
 
@@ -174,7 +169,7 @@ def ignore_person(ws: Workspace, pid: str, ignored: bool = True) -> str:
         state.people[p].ignored = ignored
         out.append(p)
 
-    _edit(ws, "ignore", change)
+    update_state(ws, "ignore", change)
     return out[-1]
 
 
@@ -248,5 +243,5 @@ def name_person(ws: Workspace, pid: str, name: str, embedder_id: str, *, faces: 
     def set_name(s: PeopleState) -> None:
         s.people[_known(s, resolved)].name = name
 
-    _edit(ws, "name", set_name)
+    update_state(ws, "name", set_name)
     return change, cands

@@ -26,7 +26,11 @@ Whoever rewrites one calls `mark_stale` afterwards: a small object
 ``index/stale/<time>-<uuid>.json`` naming the record keys. Every merge drops
 the shards holding a marked source, so those records are indexed again from
 their new content, and deletes the marks it read once its version is
-published (a mark written meanwhile stays for the next merge).
+published (a mark written meanwhile stays for the next merge). A mark can be
+deleted by someone with write access to the store; with ``rehash``
+(`faceid-jobs index build`) the merge also compares every covered record
+file with the sha256 the base version recorded and treats a difference as a
+mark.
 
 **Pending forgets.** While a forget is pending (`identity/forget_filter.py`),
 each attempt leaves its person's faces out of the records it indexes, and
@@ -41,6 +45,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,7 +53,8 @@ import pyarrow as pa
 
 from faceid_jobs.crypto.envelope import DataKeys
 from faceid_jobs.crypto.mac import open_sealed_json, seal_json
-from faceid_jobs.errors import IntegrityError, StoreError
+from faceid_jobs.errors import IntegrityError, StoreTransientError
+from faceid_jobs.index.coverage import source_map
 from faceid_jobs.index.manifest import Manifest, commit_manifest, list_versions, load_manifest, now
 from faceid_jobs.index.shard import IndexParams, ShardRef, build_faiss, write_shard
 from faceid_jobs.records import META_COLUMNS
@@ -57,7 +63,8 @@ from faceid_jobs.storage.base import Store
 from faceid_jobs.storage.catalog import list_entries
 from faceid_jobs.storage.layout import RECORDS_PREFIX, STALE_PREFIX, parse_record_key, stale_key
 
-__all__ = ["STALE_PREFIX", "MergeResult", "RowSelector", "all_rows", "current_sources", "mark_stale", "merge_index"]
+__all__ = ["STALE_PREFIX", "MergeResult", "RowSelector", "all_rows", "changed_sources", "current_sources", "mark_stale",
+           "merge_index"]
 
 log = logging.getLogger(__name__)
 
@@ -101,21 +108,14 @@ def current_sources(store: Store, embedder_id: str, keys: DataKeys, *,
     has it), not one per video: on S3 a re-check of an unchanged archive then
     costs a few list pages, not a request per video.
     """
-    wanted: dict[tuple[str, str], str] = {}
-    for entry in list_entries(store, keys):
+    entries = list_entries(store, keys)
+    for entry in entries:
         if entry.embedder_id != embedder_id:
             log.warning("%s: analysed with embedder %s, not %s; not indexed",
                         entry.uri, entry.embedder_id, embedder_id)
-            continue
-        wanted[(entry.analysis_id, entry.fingerprint)] = entry.uri
-    sources: dict[str, str] = {}
-    if not wanted:
-        return sources
-    for key in record_files(store) if listed is None else listed:
-        parsed = parse_record_key(key)
-        if parsed is not None and (parsed[0], parsed[1]) in wanted:
-            sources[key] = wanted[(parsed[0], parsed[1])]
-    return sources
+    if not any(e.embedder_id == embedder_id for e in entries):
+        return {}
+    return source_map(entries, record_files(store) if listed is None else listed, embedder_id)
 
 
 def mark_stale(store: Store, keys: DataKeys, sources: Iterable[str], reason: str = "") -> str | None:
@@ -161,6 +161,7 @@ def merge_index(
     params: IndexParams | None = None,
     max_small: int = 8,
     attempts: int = 5,
+    rehash: bool = False,
 ) -> MergeResult:
     """Publish a new index version covering every current record file.
 
@@ -174,9 +175,14 @@ def merge_index(
         params: shard index parameters.
         max_small: more small shards than this are compacted into one.
         attempts: tries before giving up on concurrent commits.
+        rehash: read every record file the base version covers and treat
+            one whose sha256 differs from the base's `source_hashes` as
+            rewritten (as if a stale mark named it): a stale mark deleted by
+            someone with write access then changes nothing. Costs a read of
+            every record file; `faceid-jobs index build` does it.
 
     Raises:
-        StoreError: the commit kept losing to concurrent merges.
+        StoreTransientError: the commit kept losing to concurrent merges.
     """
     params = params or IndexParams()
     for attempt in range(1, attempts + 1):
@@ -188,10 +194,12 @@ def merge_index(
         # A base built with another embedder or row selection is rebuilt, not extended.
         compatible = base is not None and base.embedder_id == embedder_id and base.index_by == index_by
         listed = record_files(store)
-        if base and compatible and not rewritten and _covers_exactly(base, listed, params, max_small):
+        if base and compatible and not rewritten and not rehash and _covers_exactly(base, listed, params, max_small):
             # Nothing to merge, and the catalog (a read per video) is not needed to tell.
             return MergeResult(base.version, False, 0, len(base.shards), base.vectors, attempt)
         sources = current_sources(store, embedder_id, keys, listed=listed)
+        if rehash and compatible:
+            rewritten |= changed_sources(store, base, sources.keys())
         base_shards = list(base.shards) if compatible else []
         kept = [s for s in base_shards if set(s.sources) <= sources.keys() and not rewritten & set(s.sources)]
         stale = len(base_shards) - len(kept)
@@ -237,7 +245,7 @@ def merge_index(
                 store.delete(mark)
             return MergeResult(version, True, len(new), len(kept), manifest.vectors, attempt)
         log.info("index version %d was published concurrently; merging again", version)
-    raise StoreError(f"{store.uri}: could not publish an index version after {attempts} attempts "
+    raise StoreTransientError(f"{store.uri}: could not publish an index version after {attempts} attempts "
                      "(concurrent merges); run the merge again")
 
 
@@ -253,6 +261,25 @@ def _covers_exactly(base: Manifest, listed: set[str], params: IndexParams, max_s
     covered = {src for shard in base.shards for src in shard.sources} | set(base.empty_sources)
     small = [s for s in base.shards if s.vectors < params.shard_max // 4]
     return covered == listed and len(small) <= max_small
+
+
+def changed_sources(store: Store, base: Manifest, current: Iterable[str], workers: int = 8) -> set[str]:
+    """The record files `base` covers (of `current`) whose sha256 is not the one it recorded."""
+    covered = sorted(base.sources & set(current))
+
+    def differs(key: str) -> bool:
+        try:
+            data = store.get(key)
+        except KeyError:
+            return False  # deleted meanwhile: no longer current, the merge drops it
+        return hashlib.sha256(data).hexdigest() != base.source_hashes.get(key)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        changed = {key for key, bad in zip(covered, pool.map(differs, covered), strict=True) if bad}
+    for key in sorted(changed):
+        log.warning("%s: differs from the record file index version %d holds, with no stale mark naming it; "
+                    "indexed again", key, base.version)
+    return changed
 
 
 def _forget_filter(store: Store, keys: DataKeys,

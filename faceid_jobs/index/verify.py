@@ -5,7 +5,10 @@ Reads everything once: every manifest (authenticated, and the chain of
 every shard of the newest version (decrypted, checksummed, its vector count),
 every record file the newest version indexes (sha256 against the manifest's
 `source_hashes`, then decrypted with its binding and rows checked), every
-catalog entry and stale mark. Problems are collected, not raised, so one run
+catalog entry, label file and stale mark; and what must be there: no version
+missing between the oldest and the newest, a record file for every chunk a
+catalog entry lists, a catalog entry for every video the newest version
+indexes (`index/coverage.py`). Problems are collected, not raised, so one run
 lists them all.
 """
 
@@ -16,13 +19,21 @@ from dataclasses import dataclass, field
 
 from faceid_jobs.crypto.envelope import DataKeys
 from faceid_jobs.errors import FaceIdError
+from faceid_jobs.index.coverage import missing_records, uncatalogued_sources
 from faceid_jobs.index.manifest import Manifest, list_versions, load_version
 from faceid_jobs.index.merge import _stale_marks
 from faceid_jobs.index.sharded import _load_shard
 from faceid_jobs.records.parquet import parquet_to_table
 from faceid_jobs.storage.base import Store
 from faceid_jobs.storage.catalog import load_entry
-from faceid_jobs.storage.layout import VIDEOS_PREFIX, manifest_key, parse_video_key
+from faceid_jobs.storage.layout import (
+    LABELS_PREFIX,
+    RECORDS_PREFIX,
+    VIDEOS_PREFIX,
+    manifest_key,
+    parse_label_key,
+    parse_video_key,
+)
 
 __all__ = ["VerifyReport", "verify_index"]
 
@@ -36,6 +47,7 @@ class VerifyReport:
     shards: int = 0
     records: int = 0
     catalog_entries: int = 0
+    labels: int = 0
     stale_marks: int = 0
     problems: list[str] = field(default_factory=list)
 
@@ -66,6 +78,10 @@ def verify_index(store: Store, keys: DataKeys, cipher) -> VerifyReport:
         m = _check(report, load_version, store, keys, version)
         if m is not None:
             manifests[version] = m
+    for missing in sorted(set(range(report.versions[0], newest_listed + 1)) - set(report.versions)
+                          if report.versions else ()):
+        report.problems.append(f"{manifest_key(missing)}: missing between versions {report.versions[0]} and "
+                               f"{newest_listed} (a gap in the chain)")
     for version, m in manifests.items():
         parent = manifests.get(version - 1)
         if parent is not None and (m.parent != parent.version or m.parent_mac != parent.mac):
@@ -92,12 +108,34 @@ def verify_index(store: Store, keys: DataKeys, cipher) -> VerifyReport:
                                        "(rewritten; a merge re-indexes it only when a stale mark names it)")
             if _check(report, parquet_to_table, data, source, None, cipher) is not None:
                 report.records += 1
+    entries = []
     for key in store.list(VIDEOS_PREFIX):
         fingerprint = parse_video_key(key)
         if fingerprint is None:
             continue
-        if _check(report, load_entry, store, fingerprint, keys) is not None:
+        entry = _check(report, load_entry, store, fingerprint, keys)
+        if entry is not None:
+            entries.append(entry)
             report.catalog_entries += 1
+    listed = set(store.list(RECORDS_PREFIX))
+    embedders = {e.embedder_id for e in entries}
+    for key in sorted(k for embedder in embedders for k in missing_records(entries, listed, embedder)):
+        report.problems.append(f"{key}: missing, but its video's catalog entry lists the chunk")
+    if report.newest is not None:
+        for key in uncatalogued_sources(manifests[report.newest].sources, entries):
+            report.problems.append(f"{key}: missing, but index version {report.newest} holds the video's faces")
+    report.labels = _check_labels(report, store, keys, cipher)
     marks = _check(report, _stale_marks, store, keys)
     report.stale_marks = len(marks[0]) if marks else 0
     return report
+
+
+def _check_labels(report: VerifyReport, store: Store, keys: DataKeys, cipher) -> int:
+    """Decrypt every label file (format, schema, binding to its key); returns how many passed."""
+    # Imported here: the identity layer builds on the index, not the other way round.
+    from faceid_jobs.identity.labels import read_labels
+    from faceid_jobs.workspace import Workspace
+
+    ws = Workspace(store, keys, cipher)
+    return sum(_check(report, read_labels, ws, key) is not None
+               for key in store.list(LABELS_PREFIX) if parse_label_key(key) is not None)

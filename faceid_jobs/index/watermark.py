@@ -9,6 +9,10 @@ version it has seen and that version's MAC: one JSON file per store in
 folder 0700). Seeing a newest version below it, or the same number with
 another MAC, is an `IntegrityError`. A client without the file (fresh
 machine, new state dir) trusts the newest version it finds.
+
+The gallery's versions are guarded the same way (`sibling("gallery")`, a
+second file ``<hash>-gallery.json``; version numbers only, since `keys rotate
+--reencrypt` rewrites a gallery version's bytes under its own number).
 """
 
 from __future__ import annotations
@@ -37,11 +41,16 @@ class Mark:
 class Watermark:
     """The high-water mark of one store, kept in `folder`."""
 
-    def __init__(self, folder: str | os.PathLike[str], store_uri: str) -> None:
+    def __init__(self, folder: str | os.PathLike[str], store_uri: str, kind: str = "index") -> None:
         self.folder = Path(folder)
         self.store_uri = store_uri
+        self.kind = kind
         name = hashlib.sha256(store_uri.encode()).hexdigest()[:32]
-        self.path = self.folder / f"{name}.json"
+        self.path = self.folder / (f"{name}.json" if kind == "index" else f"{name}-{kind}.json")
+
+    def sibling(self, kind: str) -> Watermark:
+        """The mark of another versioned object of the same store (e.g. "gallery")."""
+        return Watermark(self.folder, self.store_uri, kind)
 
     def read(self) -> Mark | None:
         """The mark, or None when this client never saw an index of the store."""
@@ -51,7 +60,7 @@ class Watermark:
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{self.path}: unreadable index high-water mark ({exc.__class__.__name__}); "
+            raise ConfigError(f"{self.path}: unreadable {self.kind} high-water mark ({exc.__class__.__name__}); "
                               "delete it to trust the store's newest version again") from None
 
     @contextlib.contextmanager
@@ -74,7 +83,7 @@ class Watermark:
                     body = {"store": self.store_uri, "version": version, "mac": mac}
                     atomic_write(self.path, json.dumps(body).encode(), 0o600)
         except OSError as exc:
-            raise ConfigError(f"{self.path}: cannot write the index high-water mark "
+            raise ConfigError(f"{self.path}: cannot write the {self.kind} high-water mark "
                               f"({exc.strerror or exc}); set state_dir to a writable folder") from None
 
     def advance(self, version: int, mac: str) -> None:
@@ -87,5 +96,5 @@ class Watermark:
                 body = {"store": self.store_uri, "version": version, "mac": mac}
                 atomic_write(self.path, json.dumps(body).encode(), 0o600)
         except OSError as exc:
-            raise ConfigError(f"{self.path}: cannot write the index high-water mark "
+            raise ConfigError(f"{self.path}: cannot write the {self.kind} high-water mark "
                               f"({exc.strerror or exc}); set state_dir to a writable folder") from None

@@ -109,9 +109,12 @@ def _reindex(store: Store, entry: VideoEntry, keys: DataKeys) -> None:
 
 
 def _relative_form_of(old: str, uri: str) -> bool:
-    """Whether `old` is a relative local path that `uri` (absolute) ends with: the name an
-    older run, started in a folder above the file, gave the same video."""
+    """Whether `old` is a relative local path naming `uri` (absolute): the name an older run gave
+    the same video (the entry is the same content), started in a folder above the file
+    (`footage/clip.mp4`) or elsewhere (`../footage/clip.mp4`: the path below the `..`s ends `uri`)."""
     if "://" in old or "://" in uri or PurePath(old).is_absolute() or not PurePath(uri).is_absolute():
         return False
-    tail = PurePath(os.path.normpath(old)).parts
-    return bool(tail) and ".." not in tail and PurePath(uri).parts[-len(tail):] == tail
+    parts = PurePath(os.path.normpath(old)).parts  # a relative path keeps its `..`s only in front
+    tail = parts[parts.count(".."):]
+    full = PurePath(uri).parts
+    return bool(tail) and len(full) > len(tail) and full[-len(tail):] == tail

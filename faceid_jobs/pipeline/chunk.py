@@ -213,6 +213,7 @@ def run_chunk(job: ChunkJob, models: ModelSet, ws: Workspace, settings: Settings
         analysis_id=job.analysis_id,
     )
     ws.store.put(key, table_to_parquet(faces_to_table(result.faces, ctx), ws.cipher, key=key))
+    crash_point("chunk-stored")
     log.debug("%s chunk %d: %d faces in %d frames", job.video_uri, job.chunk.index,
               len(result.faces), result.frames_sampled)
     return ChunkResult(

@@ -1,19 +1,23 @@
 """Which way up a chunk's frames are analysed: the `rotate` setting (pure given a detector).
 
 `rotate` = 0, 90, 180 or 270 turns every decoded frame that many degrees
-clockwise before detection. `rotate = "auto"` decides per chunk: the first
-sampled frames are detected in all four orientations and each orientation
-scores the detection scores of its faces whose landmarks look upright (the
-eyes above the mouth, within 45°: SCRFD finds some sideways faces but
-predicts their landmarks sideways too). Once `EVIDENCE_FRAMES` probed frames
-held such a face, or `MAX_PROBES` frames were probed, the best orientation
-(ties go to 0) is used for the rest of the chunk; frames probed so far are
-released with the detections already made in that orientation. A chunk with
-no face in its first `MAX_PROBES` sampled frames stays upright.
+clockwise before detection. `rotate = "auto"` decides per chunk: each
+sampled frame is detected upright first; only when it shows no face upright
+is it also detected in the other three orientations. Each orientation scores
+the detection scores of its faces whose landmarks look upright (the eyes
+above the mouth, within 45°: SCRFD finds some sideways faces but predicts
+their landmarks sideways too). A frame with faces upright, before any other
+orientation showed one, settles the chunk as upright at once; otherwise,
+once `EVIDENCE_FRAMES` probed frames held such a face or `MAX_PROBES` frames
+were probed, the best orientation (ties go to 0) is used for the rest of the
+chunk; frames probed so far are released with the detections already made
+in that orientation. A chunk with no face in its first `MAX_PROBES` sampled
+frames stays upright.
 
-On upright footage this costs three extra detections on about two frames per
-chunk (measured in docs/ARCHITECTURE.md); it finds sideways or upside-down
-footage that carries no rotation metadata.
+On upright footage this costs three extra detections only on the sampled
+frames before the first one with an upright face, at most `MAX_PROBES` per
+chunk (measured in docs/ARCHITECTURE.md §Rotation); it finds sideways or
+upside-down footage that carries no rotation metadata.
 """
 
 from __future__ import annotations
@@ -108,19 +112,25 @@ def _auto(frames: Iterator[tuple[int, np.ndarray]], detect: Detect) -> Iterator[
     probed: list[tuple[int, np.ndarray, dict[int, Faces]]] = []
     evidence = 0
     for idx, image in frames:
-        found = {r: detect(rotate_frame(image, r), idx) for r in ROTATIONS}
+        found = {0: detect(rotate_frame(image, 0), idx)}
+        if upright_score(found[0]) == 0:  # no face upright: try the other three ways up
+            found |= {r: detect(rotate_frame(image, r), idx) for r in ROTATIONS if r}
         scores = {r: upright_score(faces) for r, faces in found.items()}
         for r, s in scores.items():
             votes[r] += s
         evidence += any(s > 0 for s in scores.values())
         probed.append((idx, image, found))
+        if scores[0] > 0 and not any(votes[r] for r in ROTATIONS if r):
+            break  # faces upright, and no other way up showed any: the chunk is upright
         if evidence >= EVIDENCE_FRAMES or len(probed) >= MAX_PROBES:
             break
     if not probed:
         return
     best = max(ROTATIONS, key=lambda r: (votes[r], r == 0))
     for idx, image, found in probed:
-        yield OrientedFrame(idx, rotate_frame(image, best), found[best], best)
+        turned = rotate_frame(image, best)
+        # A frame that showed faces upright was not tried turned: detected now if the chunk is.
+        yield OrientedFrame(idx, turned, found[best] if best in found else detect(turned, idx), best)
     for idx, image in frames:
         turned = rotate_frame(image, best)
         yield OrientedFrame(idx, turned, detect(turned, idx), best)

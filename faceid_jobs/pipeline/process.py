@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from faceid_jobs.config import Settings
-from faceid_jobs.errors import ConfigError, IntegrityError, ModelError, RunCancelled, VideoError
+from faceid_jobs.errors import (
+    ConfigError,
+    IntegrityError,
+    ModelError,
+    RunCancelled,
+    StoreUnwritableError,
+    VideoError,
+)
 from faceid_jobs.pipeline import cancel as cancellation
 from faceid_jobs.pipeline import steps
 from faceid_jobs.pipeline.engines import (
@@ -105,6 +112,9 @@ def run_archive(
             missing key or models).
         IntegrityError: the index or labels could not be updated because stored
             data failed an integrity check (the chunks' records are kept).
+        StoreUnwritableError: the store cannot be written (disk full, quota,
+            read-only, permission): the run stops at the first such write,
+            with what it stored so far kept (a re-run resumes).
     """
     # A run logger (Prefect's) shows failures in the run's log at WARNING; in this
     # process the caller reports them once, from the summary, so they log at INFO.
@@ -151,7 +161,8 @@ def _run(wanted: list[str], settings: Settings, engine: Engine, collect: Summary
     """The steps of `run_archive`, in order; raises `RunCancelled` as soon as the run is asked to stop."""
 
     def halt(exc: BaseException | None = None) -> None:
-        if (cancel is not None and cancel.is_set()) or isinstance(exc, RunCancelled | CancelledError):
+        # `cancellation.cancelled()`: also a stop registered by the caller (a flow's CLI run).
+        if cancellation.cancelled() or isinstance(exc, RunCancelled | CancelledError):
             raise RunCancelled("run cancelled")
 
     found = _needed(engine.submit(steps.discover, wanted, settings))
@@ -222,8 +233,10 @@ def _run(wanted: list[str], settings: Settings, engine: Engine, collect: Summary
             if result is not None:
                 collect.add_chunk(job, result)
             halt(exc)
-            if isinstance(exc, ModelError):
-                raise exc  # the models, not this video: every chunk would fail the same way (exit 5)
+            if isinstance(exc, ModelError | StoreUnwritableError):
+                # The models or the store (full disk, quota, read-only, permission), not this video:
+                # every chunk would fail the same way, so the run stops at the first (exit 5 or 1).
+                raise exc
             if result is None:
                 failed.append(job.chunk.index)
                 fail(Failure(uri, job.chunk.index, describe_failure(exc, uri, job.chunk.index),
@@ -235,6 +248,8 @@ def _run(wanted: list[str], settings: Settings, engine: Engine, collect: Summary
 
     for uri, future in finishing.items():
         catalogued, exc = settle(future)
+        if isinstance(exc, StoreUnwritableError):
+            raise exc
         if catalogued is None:
             fail(Failure(uri, None, describe_failure(exc, uri)), video=uri)
         else:
@@ -248,8 +263,8 @@ def _run(wanted: list[str], settings: Settings, engine: Engine, collect: Summary
     if build:
         obs.indexing()
         merged, exc = settle(engine.submit(steps.merge, settings, embedder))
-        if isinstance(exc, IntegrityError):
-            raise exc  # a tampered or damaged store is not "some chunks failed": exit 4, not 1
+        if isinstance(exc, IntegrityError | StoreUnwritableError):
+            raise exc  # a tampered, damaged or full store is not "some chunks failed": exit 4 or 1 at once
         if merged is not None:
             collect.set_index(merged)
         else:

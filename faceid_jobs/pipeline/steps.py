@@ -215,18 +215,19 @@ def note_copies(plans: list[VideoPlan], settings: Settings, analysis_id: str, *,
             _remember_source(ws, plan, settings)
 
 
-def merge(settings: Settings, embedder_id: str, *, ws: Workspace | None = None) -> MergeResult:
+def merge(settings: Settings, embedder_id: str, *, ws: Workspace | None = None, rehash: bool = False) -> MergeResult:
     """Merge pending records into a new index version the way the settings ask.
 
     Incremental: with no new record file and no changed catalog entry it
-    publishes nothing, so a re-run leaves the index as it is.
+    publishes nothing, so a re-run leaves the index as it is. `rehash`:
+    also re-index covered record files whose hash changed (`merge_index`).
     """
     from faceid_jobs.index import index_params, merge_index
     from faceid_jobs.search.appearances import settings_selector
 
     ws = ws or workspace_for(settings)
     return merge_index(ws.store, ws.keys, embedder_id, cipher=ws.cipher, params=index_params(settings),
-                       select=settings_selector(settings), index_by=settings.index_by)
+                       select=settings_selector(settings), index_by=settings.index_by, rehash=rehash)
 
 
 def label(settings: Settings, embedder_id: str, *, ws: Workspace | None = None,

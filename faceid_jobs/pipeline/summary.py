@@ -9,13 +9,13 @@ report the same numbers.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from faceid_jobs.errors import FaceIdError, StoreError, StoreUnwritableError
-from faceid_jobs.storage.local import UNWRITABLE_ERRNOS
+from faceid_jobs.errors import FaceIdError, StoreError, StoreTransientError
 
 if TYPE_CHECKING:
     from faceid_jobs.index import MergeResult
@@ -34,23 +34,20 @@ __all__ = [
     "is_transient",
 ]
 
-# Errors a retry can cure: I/O hiccups (network filesystems, S3, a full queue)
-# and memory pressure. Corrupt input (VideoError), bad settings, missing or
-# wrong models and integrity failures are never retried; see `is_transient`.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OSError, StoreError, MemoryError, TimeoutError)
+# Errors a wait may cure, and only those (an allow-list): a dropped, reset or refused connection,
+# a timeout, and the stores' `StoreTransientError` (S3 throttling, a 5xx, racing writers). A full
+# disk, a quota, a read-only filesystem, a refused permission or credential, a missing bucket, a
+# local I/O error, memory exhaustion, corrupt input, bad settings and integrity failures fail at once.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OSError, StoreError, TimeoutError)
+_NETWORK_ERRNOS = frozenset({errno.ETIMEDOUT, errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABORTED,
+                             errno.EPIPE, errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTUNREACH})
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether a retry may cure `exc` (see `TRANSIENT_ERRORS`); a disk-full, quota,
-    read-only or permission error, itself or as the cause of a `StoreError`, is not."""
-    if not isinstance(exc, TRANSIENT_ERRORS) or isinstance(exc, StoreUnwritableError):
-        return False
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno in UNWRITABLE_ERRNOS:
-            return False
-        seen = seen.__cause__ or seen.__context__
-    return True
+    """Whether a retry may cure `exc`: a connection error, a timeout or a `StoreTransientError`."""
+    if isinstance(exc, StoreTransientError | ConnectionError | TimeoutError):
+        return True
+    return isinstance(exc, OSError) and exc.errno in _NETWORK_ERRNOS
 
 
 @dataclass(frozen=True)

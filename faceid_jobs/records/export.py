@@ -99,7 +99,11 @@ def export_plaintext(ws: Workspace, folder: Path, *, force: bool = False) -> Exp
     Raises:
         ConfigError: the folder is refused (see `prepare_export_folder`) or a
             file cannot be written.
+        PendingForgetError: a forget is pending (its person's faces may still be in the records).
     """
+    from faceid_jobs.identity.intent import refuse_pending
+
+    refuse_pending(ws.store, "export")
     prepare_export_folder(folder, force=force)
     files = rows = 0
     for entry in list_entries(ws.store, ws.keys):

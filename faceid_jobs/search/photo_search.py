@@ -53,12 +53,14 @@ def search_photo(
         PhotoError, NoFaceError, ImageTooLargeError: the photo.
         IndexMissingError: the store has no index yet.
         IntegrityError: a shard or manifest failed its checks, or the wrong key.
+        PendingForgetError: a forget was interrupted (`faceid-jobs forget --resume` finishes it).
 
     Example:
         >>> import faceid_jobs
         >>> result = faceid_jobs.search_photo("ross.jpg")          # doctest: +SKIP
         >>> [(h.video, h.timestamp_s, h.similarity) for h in result.hits]  # doctest: +SKIP
     """
+    from faceid_jobs.identity.intent import refuse_pending
     from faceid_jobs.images import read_photo
     from faceid_jobs.index import list_versions, open_index
     from faceid_jobs.models import load_models
@@ -68,6 +70,10 @@ def search_photo(
     from faceid_jobs.workspace import open_workspace
 
     settings = settings or load_settings()
+    if store is None:
+        store = open_store(settings.store)
+    # Before any model loads: a forget left half done may still have its person in the index.
+    refuse_pending(store, "search")
     if image is None:
         image = read_photo(photo, settings.max_image_pixels)
     # Liveness models only when the query face itself must be checked; hits carry stored scores.
@@ -75,8 +81,6 @@ def search_photo(
     query = make_query(image, str(photo), models, face_index)
     if require_live:
         check_live(query.face, settings.live_threshold)
-    if store is None:
-        store = open_store(settings.store)
     if index_version is None and not list_versions(store):
         raise IndexMissingError(f"{store.uri}: no index yet (run `faceid-jobs process` on some footage first)")
     ws = open_workspace(settings, store=store)

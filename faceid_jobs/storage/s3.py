@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from faceid_jobs.errors import StoreError, StoreUnwritableError
+from faceid_jobs.errors import StoreError, StoreTransientError, StoreUnwritableError
 from faceid_jobs.storage.layout import check_key, check_prefix
 
 if TYPE_CHECKING:
@@ -34,6 +34,12 @@ _BODY_ATTEMPTS = 4
 
 _PERMISSION_CODES = frozenset({"AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId",
                                "SignatureDoesNotMatch", "AccountProblem", "QuotaExceeded"})
+# What a wait may cure (after botocore's own retries gave up): throttling, a 5xx, a timeout. Every
+# other answer (403, NoSuchBucket, InvalidArgument, …) fails at once.
+_TRANSIENT_CODES = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling",
+                              "ThrottlingException", "RequestThrottled", "TooManyRequests",
+                              "RequestLimitExceeded", "BandwidthLimitExceeded"})
+_TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class _StreamErrors(io.RawIOBase):
@@ -50,7 +56,7 @@ class _StreamErrors(io.RawIOBase):
         try:
             data = self._body.read(len(buffer))
         except Exception as exc:  # botocore/urllib3 errors of a dropped connection
-            raise StoreError(f"{self._name}: connection lost while reading ({type(exc).__name__})") from None
+            raise StoreTransientError(f"{self._name}: connection lost while reading ({type(exc).__name__})") from None
         buffer[: len(data)] = data
         return len(data)
 
@@ -94,6 +100,23 @@ def _status(exc: Exception) -> int | None:
     return getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
 
 
+def _kind(exc: Exception) -> type[StoreError]:
+    """The store error a botocore (or urllib3) error becomes: unwritable for a refused credential or
+    policy, transient for throttling, a 5xx, a timeout or a dropped connection, else a plain one."""
+    from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, IncompleteReadError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
+    if isinstance(exc, ClientError):
+        if _code(exc) in _PERMISSION_CODES or _status(exc) == 403:
+            return StoreUnwritableError
+        return StoreTransientError if _code(exc) in _TRANSIENT_CODES or _status(exc) in _TRANSIENT_STATUSES \
+            else StoreError
+    if isinstance(exc, BotoCoreError):
+        transient = isinstance(exc, BotoConnectionError | HTTPClientError | IncompleteReadError)
+        return StoreTransientError if transient else StoreError  # no credentials, bad parameters: not
+    return StoreTransientError  # urllib3's protocol errors of a body dropped mid-read
+
+
 class S3Store:
     """Objects under `s3://bucket/prefix/`; keys are relative to the prefix."""
 
@@ -106,10 +129,8 @@ class S3Store:
         return self.prefix + check_key(key)
 
     def _error(self, exc: Exception, key: str, action: str) -> StoreError:
-        code = _code(exc)
-        # A refused credential or policy stays refused: fail at once, never retried.
-        kind = StoreUnwritableError if code in _PERMISSION_CODES else StoreError
-        return kind(f"{self.uri}/{key}: cannot {action} ({code})")
+        # Only a kind a wait may cure is retried (`pipeline.summary.is_transient`).
+        return _kind(exc)(f"{self.uri}/{key}: cannot {action} ({_code(exc)})")
 
     def get(self, key: str) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -279,8 +300,7 @@ def list_s3_sources(uri: str, extensions: frozenset[str], client: Any | None = N
                                               etag=str(obj.get("ETag", "")),
                                               modified=modified.isoformat() if modified else ""))
     except (ClientError, BotoCoreError) as exc:
-        code = _code(exc)
-        raise StoreError(f"{uri}: cannot list ({code})") from None
+        raise _kind(exc)(f"{uri}: cannot list ({_code(exc)})") from None
     return sorted(found, key=lambda o: o.uri)
 
 
@@ -413,12 +433,12 @@ class S3Video:
                     error: BaseException = VideoError(f"{self.uri}: changed while being read (ETag differs "
                                                       "from the listing); it is read again on the next run")
                 else:
-                    error = StoreError(f"{self.uri}: cannot read bytes {start}-{stop - 1} ({code})")
+                    error = _kind(exc)(f"{self.uri}: cannot read bytes {start}-{stop - 1} ({code})")
                 self._failure = self._failure or error
                 raise error from None
             except (BotoCoreError, OSError, ValueError) as exc:
                 if attempt == _BODY_ATTEMPTS:
-                    error = StoreError(f"{self.uri}: cannot read bytes {start}-{stop - 1} ({type(exc).__name__})")
+                    error = _kind(exc)(f"{self.uri}: cannot read bytes {start}-{stop - 1} ({type(exc).__name__})")
                     self._failure = self._failure or error
                     raise error from None
         raise AssertionError("unreachable")

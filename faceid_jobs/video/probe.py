@@ -19,7 +19,7 @@ import cv2
 from faceid_jobs.errors import VideoError, VideoTooLargeError
 from faceid_jobs.video.source import RemoteVideo
 
-__all__ = ["VideoInfo", "capture", "local_path", "probe_video", "register_opener", "video_name"]
+__all__ = ["VideoInfo", "capture", "check_frame_size", "local_path", "probe_video", "register_opener", "video_name"]
 
 # scheme -> context manager yielding a local, seekable file path for the URI
 Opener = Callable[[str], AbstractContextManager[Path]]
@@ -120,6 +120,20 @@ def _display_oriented(cap: cv2.VideoCapture) -> cv2.VideoCapture:
     return cap
 
 
+def check_frame_size(cap: cv2.VideoCapture, name: str, max_pixels: int | None) -> None:
+    """Refuse an opened video whose frames (the container's size) exceed `max_pixels`, before decoding one.
+
+    Raises:
+        VideoTooLargeError: frames of more than `max_pixels` (``max_video_pixels``).
+    """
+    width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
+    height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+    if max_pixels is not None and width * height > max_pixels:
+        # A 1 MB MJPEG of 8000×8000 frames costs ~200 MB a decoded frame, several per thread.
+        raise VideoTooLargeError(f"{name}: video too large ({width}×{height} frames, at most "
+                                 f"{max_pixels / 1e6:g} megapixels: max_video_pixels)")
+
+
 def probe_video(path: Path | RemoteVideo, uri: str | None = None, max_pixels: int | None = None) -> VideoInfo:
     """Read fps, frame count and size, checking that the first frame decodes.
 
@@ -139,10 +153,7 @@ def probe_video(path: Path | RemoteVideo, uri: str | None = None, max_pixels: in
             raise VideoError(f"{name}: no usable frame rate ({fps})")
         if count <= 0 or width <= 0 or height <= 0:
             raise VideoError(f"{name}: no video frames")
-        if max_pixels is not None and width * height > max_pixels:
-            # A 1 MB MJPEG of 8000×8000 frames costs ~200 MB a decoded frame, several per thread.
-            raise VideoTooLargeError(f"{name}: video too large ({width}×{height} frames, at most "
-                                     f"{max_pixels / 1e6:g} megapixels: max_video_pixels)")
+        check_frame_size(cap, name, max_pixels)
         if not cap.grab():
             raise VideoError(f"{name}: first frame cannot be decoded")
         return VideoInfo(uri=name, fps=fps, frame_count=count, width=width, height=height)

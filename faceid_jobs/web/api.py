@@ -6,7 +6,10 @@ each request borrows one of `api_model_sets` loaded model sets for the time
 of its model calls (FastAPI runs these sync endpoints in a thread pool). The
 index is opened once and swapped for a newer version when one is published
 (checked at most every `api_index_refresh_s`; requests keep using the old
-one while the new one loads).
+one while the new one loads). While a forget is pending (one interrupted
+before it finished, `identity/intent.py`; looked for as often), searches
+and people answer 503, code ``forget_pending``, naming
+``faceid-jobs forget --resume``.
 
 Every endpoint but ``GET /health`` (and the docs at ``/docs``) needs
 ``Authorization: Bearer <token>``; the token is checked before the request
@@ -51,6 +54,7 @@ from faceid_jobs.config import Settings
 from faceid_jobs.errors import ConfigError, FaceIdError, IndexMissingError, NoFaceError, PolicyError
 from faceid_jobs.identity import gallery
 from faceid_jobs.identity.enrollment import enrollable_face
+from faceid_jobs.identity.intent import PendingForgetError, refuse_pending
 from faceid_jobs.identity.matching import verify_face
 from faceid_jobs.images import decode_photo
 from faceid_jobs.models import ModelSet, load_models
@@ -100,7 +104,8 @@ class ModelPool:
 
 
 class IndexHolder:
-    """The newest index version, reopened when a newer one is published."""
+    """The newest index version, reopened when a newer one is published; refused (503) while a
+    forget is pending (`identity/intent.py`), looked for as often as a newer version."""
 
     def __init__(self, settings: Settings) -> None:
         from faceid_jobs.storage import open_store
@@ -109,6 +114,7 @@ class IndexHolder:
         self.settings = settings
         self.ws = open_workspace(settings, store=open_store(settings.store))
         self._index: Any = None
+        self._pending = ""  # the refusal while an interrupted forget was found at the last look
         self._checked = float("-inf")
         self._lock = threading.Lock()
 
@@ -117,25 +123,42 @@ class IndexHolder:
         return None if self._index is None else self._index.info.version
 
     def get(self) -> Any:
-        """The current `ShardedIndex`; raises IndexMissingError when none was ever built."""
+        """The current `ShardedIndex`.
+
+        Raises:
+            PendingForgetError: a forget is pending (503, naming `faceid-jobs forget --resume`).
+            IndexMissingError: no index was ever built.
+        """
+        self.refuse_pending()
+        if self._index is None:
+            raise IndexMissingError(f"{self.ws.store.uri}: no index yet (run `faceid-jobs process` first)")
+        return self._index
+
+    def refuse_pending(self) -> None:
+        """Raise PendingForgetError while the last look found a forget pending (the people it
+        changes are not to be shown either)."""
         stale = time.monotonic() - self._checked >= self.settings.api_index_refresh_s
-        # Only one request looks (and loads); the others go on with the index they have.
+        # Only one request looks (and loads); the others go on with what they have.
         if (self._index is None or stale) and self._lock.acquire(blocking=self._index is None):
             try:
                 if self._index is None or time.monotonic() - self._checked >= self.settings.api_index_refresh_s:
                     self._refresh()
             finally:
                 self._lock.release()
-        if self._index is None:
-            raise IndexMissingError(f"{self.ws.store.uri}: no index yet (run `faceid-jobs process` first)")
-        return self._index
+        if self._pending:
+            raise PendingForgetError(self._pending)
 
     def _refresh(self) -> None:
         from faceid_jobs.index import list_versions, open_index
 
+        try:
+            refuse_pending(self.ws.store, what="the API answers again")
+            self._pending = ""
+        except PendingForgetError as exc:
+            self._pending = str(exc)
         versions = list_versions(self.ws.store)
         self._checked = time.monotonic()
-        if not versions or versions[-1] == self.version:
+        if self._pending or not versions or versions[-1] == self.version:
             return
         self._index = open_index(self.ws.store, self.ws.keys, versions[-1],
                                  cache_dir=self.settings.shard_cache or None, nprobe=self.settings.nprobe)
@@ -294,11 +317,15 @@ def create_app(
     token = token if token is not None else settings.api_token
     if auth and not token:
         raise ConfigError("no API token: set FACEID_JOBS_API_TOKEN (or the api_token setting)")
+    if auth and settings.api_enroll_token and hmac.compare_digest(token.encode(), settings.api_enroll_token.encode()):
+        # Then every search client could enroll: the separation of the two tokens would be void.
+        raise ConfigError("FACEID_JOBS_API_ENROLL_TOKEN is the same as FACEID_JOBS_API_TOKEN: give enrollment "
+                          "a token of its own")
     sets = model_sets or [load_models(settings, liveness=True) for _ in range(settings.api_model_sets)]
     pool = ModelPool(sets)
     holder = IndexHolder(settings)
-    with contextlib.suppress(IndexMissingError):
-        holder.get()  # load it now: the first search should not wait for it
+    with contextlib.suppress(IndexMissingError, PendingForgetError):
+        holder.get()  # load it now: the first search should not wait for it (a pending forget: 503 until done)
     limit = int(settings.api_max_upload_mb * (1 << 20))
     _read_photo = _Decoder(limit, settings.max_image_pixels, settings.api_max_decodes)
     # Uploads up to the body limit stay in memory (Starlette spools files above 1 MiB to the
@@ -467,6 +494,7 @@ def create_app(
     ) -> dict[str, Any]:
         from faceid_jobs.identity.people_edit import people_view
 
+        holder.refuse_pending()
         return people_view(holder.ws, min_faces=settings.people_min_faces if min_faces is None else min_faces,
                            limit=limit, gap_s=settings.appearance_gap_s)
 
@@ -476,6 +504,7 @@ def create_app(
     def person(pid: str) -> dict[str, Any]:
         from faceid_jobs.identity.people_edit import person_view
 
+        holder.refuse_pending()
         return person_view(holder.ws, pid, gap_s=settings.appearance_gap_s)
 
     log.info("API ready: %d model set(s), index version %s, auth %s", len(sets), holder.version,

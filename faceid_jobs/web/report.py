@@ -33,6 +33,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from faceid_jobs.config import Settings
 from faceid_jobs.errors import FaceIdError, StoreError
 from faceid_jobs.fileio import atomic_write
 
@@ -49,17 +50,21 @@ _JPEG_QUALITY = 85
 _BOX = (80, 200, 60)  # BGR
 
 
-def read_frames(uri: str, frames: Iterable[int]) -> dict[int, np.ndarray]:
+def read_frames(uri: str, frames: Iterable[int],
+                max_pixels: int = Settings.max_video_pixels) -> dict[int, np.ndarray]:
     """Decode the given frames of a video: frame index → (h, w, 3) uint8 BGR.
 
     Frames are read in order, seeking only across gaps; a frame the video
     does not have (past its end, undecodable) is left out of the answer.
-    ``s3://`` videos are downloaded to a temporary file first.
+    ``s3://`` videos are downloaded to a temporary file first. The video a
+    hit names may have been replaced since it was processed: one whose
+    frames exceed `max_pixels` is refused before a frame is decoded.
 
     Raises:
         VideoError: the video cannot be found, downloaded or opened.
+        VideoTooLargeError: frames larger than `max_pixels`.
     """
-    from faceid_jobs.video.probe import capture, local_path
+    from faceid_jobs.video.probe import capture, check_frame_size, local_path
 
     wanted = sorted({int(f) for f in frames if int(f) >= 0})
     if uri.startswith("s3://"):
@@ -68,6 +73,7 @@ def read_frames(uri: str, frames: Iterable[int]) -> dict[int, np.ndarray]:
     with local_path(uri) as path:
         cap = capture(Path(path), uri)
         try:
+            check_frame_size(cap, uri, max_pixels)
             pos = 0  # the frame the next grab() returns
             for f in wanted:
                 if f < pos or f - pos > _SEEK_GAP:

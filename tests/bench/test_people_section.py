@@ -19,7 +19,9 @@ def _scale_out(**over) -> dict:
     return {"case": "scale", "faces": 999_812, "nodes": 222_301, "identities": 16_680, "people_found": 16_702,
             "ivf": True, "identities_split": 21, "people_mixed": 0, "generate_seconds": 40.2,
             "summarise_seconds": 20.5, "knn_seconds": 95.0, "cluster_seconds": 111.3, "scratch_seconds": 131.8,
-            "max_rss_gb": 2.05, "added_faces": 10_188, "added_nodes": 2_266, "incremental_seconds": 9.4,
+            "max_rss_gb": 2.05, "scratch_rss_gb": 1.9, "store_seconds": 20.0, "stored_videos": 1000,
+            "stored_record_files": 5000, "added_faces": 10_188, "added_files": 10, "added_nodes": 2_266,
+            "incremental_seconds": 9.4, "incremental_cpu_seconds": 6.1, "incremental_others_cpu_share": 0.42,
             "added_joined_their_person": 0.9991, "threads": 2, "threshold": 0.4, "nprobe": 32} | over
 
 
@@ -75,7 +77,7 @@ def test_render_shows_scale_targets_commands_and_the_friends_tables():
     assert "## People discovery at scale (999,812 synthetic faces, 2 FAISS threads)" in text
     assert ("| 999,812 | 222,301 | 16,680 | 16,702 | IVF (nprobe 32) | 131.8 | 20.5 | 95.0 | 16.3 | 21 | 0 | 180.0 "
             "| 320.0 | 2,150 |") in text
-    assert "| 10,188 | 2,266 | 9.40 | 0.9991 |" in text
+    assert "| 10,188 | 2,266 | 9.40 | 6.10 | 42% | 0.9991 |" in text
     assert "| 1,000,000 faces from scratch: seconds | 131.80 | ≤ 600.0 | pass |" in text
     assert "| 1,000,000 faces from scratch: peak RSS GiB | 2.10 | ≤ 4.0 | pass |" in text
     assert "| +10,000 faces to 1,000,000, incremental: seconds | 9.40 | ≤ 10.0 | pass |" in text

@@ -42,6 +42,7 @@ def env(tmp_path_factory, weights_dir, friends_clip, portraits):
     cut_clip(friends_clip, videos / "cut.mp4", SECONDS, START)
     env = {"FACEID_JOBS_STORE": str(root / "store"), "FACEID_JOBS_WEIGHTS_DIR": str(weights_dir),
            "FACEID_JOBS_DEVICE": "cpu", "FACEID_JOBS_KEY_FILE": str(root / "key.json")}
+    assert run(["keys", "init"], env).returncode == 0  # enroll never makes a key
     enrolled = run(["enroll", "--from-dir", faces, "--json"], env)
     assert enrolled.returncode == 0, enrolled.stderr
     data = json.loads(enrolled.stdout)

@@ -111,8 +111,10 @@ def test_renamed_copy_is_counted_once(setup):
 
 
 @pytest.mark.models
-def test_a_store_with_relative_names_is_renamed_by_the_next_process(setup, portraits):
-    """A store written before names were absolute: its entry and index rows say `footage/A/clip.mp4`.
+@pytest.mark.parametrize("old_name", ["footage/A/clip.mp4", "../work/footage/A/clip.mp4"])
+def test_a_store_with_relative_names_is_renamed_by_the_next_process(setup, portraits, old_name):
+    """A store written before names were absolute: its entry and index rows say `footage/A/clip.mp4`
+    (processed from the folder above) or `../work/footage/A/clip.mp4` (from a folder beside it).
     The next `process` over the same video (skipped unread) renames both to the absolute path."""
     from dataclasses import replace
 
@@ -125,10 +127,10 @@ def test_a_store_with_relative_names_is_renamed_by_the_next_process(setup, portr
     work, elsewhere, env = setup
     a = str(work / "footage" / "A" / "clip.mp4")
     _process(["footage/A"], env, work)
-    # Make it an old store: the entry names the video relative to `work`, the index rows too.
+    # Make it an old store: the entry names the video by a relative path, the index rows too.
     ws = open_workspace(Settings(store=env["FACEID_JOBS_STORE"], key_file=env["FACEID_JOBS_KEY_FILE"]))
     [entry] = list_entries(ws.store, ws.keys)
-    save_entry(ws.store, replace(entry, uri="footage/A/clip.mp4"), ws.keys)
+    save_entry(ws.store, replace(entry, uri=old_name), ws.keys)
     mark_stale(ws.store, ws.keys, ws.store.list(record_prefix(entry.analysis_id, entry.fingerprint)))
     assert run(["index", "build"], env, cwd=work).returncode == 0
 
@@ -138,7 +140,7 @@ def test_a_store_with_relative_names_is_renamed_by_the_next_process(setup, portr
         assert found.returncode == 0, found.stderr
         return {hit["video"] for hit in json.loads(found.stdout)["hits"]}
 
-    assert videos() == {"footage/A/clip.mp4"}  # the old store, as it was
+    assert videos() == {old_name}  # the old store, as it was
     again = _process(["footage/A"], env, work)
     assert again["videos_unchanged"] == 1 and again["chunks"]["done"] == 0  # not read again
     assert videos() == {a}

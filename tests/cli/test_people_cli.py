@@ -1,9 +1,10 @@
-"""`faceid-jobs people` as a user runs it: list (json, html, min-faces, limit, rebuild), show, merge, ignore,
-bad ids and an empty archive (synthetic store: no models needed)."""
+"""`faceid-jobs people` as a user runs it: list (json, html, min-faces, limit, rebuild), show (json, html), merge,
+ignore, unknown ids on every subcommand and an empty archive (synthetic store: no models needed)."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 
@@ -36,8 +37,17 @@ def test_people_cli(tmp_path):
     assert res.returncode == 0 and "P000001" in html.read_text() and "P000001" in res.stdout
     show = json.loads(run([*base, "show", "p000001", "--json"], env).stdout)
     assert show["id"] == "P000001" and show["faces"] == 7
-    res = run([*base, "show", "P424242"], env)
-    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0 and "P424242: no such person" in res.stderr
+    page = tmp_path / "p1.html"
+    res = run([*base, "show", "P000001", "--html", page], env)
+    assert res.returncode == 0 and f"wrote {page}" in res.stderr, res.stderr
+    assert re.findall(r"<article class='person' id='(P\d+)'>", page.read_text()) == ["P000001"]
+    assert "7 faces" in page.read_text()
+    for args in (["show", "P424242"], ["name", "P424242", "Zed"], ["merge", "P000001", "P424242"],
+                 ["ignore", "P424242"], ["show", "P424242", "--html", tmp_path / "none.html"]):
+        res = run([*base, *args], env)
+        assert res.returncode == 2 and res.stderr.strip().count("\n") == 0, (args, res.stderr)
+        assert "P424242: no such person" in res.stderr and "Traceback" not in res.stderr, (args, res.stderr)
+    assert not (tmp_path / "none.html").exists()
     assert run([*base, "merge", "P000002", "P000003", "--json"], env).returncode == 0
     assert run([*base, "ignore", "P000001"], env).returncode == 0
     listed = json.loads(run([*base, "--json", "--min-faces", "0", "--rebuild"], env).stdout)["people"]

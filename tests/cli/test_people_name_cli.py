@@ -12,6 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from faceid_jobs.config import Settings
+from faceid_jobs.identity.people import load_state
+from faceid_jobs.storage import LocalStore
+from faceid_jobs.storage.layout import people_version_key
+from faceid_jobs.workspace import open_workspace
 from tests.cli.runner import cut_clip, run
 
 pytestmark = pytest.mark.models
@@ -119,3 +124,11 @@ def test_forget_purge_removes_the_persons_faces_from_the_people(env):
     assert after["clustering"]["faces"] < sum(p["faces"] for p in before.values())
     # Phoebe's faces were in the rewritten record file: she keeps her id and name.
     assert phoebe in ids and ids[phoebe]["name"] == "Phoebe" and ids[phoebe]["faces"] == before[phoebe]["faces"]
+    # The name is gone too: nobody is listed as Ross, and the sealed people version (read with the key: it is
+    # encrypted) names nobody Ross, so naming another person Ross is not refused as taken.
+    assert [p["id"] for p in after["people"] if p["name"] == "Ross"] == []
+    ws = open_workspace(Settings(key_file=e["FACEID_JOBS_KEY_FILE"]), store=LocalStore(e["FACEID_JOBS_STORE"]))
+    state = load_state(ws)
+    assert state.by_name("Ross") is None and "Ross" not in {m.name for m in state.people.values()}
+    blob = ws.store.get(people_version_key(state.version))
+    assert b"Ross" not in blob and b"Phoebe" not in blob

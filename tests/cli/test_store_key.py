@@ -1,5 +1,5 @@
-"""A store names the key its data needs: `process`, `search` and `doctor` refuse a missing or
-different key with exit 4 naming the key id; only an empty store gets a new key."""
+"""A store names the key its data needs: `process`, `search`, `doctor` and `keys rotate` refuse a
+missing or different key with exit 4 naming the key id; only an empty store gets a new key."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def test_first_process_on_an_empty_store_creates_the_key_and_the_marker(stored):
     result, store, env, _ = stored
     assert result.returncode == 0, result.stderr
     key_id = json.loads(Path(env["FACEID_JOBS_KEY_FILE"]).read_text())["key_id"]
-    assert key_id in result.stderr  # announced
+    assert result.stderr.count(key_id) == 1 and "back it up" in result.stderr  # announced, once
     marker = json.loads((store / "keys" / "kek.json").read_text())
     assert marker == {"format": 1, "kek_id": key_id}  # the id, never the key
 
@@ -60,3 +60,26 @@ def test_commands_refuse_a_missing_or_different_key(stored, which, tmp_path, por
         result = run(args, env)
         _refused(result, needed, have)
     assert other.exists() == (which == "different")  # `process` made no new key beside the data
+
+
+@pytest.mark.parametrize("which", ["missing", "different"])
+def test_keys_rotate_refuses_a_missing_or_different_key(stored, which, tmp_path):
+    """Rotating from a key the data is not under would point the marker at data keys it never wrapped:
+    refused before the lease or a new key file, the marker and the key file left as they were."""
+    _, store, env, _ = stored
+    needed = json.loads(Path(env["FACEID_JOBS_KEY_FILE"]).read_text())["key_id"]
+    other = tmp_path / "key.json"
+    env = env | {"FACEID_JOBS_KEY_FILE": str(other)}
+    have = "none"
+    if which == "different":
+        assert run(["keys", "init"], env).returncode == 0
+        have = json.loads(other.read_text())["key_id"]
+    before = other.read_bytes() if other.exists() else None
+    marker = (store / "keys" / "kek.json").read_bytes()
+    result = run(["keys", "rotate", "--store", store], env)
+    _refused(result, needed, have)
+    assert result.stderr.count("\n") == 1  # one line
+    assert (store / "keys" / "kek.json").read_bytes() == marker
+    assert not (store / "journal" / "rotation.json").exists()  # no lease taken
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["key.json"] if before else [])  # no .next, no retired
+    assert (other.read_bytes() if other.exists() else None) == before

@@ -46,6 +46,7 @@ def pristine_store(tmp_path_factory, weights_dir, friends_clip, portraits) -> Bu
     for name, (start, seconds) in CUTS.items():
         cut_clip(friends_clip, videos / name, seconds, start)
     env = store_env(root, weights_dir)
+    assert run(["keys", "init"], env).returncode == 0  # enroll never makes a key
     enrolled = run(["enroll", "--from-dir", faces], env)
     assert enrolled.returncode == 0, enrolled.stderr
     processed = run(["process", videos, "--sample-fps", "2", "--chunk-seconds", "1", "--json"], env)

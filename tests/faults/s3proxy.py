@@ -25,6 +25,7 @@ class Rule:
     times: int  # how often; -1 = always
     status: int = 503
     fired: int = 0
+    code: str = ""  # the S3 error code of a "status" answer (default: SlowDown for 503, else InternalError)
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method in ("*", method) and self.path_part in path
@@ -71,7 +72,7 @@ class FaultProxy:
                     return
                 body = self.rfile.read(length) if length else None
                 if rule and rule.action == "status":
-                    code = "SlowDown" if rule.status == 503 else "InternalError"
+                    code = rule.code or ("SlowDown" if rule.status == 503 else "InternalError")
                     payload = (f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
                                f"<Message>injected</Message></Error>").encode()
                     self.send_response(rule.status)
@@ -119,8 +120,9 @@ class FaultProxy:
         self.server.shutdown()
         self.server.server_close()
 
-    def add(self, method: str, path_part: str, action: str, times: int = 1, status: int = 503) -> Rule:
-        rule = Rule(method, path_part, action, times, status)
+    def add(self, method: str, path_part: str, action: str, times: int = 1, status: int = 503,
+            code: str = "") -> Rule:
+        rule = Rule(method, path_part, action, times, status, code=code)
         with self.lock:
             self.rules.append(rule)
         return rule

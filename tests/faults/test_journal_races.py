@@ -1,8 +1,10 @@
 """Operations of several steps raced by other writers, run as users run them (CLI subprocesses):
 `keys rotate` ∥ `process`, and `forget --purge-appearances` ∥ `process` ∥ `index build`.
 
-Real models, real footage. Each ends in the answer of the clean sequential run, or in a refusal
-(exit 4) that names the command which finishes the job. ``FACEID_JOBS_TEST_PAUSE_AT`` holds the
+Real models, real footage, on a local store and on S3 (the loopback moto server); the store is read
+through `Store` (list/get), never the filesystem, so one check serves both. Each ends in the answer of
+the clean sequential run (made once, locally), or in a refusal (exit 4) that names the command which
+finishes the job. ``FACEID_JOBS_TEST_PAUSE_AT`` holds the
 operation at one of its steps (`faceid_jobs.testhooks`) until the racing `process` has stored its
 chunks, so the race happens every run instead of now and then.
 """
@@ -17,7 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from faceid_jobs.crypto.envelope import stored_kek_ids
+from faceid_jobs.storage.base import open_store
 from tests.cli.runner import EXE, cut_clip, run
+from tests.faults.stores import objects
 
 pytestmark = [pytest.mark.faults, pytest.mark.models, pytest.mark.slow]
 
@@ -38,8 +43,8 @@ def clips(tmp_path_factory, friends_clip, portraits):
             "faces": faces}
 
 
-def env_for(base: Path, weights_dir) -> dict[str, str]:
-    return {"FACEID_JOBS_STORE": str(base / "store"), "FACEID_JOBS_KEY_FILE": str(base / "keys" / "key.json"),
+def env_for(base: Path, weights_dir, store: str | None = None) -> dict[str, str]:
+    return {"FACEID_JOBS_STORE": store or str(base / "store"), "FACEID_JOBS_KEY_FILE": str(base / "keys" / "key.json"),
             "FACEID_JOBS_WEIGHTS_DIR": str(weights_dir), "FACEID_JOBS_DEVICE": "cpu",
             "PREFECT_HOME": str(base / "prefect")}
 
@@ -68,8 +73,8 @@ def wait_for(check, what: str, timeout: float = 120.0) -> None:
         time.sleep(0.05)
 
 
-def records(env) -> list[Path]:
-    return sorted(Path(env["FACEID_JOBS_STORE"], "records").rglob("*.parquet"))
+def records(env) -> list[str]:
+    return objects(open_store(env["FACEID_JOBS_STORE"]), "records/", ".parquet")
 
 
 def hits(env, photo) -> list[str]:
@@ -78,22 +83,34 @@ def hits(env, photo) -> list[str]:
 
 
 def wrapping_keks(env) -> set[str]:
-    """The KEK id each data key object in the store is wrapped under (read from the store's files)."""
-    objects = Path(env["FACEID_JOBS_STORE"], "keys", "data").glob("*.json")
-    return {json.loads(p.read_text())["wrapped"].split(":", 1)[0] for p in objects}
+    """The KEK id each data key object in the store is wrapped under (read from the store's objects)."""
+    return {kek for _, kek in stored_kek_ids(open_store(env["FACEID_JOBS_STORE"]))}
+
+
+@pytest.fixture(params=["local", "s3"])
+def raced(request, tmp_path, weights_dir) -> dict[str, str]:
+    """The env of the store the race runs on: a local folder, or a bucket on the loopback S3 server."""
+    store = f"s3://{request.getfixturevalue('s3_bucket')}/store" if request.param == "s3" else None
+    return env_for(tmp_path / "raced", weights_dir, store)
+
+
+@pytest.fixture(scope="module")
+def clean_rotation(tmp_path_factory, weights_dir, clips, portraits) -> dict:
+    """The long clip processed without a rotation: its summary and Phoebe's hits."""
+    clean = env_for(tmp_path_factory.mktemp("clean-rotation"), weights_dir)
+    summary = ok(run(["process", clips["long"], *LONG], clean))
+    return {"summary": summary, "hits": hits(clean, portraits["Phoebe"]), "records": len(records(clean))}
 
 
 @pytest.mark.parametrize("paused", [True, False], ids=["held-at-lease", "free"])
-def test_rotation_while_process_stores_chunks(tmp_path, weights_dir, clips, portraits, paused):
+def test_rotation_while_process_stores_chunks(tmp_path, raced, clean_rotation, clips, portraits, paused):
     """`keys rotate` takes its lease while `process` stores chunks and re-wraps only once the
     process has stored more: afterwards every data key is under the new key, and search, index build
     and export work with the answer of the clean run."""
-    clean = env_for(tmp_path / "clean", weights_dir)
-    clean_run = ok(run(["process", clips["long"], *LONG], clean))
-    clean_hits = hits(clean, portraits["Phoebe"])
+    clean_hits = clean_rotation["hits"]
     assert clean_hits
 
-    env = env_for(tmp_path / "raced", weights_dir)
+    env = raced
     assert run(["keys", "init"], env).returncode == 0
     old = ok(run(["keys", "status", "--json"], env))["key_id"]
     flag = tmp_path / "go"
@@ -123,10 +140,10 @@ def test_rotation_while_process_stores_chunks(tmp_path, weights_dir, clips, port
     assert wrapping_keks(env) == {new}  # nothing left under the retired key, nothing under a third
     ok(run(["index", "build", "--json"], env))
     assert hits(env, portraits["Phoebe"]) == clean_hits
-    assert summary["faces_in_store"] == clean_run["faces_in_store"]
+    assert summary["faces_in_store"] == clean_rotation["summary"]["faces_in_store"]
     exported = run(["export", "--plaintext", tmp_path / "export"], env)
     assert exported.returncode == 0 and "Traceback" not in exported.stderr, exported.stderr
-    assert len(list((tmp_path / "export").rglob("*.parquet"))) == len(records(clean))
+    assert len(list((tmp_path / "export").rglob("*.parquet"))) == clean_rotation["records"]
 
 
 def _forgotten(env, clips, portraits) -> dict[str, list[str]]:
@@ -142,30 +159,38 @@ def _rebuilt_hits(env, photo) -> list[str]:
     return hits(rebuild, photo)
 
 
-def test_forget_racing_process_and_index_build(tmp_path, weights_dir, clips, portraits):
-    """`forget Ross --purge-appearances` runs while `process` stores a new video and `index build` runs:
-    the forget is held after its first pass and merge until the process has stored (and merged) its
-    chunks, so they are ones the first pass never read. Afterwards Ross is found nowhere, also not after
-    re-indexing every record file: the answers of process, process, forget run one after another."""
-    clean = env_for(tmp_path / "clean", weights_dir)
+@pytest.fixture(scope="module")
+def clean_forget(tmp_path_factory, weights_dir, clips, portraits) -> dict[str, list[str]]:
+    """The answers of process, process, forget run one after another (locally)."""
+    clean = env_for(tmp_path_factory.mktemp("clean-forget"), weights_dir)
+    assert run(["keys", "init"], clean).returncode == 0
     ok(run(["enroll", "--from-dir", clips["faces"], "--json"], clean))
     for video, args in (("a", ARGS), ("long", LONG)):
         ok(run(["process", clips[video], *args], clean))
     ok(run(["forget", "Ross", "--purge-appearances", "--json"], clean))
-    expected = _forgotten(clean, clips, portraits)
+    return _forgotten(clean, clips, portraits)
 
-    env = env_for(tmp_path / "raced", weights_dir)
+
+def test_forget_racing_process_and_index_build(tmp_path, raced, clean_forget, clips, portraits):
+    """`forget Ross --purge-appearances` runs while `process` stores a new video and `index build` runs.
+    The process is held before its first data key (so before its first chunk is stored) until the forget
+    is held after its first pass and merge; then it stores (and merges) all its chunks, ones the first
+    pass never read. Afterwards Ross is found nowhere, also not after re-indexing every record file: the
+    answers of process, process, forget run one after another."""
+    expected = clean_forget
+    env = raced
+    assert run(["keys", "init"], env).returncode == 0
     ok(run(["enroll", "--from-dir", clips["faces"], "--json"], env))
     ok(run(["process", clips["a"], *ARGS], env))
     assert hits(env, portraits["Ross"])
-    first = len(records(env))
-    flag = tmp_path / "go"
-    process = start(["process", clips["long"], *LONG], env)
-    wait_for(lambda: len(records(env)) > first or process.poll() is not None, "the first chunk")
+    flag, held = tmp_path / "go", tmp_path / "store-chunks"
+    process = start(["process", clips["long"], *LONG], env | {"FACEID_JOBS_TEST_PAUSE_AT": f"data-key-put={held}"})
+    wait_for(lambda: Path(f"{held}.paused").exists() or process.poll() is not None, "the process's first chunk")
     forget = start(["forget", "Ross", "--purge-appearances", "--json"],
                    env | {"FACEID_JOBS_TEST_PAUSE_AT": f"merged={flag}"})
     wait_for(lambda: Path(f"{flag}.paused").exists() or forget.poll() is not None, "the forget's merge")
     at_pause = len(records(env))
+    held.touch()
     build = finished(start(["index", "build", "--json"], env))
     processed = finished(process)
     stored_meanwhile = len(records(env)) - at_pause

@@ -61,6 +61,10 @@ def test_rotation_killed_mid_way_converges_on_a_rerun(keyed, built, step):  # no
     new = rotation["new_kek"]
     plain = run(["keys", "status"], env)
     assert "rotation in progress" in plain.stdout and "keys rotate" in plain.stdout
+    if step == "rotate-retired":
+        doctor = run(["doctor", "--json"], env)
+        assert [line for line in json.loads(doctor.stdout)["pending"]
+                if f"{old} -> {new}" in line and "`faceid-jobs keys rotate`" in line], doctor.stdout
     if step == "rotate-lease":
         # A writer during the rotation wraps its new data keys under the new key.
         before = _data_key_refs(root)

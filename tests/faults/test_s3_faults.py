@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
 from faceid_jobs.errors import StoreError
 from faceid_jobs.index import list_versions, merge_index, open_index
+from faceid_jobs.pipeline.engines import RetryPolicy, run_with_retries
+from faceid_jobs.pipeline.summary import is_transient
 from faceid_jobs.storage.s3 import S3Store, make_client
 from tests.faults.s3proxy import FaultProxy
 from tests.index.test_sharded import add_video, unit
@@ -40,6 +44,24 @@ def test_connection_dropped_mid_upload_and_mid_download(proxied):
     store.put("big.bin", blob)
     proxy.add("GET", "/store/big.bin", "drop_response", times=2)
     assert store.get("big.bin") == blob
+
+
+@pytest.mark.parametrize(("status", "code"), [(403, "AccessDenied"), (403, "Forbidden"), (404, "NoSuchBucket"),
+                                            (400, "InvalidArgument")])
+def test_an_answer_no_wait_cures_fails_at_once(proxied, status, code):
+    """A 403 (or a missing bucket, a bad argument) on PUT is not retried, by botocore or by the
+    engines' retries (10 s first wait): one request, one line naming the object, well under a second."""
+    proxy, store = proxied
+    proxy.add("PUT", "/store/d.bin", "status", times=-1, status=status, code=code)
+    started = time.monotonic()
+    with pytest.raises(StoreError) as caught:
+        run_with_retries(store.put, RetryPolicy(retries=3, delay_seconds=10.0), "d.bin", b"x")
+    elapsed = time.monotonic() - started
+    assert elapsed < 3.0, elapsed
+    assert sum(1 for m, p in proxy.requests if m == "PUT" and p.endswith("/store/d.bin")) == 1
+    message = str(caught.value)
+    assert "\n" not in message and message.endswith(f"/store/d.bin: cannot write ({code})"), message
+    assert not is_transient(caught.value)
 
 
 def test_persistent_failure_is_a_clear_error(proxied):

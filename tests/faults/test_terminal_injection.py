@@ -17,7 +17,7 @@ import pytest
 
 from tests.cli.runner import EXE, cut_clip
 
-pytestmark = pytest.mark.models
+pytestmark = [pytest.mark.faults, pytest.mark.models]
 
 EVIL = "evil\x1b[2J\x1b[31m[red]RED[bold]\nerror: forged line\r"  # no "/": a file name
 FORGED = "error: forged line"
@@ -28,7 +28,8 @@ def _run(args, env) -> subprocess.CompletedProcess:
     return subprocess.run([str(EXE), *map(str, args)], capture_output=True, env=full, timeout=600)
 
 
-def _assert_clean(result: subprocess.CompletedProcess) -> None:
+def _assert_clean(result: subprocess.CompletedProcess, *, joined: bool = False) -> None:
+    """`joined`: the newline and carriage return may also show as spaces (an error message made one line)."""
     for stream in (result.stdout, result.stderr):
         assert b"\x1b" not in stream and b"\r" not in stream, stream
         text = stream.decode()
@@ -37,7 +38,7 @@ def _assert_clean(result: subprocess.CompletedProcess) -> None:
             assert not line.startswith(FORGED), text
             if FORGED in line:
                 assert ("evil\\x1b[2J" in line or "evil\\u001b[2J" in line), line  # text / JSON escape
-                assert "\\n" + FORGED + "\\r" in line, line
+                assert "\\n" + FORGED + "\\r" in line or (joined and f" {FORGED} " in line), line
         assert "[red]RED[bold]" in text or FORGED not in text  # markup shown as text, not applied
 
 
@@ -78,3 +79,17 @@ def test_search_prints_the_names_escaped_and_json_keeps_them_exact(world, portra
     assert b"\x1b" not in as_json.stdout and b"\\u001b" in as_json.stdout
     hits = json.loads(as_json.stdout)["hits"]
     assert hits and {h["video"] for h in hits} == {str(good)}
+
+
+def test_key_ids_planted_in_the_store_are_shown_escaped(built):
+    """Someone with write access plants the evil name as the KEK id wrapping the index manifest's data key:
+    `keys status` counts data keys by that id, and `doctor` quotes it in the problem it reports."""
+    manifest = sorted((built.store / "index" / "manifests").glob("*.json"))[-1]
+    data_key = built.store / "keys" / "data" / f"{json.loads(manifest.read_bytes())['mac_key']}.json"
+    body = json.loads(data_key.read_bytes())
+    body["wrapped"] = EVIL + ":" + body["wrapped"].rpartition(":")[2]
+    data_key.write_text(json.dumps(body))
+    for args in (["keys", "status"], ["doctor"]):
+        result = _run(args, built.env)
+        _assert_clean(result, joined=True)
+        assert FORGED in (result.stdout + result.stderr).decode(), (args, result)  # shown, as text

@@ -95,3 +95,28 @@ def test_search_photos_stores_and_returns_the_hits(first_run, store_copy, flow_s
     found = artifacts(run_id)
     assert len(table_rows(found["faceid-search-summary"])) == hits.num_rows
     assert "wall.png" in found["faceid-search-report"].data
+
+
+def test_search_photos_refuses_while_a_forget_is_pending(first_run, store_copy, flow_settings, portraits):
+    """A forget interrupted before it finished (its intent in the store): the flow fails at once,
+    without retries, with one line naming `faceid-jobs forget --resume`, and stores no results."""
+    import time
+
+    from faceid_jobs.flows.search import search_photos
+    from faceid_jobs.identity.intent import new_intent, save_intent
+    from faceid_jobs.models import embedder_id
+    from faceid_jobs.search.stored import list_runs
+    from faceid_jobs.workspace import open_workspace
+
+    settings = flow_settings.replace(store=str(store_copy))
+    ws = open_workspace(settings)
+    intent = new_intent("Rachel", embedder_id(settings), settings.identity_threshold, True)
+    save_intent(ws, intent)
+    started = time.monotonic()
+    state = search_photos(photos=[str(portraits["Rachel"])], store=str(store_copy),
+                          settings=_overrides(flow_settings), return_state=True)
+    assert state.is_failed()
+    error = state.result(raise_on_failure=False)
+    assert "faceid-jobs forget --resume" in str(error) and intent.key in str(error), error
+    assert time.monotonic() - started < 30  # the store task's retries wait 2 s, 4 s: not taken
+    assert list_runs(ws.store) == []

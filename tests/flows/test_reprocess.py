@@ -130,7 +130,7 @@ def test_bad_files_alone_complete_the_flow_when_they_may(flow_settings, tmp_path
 
 
 def test_a_transient_store_error_is_retried(clips, flow_settings, tmp_path, monkeypatch):
-    from faceid_jobs.errors import StoreError
+    from faceid_jobs.errors import StoreTransientError
     from faceid_jobs.storage.local import LocalStore
 
     real_put = LocalStore.put
@@ -140,7 +140,7 @@ def test_a_transient_store_error_is_retried(clips, flow_settings, tmp_path, monk
         if key.endswith("chunk-000001.parquet"):
             puts[key] += 1
             if puts[key] == 1:
-                raise StoreError(f"{self.uri}/{key}: cannot write (Input/output error)")
+                raise StoreTransientError(f"{self.uri}/{key}: cannot write (SlowDown)")
         return real_put(self, key, data)
 
     monkeypatch.setattr(LocalStore, "put", flaky_put)
@@ -192,3 +192,26 @@ def test_people_discovery_flow_rebuilds_and_publishes_the_top_people(first_run, 
     # Same records, same settings: a rebuild finds the same people under the same ids.
     assert [(r["id"], r["faces"]) for r in rows] == [(r["id"], r["faces"]) for r in before]
     assert result["listed"] == len(rows)
+def test_people_discovery_flow_refuses_while_a_forget_is_pending(first_run, store_copy, flow_settings):
+    """A forget interrupted before it finished: the flow fails with one line naming the command that
+    finishes it, and publishes no people version."""
+    from faceid_jobs.flows.common import settings_overrides
+    from faceid_jobs.flows.people import people_discovery
+    from faceid_jobs.identity.intent import new_intent, save_intent
+    from faceid_jobs.models import embedder_id
+    from faceid_jobs.storage.layout import PEOPLE_PREFIX
+    from faceid_jobs.workspace import open_workspace
+
+    settings = flow_settings.replace(store=str(store_copy))
+    ws = open_workspace(settings)
+    before = sorted(ws.store.list(PEOPLE_PREFIX))
+    intent = new_intent("Rachel", embedder_id(settings), settings.identity_threshold, True)
+    save_intent(ws, intent)
+    state = people_discovery(store=str(store_copy), settings=settings_overrides(flow_settings), rebuild=True,
+                             return_state=True)
+    assert state.is_failed()
+    error = state.result(raise_on_failure=False)
+    assert "faceid-jobs forget --resume" in str(error) and intent.key in str(error), error
+    assert sorted(ws.store.list(PEOPLE_PREFIX)) == before
+
+

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +12,16 @@ from pathlib import Path
 import pytest
 
 from faceid_jobs.config import Settings
-from faceid_jobs.errors import ConfigError, IntegrityError, StoreError, VideoError
+from faceid_jobs.errors import (
+    ConfigError,
+    IntegrityError,
+    StoreError,
+    StoreTransientError,
+    StoreUnwritableError,
+    VideoError,
+)
 from faceid_jobs.flows import artifacts, common
+from faceid_jobs.pipeline.summary import is_transient
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,11 +48,55 @@ def test_settings_travel_as_flow_parameters_unchanged(monkeypatch):
     assert common.resolve_settings(None, params, store="").store == "/data/s"
 
 
+def _s3(code: str, status: int) -> Exception:
+    """The store error an S3 answer becomes (`S3Store._error`)."""
+    from botocore.exceptions import ClientError
+
+    from faceid_jobs.storage.s3 import _kind
+
+    return _kind(ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
+                             "PutObject"))(f"s3://b/k: cannot write ({code})")
+
+
+def _boto(name: str) -> Exception:
+    import botocore.exceptions as be
+
+    from faceid_jobs.storage.s3 import _kind
+
+    exc = {"EndpointConnectionError": lambda: be.EndpointConnectionError(endpoint_url="http://x"),
+           "ReadTimeoutError": lambda: be.ReadTimeoutError(endpoint_url="http://x"),
+           "NoCredentialsError": be.NoCredentialsError}[name]()
+    return _kind(exc)(f"s3://b/k: cannot write ({name})")
+
+
 @pytest.mark.parametrize(("error", "retry"), [
-    (OSError(5, "Input/output error"), True),
-    (StoreError("s3://b/k: cannot write"), True),
+    # an allow-list: connections, timeouts, throttling and 5xx only
+    (ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"), True),
+    (OSError(errno.ECONNREFUSED, "Connection refused"), True),
+    (OSError(errno.ENETUNREACH, "Network is unreachable"), True),
     (TimeoutError("read timed out"), True),
-    (MemoryError(), True),
+    (StoreTransientError("s3://b/k: cannot write (SlowDown)"), True),
+    (_s3("SlowDown", 503), True),
+    (_s3("ServiceUnavailable", 503), True),
+    (_s3("InternalError", 500), True),
+    (_s3("RequestTimeout", 400), True),
+    (_s3("", 502), True),
+    (_boto("EndpointConnectionError"), True),
+    (_boto("ReadTimeoutError"), True),
+    # what no wait cures
+    *[(OSError(code, os.strerror(code)), False) for code in
+      (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO, errno.ENOENT)],
+    (PermissionError(errno.EACCES, "Permission denied"), False),
+    (FileNotFoundError(errno.ENOENT, "No such file or directory"), False),
+    (StoreUnwritableError("/s/k: cannot write (No space left on device; 0.1 MiB free there)"), False),
+    (StoreError("s3://b/k: cannot write"), False),
+    (_s3("AccessDenied", 403), False),
+    (_s3("Forbidden", 403), False),
+    (_s3("403", 403), False),
+    (_s3("NoSuchBucket", 404), False),
+    (_s3("InvalidArgument", 400), False),
+    (_boto("NoCredentialsError"), False),
+    (MemoryError(), False),
     (VideoError("a.mp4: frame 9 cannot be decoded (corrupt data)"), False),
     (IntegrityError("k: fails authentication"), False),
     (ValueError("bug"), False),
@@ -51,6 +105,7 @@ def test_only_transient_errors_are_retried(error, retry):
     from prefect.states import Failed
 
     assert common.retry_if_transient(None, None, Failed(data=error)) is retry
+    assert is_transient(error) is retry  # the in-process engines' condition
 
 
 def test_backoff_doubles_and_zero_means_no_wait():
@@ -61,8 +116,10 @@ def test_backoff_doubles_and_zero_means_no_wait():
 def test_failures_name_the_video_and_chunk():
     assert common.describe_failure(VideoError("a.mp4: truncated"), "a.mp4", 3) == "a.mp4: truncated"
     assert common.describe_failure(StoreError("disk gone"), "a.mp4", 1) == "a.mp4: chunk 1: disk gone"
-    assert common.describe_failure(OSError("EIO"), "a.mp4", 2) == \
-        "a.mp4: chunk 2: OSError: EIO (retries exhausted)"
+    assert common.describe_failure(ConnectionResetError("reset"), "a.mp4", 2) == \
+        "a.mp4: chunk 2: ConnectionResetError: reset (retries exhausted)"
+    assert common.describe_failure(OSError(errno.EIO, "Input/output error"), "a.mp4", 2) == \
+        "a.mp4: chunk 2: OSError: [Errno 5] Input/output error"
     assert common.describe_failure(KeyError("x"), "a.mp4", 0) == \
         "a.mp4: chunk 0: internal error (KeyError: 'x')"
 
@@ -196,3 +253,23 @@ def test_deployments_run_their_tasks_on_dask_through_job_variables(monkeypatch):
     monkeypatch.setenv(common.DASK_LOCAL_ENV, "two")
     with pytest.raises(ConfigError, match=common.DASK_LOCAL_ENV):
         common.default_task_runner()
+
+
+def test_run_logger_lines_are_made_printable(monkeypatch):
+    """Flow lines quote video and identity names: an ESC sequence or a forged second line stays on one line."""
+    import logging
+
+    import prefect
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    lines: list[str] = []
+    logger = logging.getLogger("faceid-test-run")
+    logger.setLevel(logging.INFO)
+    monkeypatch.setattr(logger, "handlers", [Keep()])
+    monkeypatch.setattr(logger, "propagate", False)
+    monkeypatch.setattr(prefect, "get_run_logger", lambda: logger)
+    common.run_logger().info("processed %s (%d faces)", "evil\x1b[31m.mp4\nerror: forged", 3)
+    assert lines == ["processed evil\\x1b[31m.mp4\\nerror: forged (3 faces)"]

@@ -18,6 +18,7 @@ from faceid_jobs.identity.gallery import (
     load_gallery,
     load_gallery_version,
     remove,
+    trust_newest_gallery,
 )
 from tests.synthetic_store import EMBEDDER, people, photo
 
@@ -161,3 +162,16 @@ def test_a_failing_on_change_does_not_undo_the_committed_change(make_workspace, 
     assert change.version == 1 and load_gallery(ws).names == ["Ross"]
     assert "event bus down" in caplog.text
     assert [r["action"] for r in list_audit(ws.store)] == ["enroll"]
+
+
+def test_deleting_the_newest_versions_is_a_rollback_until_trusted(make_workspace):
+    ws = make_workspace()
+    _enroll(ws, "Ross")
+    _enroll(ws, "Rachel")
+    assert load_gallery_version(ws).version == 2  # this client has seen version 2
+    ws.store.delete(f"{VERSIONS_PREFIX}{2:020d}.bin")  # Rachel's enrollment undone by someone without the key
+    for read in (load_gallery_version, load_gallery):
+        with pytest.raises(IntegrityError, match="gallery rolled back from v2 to v1"):
+            read(ws)
+    assert trust_newest_gallery(ws) == 1  # the owner says it was on purpose
+    assert load_gallery(ws).names == ["Ross"]

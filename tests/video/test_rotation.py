@@ -72,7 +72,17 @@ def test_auto_picks_the_turn_that_shows_upright_faces(good):
     out = list(orient_frames(frames(10), fake_detector(good, calls), "auto"))
     assert [f.frame_idx for f in out] == list(range(10))
     assert {f.rotation for f in out} == {good} and all(len(f.faces) == 1 for f in out)
-    assert len(calls) == 2 * 4 + 8  # two probed frames in four ways, then one detection a frame
+    # Upright: one detection a frame. Turned: two frames probed in four ways, then one a frame.
+    assert len(calls) == (10 if good == 0 else 2 * 4 + 8)
+
+
+def test_auto_probes_only_the_frames_before_the_first_upright_face():
+    calls = []
+    # Two empty frames (all marks 0), then upright faces (mark 1 at the top-left, as `fake_detector(0)` wants).
+    empty = frames(2, marks=(0, 0, 0, 0))
+    out = list(orient_frames(empty + frames(10)[2:], fake_detector(0, calls), "auto"))
+    assert [f.rotation for f in out] == [0] * 10 and [len(f.faces) for f in out] == [0, 0] + [1] * 8
+    assert len(calls) == 2 * 4 + 8
 
 
 def test_auto_without_faces_stays_upright_after_a_few_probes():

@@ -5,10 +5,7 @@ newer index version picked up while serving."""
 from __future__ import annotations
 
 import os
-import socket
 import struct
-import subprocess
-import sys
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -21,55 +18,24 @@ import pytest
 from tests.cli.runner import cut_clip, run
 from tests.faults.test_decode_limits import rle_bmp
 from tests.friends import SHOTS
+from tests.web.serve import free_port, serve_api
 
 httpx = pytest.importorskip("httpx")
 
-EXE = Path(sys.executable).parent / "faceid-jobs"
 TOKEN = "test-token-" + os.urandom(8).hex()
 ENROLL_TOKEN = "enroll-token-" + os.urandom(8).hex()
 ENROLL = {"Authorization": f"Bearer {ENROLL_TOKEN}"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(indexed_cut, weights_dir, tmp_path_factory):
     """`faceid-jobs api` serving the indexed cut; yields (base URL, path of its log)."""
-    port = _free_port()
     log = tmp_path_factory.mktemp("api") / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEID_JOBS_")}
-    env |= indexed_cut.env(weights_dir) | {"FACEID_JOBS_API_TOKEN": TOKEN, "FACEID_JOBS_API_MAX_UPLOAD_MB": "1",
-                                           "FACEID_JOBS_API_ENROLL_TOKEN": ENROLL_TOKEN,
-                                           "FACEID_JOBS_API_INDEX_REFRESH_S": "0.2", "FACEID_JOBS_THREADS": "1"}
-    with open(log, "w") as out:
-        proc = subprocess.Popen([str(EXE), "api", "--host", "127.0.0.1", "--port", str(port), "-v"],
-                                stdout=out, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("server did not come up in 90 s:\n" + log.read_text()[-3000:])
-            time.sleep(0.2)
-        yield base, log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    env = indexed_cut.env(weights_dir) | {"FACEID_JOBS_API_TOKEN": TOKEN, "FACEID_JOBS_API_MAX_UPLOAD_MB": "1",
+                                          "FACEID_JOBS_API_ENROLL_TOKEN": ENROLL_TOKEN,
+                                          "FACEID_JOBS_API_INDEX_REFRESH_S": "0.2", "FACEID_JOBS_THREADS": "1"}
+    with serve_api(env, log) as running:
+        yield running.base, running.log
 
 
 @pytest.fixture(scope="module")
@@ -249,7 +215,7 @@ def test_a_newer_index_version_is_picked_up_while_serving(server, client, indexe
 
 
 def test_refuses_to_start_without_a_token_or_with_no_auth_on_a_public_address(tmp_path):
-    no_token = run(["api", "--port", str(_free_port())], {"FACEID_JOBS_STORE": str(tmp_path)})
+    no_token = run(["api", "--port", str(free_port())], {"FACEID_JOBS_STORE": str(tmp_path)})
     assert no_token.returncode == 2 and "FACEID_JOBS_API_TOKEN" in no_token.stderr
     public = run(["api", "--no-auth", "--host", "0.0.0.0"], {"FACEID_JOBS_STORE": str(tmp_path)})
     assert public.returncode == 2 and "loopback" in public.stderr and "Traceback" not in public.stderr
@@ -294,8 +260,15 @@ def test_a_client_cannot_skip_liveness_or_lower_the_verify_threshold(client, por
                                               or "identity_threshold" in r.json()["error"])
 
 
+def test_an_enroll_token_equal_to_the_search_token_is_refused(tmp_path):
+    same = "x" * 40
+    env = {"FACEID_JOBS_STORE": str(tmp_path), "FACEID_JOBS_API_TOKEN": same, "FACEID_JOBS_API_ENROLL_TOKEN": same}
+    result = run(["api", "--port", str(free_port())], env)
+    assert result.returncode == 2 and "a token of its own" in result.stderr and same not in result.stderr
+
+
 def test_short_tokens_are_refused_on_a_public_address(tmp_path):
-    short = run(["api", "--host", "0.0.0.0", "--port", str(_free_port())],
+    short = run(["api", "--host", "0.0.0.0", "--port", str(free_port())],
                 {"FACEID_JOBS_STORE": str(tmp_path), "FACEID_JOBS_API_TOKEN": "short-token"})
     assert short.returncode == 2 and "32 characters" in short.stderr and "short-token" not in short.stderr
 
@@ -330,3 +303,46 @@ def _without_schema(stdout: str) -> dict:
     import json
 
     return {k: v for k, v in json.loads(stdout).items() if k != "schema"}
+
+
+# ---------------------------------------------------------------- a pending forget (changes the store: last)
+
+
+def test_a_pending_forget_is_refused_by_the_api_cli_and_library(server, client, indexed_cut, weights_dir,
+                                                                portraits, models, tmp_path):
+    """While a forget's intent is in the store (one interrupted before it finished), the API answers its
+    searches and people 503 with one line naming `faceid-jobs forget --resume`; `search`, `export` and
+    `people` exit 4 naming it, and so does the library's `search_photo`. Once it is gone, searches answer."""
+    from faceid_jobs.identity.intent import PendingForgetError, clear_intent, new_intent, save_intent
+    from faceid_jobs.models import embedder_id
+    from faceid_jobs.search.photo_search import search_photo
+    from faceid_jobs.workspace import open_workspace
+
+    ws = open_workspace(indexed_cut.settings)
+    intent = new_intent("Ross", embedder_id(indexed_cut.settings), indexed_cut.settings.identity_threshold, True)
+    save_intent(ws, intent)
+    env = indexed_cut.env(weights_dir)
+    try:
+        deadline = time.monotonic() + 20
+        while (r := client.post("/search", files=_photo(portraits["Ross"]))).status_code == 200:
+            assert time.monotonic() < deadline, "the API kept searching with a forget pending"
+            time.sleep(0.3)
+        for answer in (r, client.get("/people"), client.get("/people/P000001")):
+            assert answer.status_code == 503 and answer.json()["code"] == "forget_pending", answer.text
+            message = answer.json()["error"]
+            assert "\n" not in message and message.startswith(intent.key) and \
+                "faceid-jobs forget --resume" in message, message
+        for args in (["search", portraits["Ross"]], ["export", "--plaintext", tmp_path / "out"], ["people"]):
+            refused = run(args, env)
+            assert refused.returncode == 4, (args, refused.stdout, refused.stderr)
+            assert "faceid-jobs forget --resume" in refused.stderr and "Traceback" not in refused.stderr
+        assert not (tmp_path / "out").exists()
+        with pytest.raises(PendingForgetError, match="faceid-jobs forget --resume"):
+            search_photo(portraits["Ross"], indexed_cut.settings, models=models)
+    finally:
+        clear_intent(ws, intent)
+    deadline = time.monotonic() + 20
+    while (r := client.post("/search", files=_photo(portraits["Ross"]))).status_code == 503:
+        assert time.monotonic() < deadline, "the API kept refusing once the forget was finished"
+        time.sleep(0.3)
+    assert r.status_code == 200 and r.json()["hits"], r.text

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from faceid_jobs.errors import StoreError, VideoError
+from faceid_jobs.errors import StoreError, VideoError, VideoTooLargeError
 from faceid_jobs.web.report import read_frames, render_report, search_report, write_report
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -36,6 +36,12 @@ def test_read_frames_returns_exactly_the_asked_frames(numbered_video, frames):
     assert set(got) == {f for f in frames if f < 64}  # a frame past the end is left out
     for f, image in got.items():
         assert abs(float(image.mean()) - 3 * f) < 2.0, f
+
+
+def test_read_frames_refuses_frames_above_max_video_pixels(numbered_video):
+    with pytest.raises(VideoTooLargeError, match="160×120 frames"):
+        read_frames(str(numbered_video), [0], max_pixels=160 * 120 - 1)
+    assert set(read_frames(str(numbered_video), [0], max_pixels=160 * 120)) == {0}
 
 
 def test_read_frames_of_a_missing_video_raises(tmp_path):
