@@ -78,16 +78,17 @@ def run_reprocess(
         _check_api()
         flow = reprocess_archive.with_options(task_runner=runner)
         try:
-            _start_embedded_server()
-            state = flow(
-                sources=list(sources),
-                settings=settings_overrides(settings),
-                build_index=options.build, verify=options.verify,
-                retries=retries,
-                retry_delay_seconds=retry_delay_seconds,
-                observer=observer,
-                return_state=True,
-            )
+            api_url = _start_embedded_server()
+            with _processes_report_to(api_url):
+                state = flow(
+                    sources=list(sources),
+                    settings=settings_overrides(settings),
+                    build_index=options.build, verify=options.verify,
+                    retries=retries,
+                    retry_delay_seconds=retry_delay_seconds,
+                    observer=observer,
+                    return_state=True,
+                )
         except RuntimeError as exc:
             if "ephemeral Prefect API server" not in str(exc):
                 raise
@@ -144,8 +145,9 @@ def _check_api() -> None:
                           f"{type(error).__name__}: {error}")
 
 
-def _start_embedded_server() -> None:
-    """Start Prefect's embedded server now, one process at a time per `PREFECT_HOME`.
+def _start_embedded_server() -> str | None:
+    """Start Prefect's embedded server now, one process at a time per `PREFECT_HOME`; its API URL
+    (None when a Prefect API is configured).
 
     Each embedded server creates and migrates the SQLite database as it starts;
     two starting at once on one database race, and the loser prints a traceback
@@ -154,7 +156,7 @@ def _start_embedded_server() -> None:
     The flow then finds the same server (Prefect keeps one per process).
     """
     if prefect_api_url():
-        return
+        return None
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import get_current_settings
 
@@ -163,9 +165,34 @@ def _start_embedded_server() -> None:
     fd = os.open(home / ".faceid-jobs-server-start.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        SubprocessASGIServer().start()
+        server = SubprocessASGIServer()
+        server.start()
     finally:
         os.close(fd)
+    return server.api_url
+
+
+@contextlib.contextmanager
+def _processes_report_to(api_url: str | None) -> Iterator[None]:
+    """Processes started meanwhile (the local Dask cluster's workers) report to `api_url`.
+
+    Without it each spawned worker finds no Prefect API and starts an embedded
+    server of its own on the same SQLite database: its task runs are missing from
+    the run's server, and the extra servers' writes collide ("database is locked"
+    tracebacks).
+    """
+    if api_url is None:
+        yield
+        return
+    saved = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = api_url
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = saved
 
 
 def _filter_root_handlers(console_filter: logging.Filter) -> None:
