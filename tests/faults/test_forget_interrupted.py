@@ -235,9 +235,10 @@ def test_forget_killed_at_a_random_moment_is_finished_by_a_rerun(store, built, c
     # 2: the first run had finished before the kill (Ross is no longer enrolled, nothing pending).
     assert rerun.returncode in (0, 2), rerun.stderr
     assert not _journal(root) and _forget_answers(env, built) == clean_forget
-    # A kill between a new data key's put and its object's put (the key goes first) leaves that one
-    # key naming nothing (it protects nothing); no other.
-    assert len(orphan_keys(root)) <= 1
+    # A kill between a new data key's put and its object's put (the key goes first) leaves that key
+    # naming nothing (it protects nothing); no other. The forget's relabel writes two label files at
+    # once (`relabel(workers=2)`), so one kill can catch two such keys (seen: 1 run in 8).
+    assert len(orphan_keys(root)) <= 2
 
 
 def _best_scores(ws, embeddings) -> float:
