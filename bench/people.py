@@ -360,7 +360,8 @@ def bench_scale(faces: int, add: int, threads: int, threshold: float, nprobe: in
         t1 = time.perf_counter()
         ws = _stored_people(Path(tmp), vectors16, cls, counts, params, videos, files_per_video)
         del vectors16
-        new_files = _store_added(ws, added, added_keys, max(1, videos // 100))
+        new_files = max(1, videos // 100)
+        _store_added(ws, added, added_keys, new_files)
         store_s = time.perf_counter() - t1
         busy0, cpu0, t1 = cpu_mark(), time.process_time(), time.perf_counter()
         result = discover_with(ws, _EMBEDDER, params, workers=threads)
@@ -433,7 +434,7 @@ def _stored_people(root: Path, vectors: np.ndarray, cls: np.ndarray, counts: np.
     return ws
 
 
-def _store_added(ws, faces: np.ndarray, keys: np.ndarray, videos: int) -> int:
+def _store_added(ws, faces: np.ndarray, keys: np.ndarray, videos: int) -> None:
     """The added faces as record files of `videos` new videos (whole tracks each, one file per video)."""
     from tests.synthetic_store import add_video
 
@@ -442,7 +443,6 @@ def _store_added(ws, faces: np.ndarray, keys: np.ndarray, videos: int) -> int:
         sel = np.isin(keys, part)
         add_video(ws, f"added{v:04d}", [list(zip(faces[sel], keys[sel].tolist(), strict=True))],
                   analysis=_ANALYSIS, embedder=_EMBEDDER, uri=f"/archive/added/{v:04d}.mp4")
-    return videos
 
 
 def main() -> None:

@@ -53,9 +53,11 @@ from faceid_jobs.identity.people import (
     commit_state,
     load_state,
     person_id,
+    persons_of,
     track_key,
 )
-from faceid_jobs.index.merge import current_sources, record_files
+from faceid_jobs.index.coverage import record_files
+from faceid_jobs.index.merge import current_sources
 from faceid_jobs.records.parquet import parquet_to_table
 from faceid_jobs.storage.catalog import list_entries
 from faceid_jobs.workspace import Workspace
@@ -344,7 +346,7 @@ def discover_with(ws: Workspace, embedder: str, params: ClusterParams, *, rebuil
         tables, vecs, _ = _read_new(ws, todo, params, workers)
         new_nodes = sum(t.num_rows for t in tables)
         # Nodes carried over by a forget that found no faces to come back, or people left with none: publish.
-        settled = not state.carried and set(state.people) <= _persons(state.nodes)
+        settled = not state.carried and set(state.people) <= persons_of(state.nodes)
         nothing = not new_nodes and not dropped and settled and (not state.version or set(todo) <= old_sources)
         # A first run over footage without faces still publishes (no people, the files read):
         # otherwise every later run would read every record file of the archive again.
@@ -372,7 +374,7 @@ def discover_with(ws: Workspace, embedder: str, params: ClusterParams, *, rebuil
         state.carried = {}  # the rewritten files were read again above
         state.sources = sorted(sources)
         state.params = params.to_json()
-        live = _persons(state.nodes)
+        live = persons_of(state.nodes)
         # A person left without faces goes, named or not: a name kept on no faces would still be refused to
         # the next person given it (forget clears names of identities that leave the gallery, `clear_names`).
         state.people = {p: m for p, m in state.people.items() if p in live}
@@ -391,11 +393,6 @@ def _carried(state: PeopleState, table: pa.Table) -> list[str | None]:
             for f, t in zip(table.column("fingerprint").to_pylist(), table.column("track_id").to_pylist(), strict=True)]
 
 
-def _persons(nodes: pa.Table) -> set[str]:
-    """The people holding any of these nodes."""
-    return set(pc.unique(nodes.column("person")).to_pylist())
-
-
 def _node_keys(nodes: pa.Table) -> list[tuple[str, Any]]:
     return list(zip(nodes.column("source").to_pylist(), nodes.column("track_id").to_pylist(),
                     nodes.column("face_id").to_pylist() if "face_id" in nodes.column_names else [None] * nodes.num_rows,
@@ -406,6 +403,6 @@ def _result(state: PeopleState, published: bool, full: bool, files: int, new_nod
             started: float, params: ClusterParams) -> PeopleResult:
     total = int(np.asarray(state.nodes.column("faces").to_numpy(zero_copy_only=False)).sum()) \
         if state.nodes.num_rows else 0
-    return PeopleResult(state.version, published, full, len(_persons(state.nodes)),
+    return PeopleResult(state.version, published, full, len(persons_of(state.nodes)),
                         state.nodes.num_rows, total, files, new_nodes, dropped,
                         round(time.perf_counter() - started, 3), params.to_json())

@@ -287,9 +287,7 @@ def trust_newest_gallery(ws: Workspace) -> int | None:
     mark = _mark(ws)
     if mark is not None:
         mark.reset(None)
-    newest = load_gallery_version(ws)
-    if mark is not None and newest is not None:
-        mark.reset(newest.version)
+    newest = load_gallery_version(ws)  # with no mark held, reading the newest version sets the mark to it
     return newest.version if newest else None
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from faceid_jobs.crypto.stream import open_sealed, seal
@@ -45,6 +46,7 @@ __all__ = [
     "list_people_versions",
     "load_state",
     "person_id",
+    "persons_of",
     "update_state",
 ]
 
@@ -253,6 +255,11 @@ def update_state(ws: Workspace, action: str, change: Callable[[PeopleState], boo
     raise StoreTransientError(f"{ws.store.uri}: could not publish a people version (concurrent changes); try again")
 
 
+def persons_of(nodes: pa.Table) -> set[str]:
+    """The people holding any of these nodes."""
+    return set(pc.unique(nodes.column("person")).to_pylist())
+
+
 def drop_sources(ws: Workspace, record_keys: list[str], *, deleted: bool = False, attempts: int = 5) -> int:
     """Remove the nodes of these record files (rewritten or, `deleted`, deleted by `forget`); returns nodes removed.
 
@@ -275,7 +282,7 @@ def drop_sources(ws: Workspace, record_keys: list[str], *, deleted: bool = False
         state.nodes = state.nodes.filter(pa.array(keep))
         state.vectors = state.vectors[keep]
         state.sources = [s for s in state.sources if s not in gone]
-        kept = set(state.nodes.column("person").to_pylist()) | set(state.carried.values())
+        kept = persons_of(state.nodes) | set(state.carried.values())
         state.people = {p: m for p, m in state.people.items() if p in kept}
         removed.append(int((~keep).sum()))
         return True

@@ -30,9 +30,14 @@ from faceid_jobs.storage.base import Store
 from faceid_jobs.storage.catalog import VideoEntry, list_entries
 from faceid_jobs.storage.layout import RECORDS_PREFIX, parse_record_key, record_key, video_key
 
-__all__ = ["checked_sources", "missing_records", "source_map", "uncatalogued_sources"]
+__all__ = ["checked_sources", "missing_records", "record_files", "source_map", "uncatalogued_sources"]
 
 log = logging.getLogger(__name__)
+
+
+def record_files(store: Store) -> set[str]:
+    """Every record file key in the store (one listing of `records/`)."""
+    return {key for key in store.list(RECORDS_PREFIX) if parse_record_key(key) is not None}
 
 
 def source_map(entries: Iterable[VideoEntry], listed: Iterable[str], embedder_id: str) -> dict[str, str]:
@@ -77,7 +82,7 @@ def checked_sources(store: Store, keys: DataKeys, embedder_id: str) -> dict[str,
             fails its own checks (rolled back, tampered).
     """
     entries = list_entries(store, keys)
-    listed = set(store.list(RECORDS_PREFIX))
+    listed = record_files(store)
     gone = missing_records(entries, listed, embedder_id)
     if gone:
         more = f" (and {len(gone) - 1} more)" if len(gone) > 1 else ""

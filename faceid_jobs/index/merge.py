@@ -54,14 +54,14 @@ import pyarrow as pa
 from faceid_jobs.crypto.envelope import DataKeys
 from faceid_jobs.crypto.mac import open_sealed_json, seal_json
 from faceid_jobs.errors import IntegrityError, StoreTransientError
-from faceid_jobs.index.coverage import source_map
+from faceid_jobs.index.coverage import record_files, source_map
 from faceid_jobs.index.manifest import Manifest, commit_manifest, list_versions, load_manifest, now
 from faceid_jobs.index.shard import IndexParams, ShardRef, build_faiss, write_shard
 from faceid_jobs.records import META_COLUMNS
 from faceid_jobs.records.parquet import parquet_to_table
 from faceid_jobs.storage.base import Store
 from faceid_jobs.storage.catalog import list_entries
-from faceid_jobs.storage.layout import RECORDS_PREFIX, STALE_PREFIX, parse_record_key, stale_key
+from faceid_jobs.storage.layout import STALE_PREFIX, stale_key
 
 __all__ = ["STALE_PREFIX", "MergeResult", "RowSelector", "all_rows", "changed_sources", "current_sources", "mark_stale",
            "merge_index"]
@@ -93,11 +93,6 @@ class MergeResult:
     shards_kept: int
     vectors: int
     attempts: int
-
-
-def record_files(store: Store) -> set[str]:
-    """Every record file key in the store (one listing of `records/`)."""
-    return {key for key in store.list(RECORDS_PREFIX) if parse_record_key(key) is not None}
 
 
 def current_sources(store: Store, embedder_id: str, keys: DataKeys, *,

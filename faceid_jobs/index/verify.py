@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from faceid_jobs.crypto.envelope import DataKeys
 from faceid_jobs.errors import FaceIdError
-from faceid_jobs.index.coverage import missing_records, uncatalogued_sources
+from faceid_jobs.index.coverage import missing_records, record_files, uncatalogued_sources
 from faceid_jobs.index.manifest import Manifest, list_versions, load_version
 from faceid_jobs.index.merge import _stale_marks
 from faceid_jobs.index.sharded import _load_shard
@@ -28,7 +28,6 @@ from faceid_jobs.storage.base import Store
 from faceid_jobs.storage.catalog import load_entry
 from faceid_jobs.storage.layout import (
     LABELS_PREFIX,
-    RECORDS_PREFIX,
     VIDEOS_PREFIX,
     manifest_key,
     parse_label_key,
@@ -117,7 +116,7 @@ def verify_index(store: Store, keys: DataKeys, cipher) -> VerifyReport:
         if entry is not None:
             entries.append(entry)
             report.catalog_entries += 1
-    listed = set(store.list(RECORDS_PREFIX))
+    listed = record_files(store)
     embedders = {e.embedder_id for e in entries}
     for key in sorted(k for embedder in embedders for k in missing_records(entries, listed, embedder)):
         report.problems.append(f"{key}: missing, but its video's catalog entry lists the chunk")

@@ -136,8 +136,7 @@ def run_archive(
     unsettled: dict[int, tuple[Any, Any]] = {}
     with cancellation.watching(cancel), _Watcher(cancel, engine):
         try:
-            _run(wanted, settings, engine, collect, fail, obs, log, unsettled, build=build, verify=verify,
-                 cancel=cancel)
+            _run(wanted, settings, engine, collect, fail, obs, log, unsettled, build=build, verify=verify)
         except (RunCancelled, CancelledError):
             for job, future in unsettled.values():
                 result, _ = settle(future)
@@ -156,8 +155,8 @@ def run_archive(
 
 
 def _run(wanted: list[str], settings: Settings, engine: Engine, collect: SummaryCollector, fail: Any,
-         obs: ProcessObserver, log: Any, unsettled: dict[int, tuple[Any, Any]], *, build: bool, verify: bool,
-         cancel: threading.Event | None) -> None:
+         obs: ProcessObserver, log: Any, unsettled: dict[int, tuple[Any, Any]], *, build: bool,
+         verify: bool) -> None:
     """The steps of `run_archive`, in order; raises `RunCancelled` as soon as the run is asked to stop."""
 
     def halt(exc: BaseException | None = None) -> None:

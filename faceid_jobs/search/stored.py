@@ -44,11 +44,11 @@ def write_results(ws: Workspace, run_id: str, document: dict[str, Any]) -> dict[
     """Seal and store a run's results document and its hits table; returns their keys (`result_keys`)."""
     body = {"parquet": hits_parquet(document["results"]),
             "json": json.dumps({"format": FORMAT} | document, indent=1, default=str).encode()}
+    keys = result_keys(run_id)
     for kind, name in _FILES.items():
         ref, dek = ws.keys.create()
-        ws.store.put(query_result_key(run_id, name),
-                     seal(body[kind], dek, {"kind": _KIND, "run_id": run_id, "file": name, "key_ref": ref}))
-    return result_keys(run_id)
+        ws.store.put(keys[kind], seal(body[kind], dek, {"kind": _KIND, "run_id": run_id, "file": name, "key_ref": ref}))
+    return keys
 
 
 def read_result_file(ws: Workspace, run_id: str, name: str) -> bytes:

@@ -43,9 +43,8 @@ def _refused(result, needed: str, have: str) -> None:
     assert f"needs key {needed}" in said and f"this machine has key {have}" in said
 
 
-@pytest.mark.parametrize("which", ["missing", "different"])
-def test_commands_refuse_a_missing_or_different_key(stored, which, tmp_path, portraits):
-    _, store, env, clip = stored
+def _other_key(env: dict[str, str], which: str, tmp_path: Path) -> tuple[str, Path, dict[str, str], str]:
+    """The key the store needs, and an env whose key file is missing or holds another key (its id, or "none")."""
     needed = json.loads(Path(env["FACEID_JOBS_KEY_FILE"]).read_text())["key_id"]
     other = tmp_path / "key.json"
     env = env | {"FACEID_JOBS_KEY_FILE": str(other)}
@@ -54,6 +53,13 @@ def test_commands_refuse_a_missing_or_different_key(stored, which, tmp_path, por
         made = run(["keys", "init"], env)
         assert made.returncode == 0, made.stderr
         have = json.loads(other.read_text())["key_id"]
+    return needed, other, env, have
+
+
+@pytest.mark.parametrize("which", ["missing", "different"])
+def test_commands_refuse_a_missing_or_different_key(stored, which, tmp_path, portraits):
+    _, store, env, clip = stored
+    needed, other, env, have = _other_key(env, which, tmp_path)
     photo = next(iter(portraits.values()))
     for args in (["process", clip, "--store", store, *ARGS], ["search", photo, "--store", store],
                  ["doctor", "--store", store]):
@@ -67,13 +73,7 @@ def test_keys_rotate_refuses_a_missing_or_different_key(stored, which, tmp_path)
     """Rotating from a key the data is not under would point the marker at data keys it never wrapped:
     refused before the lease or a new key file, the marker and the key file left as they were."""
     _, store, env, _ = stored
-    needed = json.loads(Path(env["FACEID_JOBS_KEY_FILE"]).read_text())["key_id"]
-    other = tmp_path / "key.json"
-    env = env | {"FACEID_JOBS_KEY_FILE": str(other)}
-    have = "none"
-    if which == "different":
-        assert run(["keys", "init"], env).returncode == 0
-        have = json.loads(other.read_text())["key_id"]
+    needed, other, env, have = _other_key(env, which, tmp_path)
     before = other.read_bytes() if other.exists() else None
     marker = (store / "keys" / "kek.json").read_bytes()
     result = run(["keys", "rotate", "--store", store], env)
